@@ -1,0 +1,34 @@
+# The README's commands. `make demo` and `make test` each set everything up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+# torch first, pinned: 2.13.0 is the local CPU wheel; an unpinned torch pulled in by another
+# package would fetch a multi-GB CUDA build.
+TORCH := torch==2.13.0
+
+.PHONY: install demo test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH)
+	$(PIP) install -q -e '.[dev]' $(TORCH)
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/frugal demo
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/lint.sh
+
+bench: install
+	$(PY) bench/ledger_throughput.py --json
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache frugal-out

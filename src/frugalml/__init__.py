@@ -1,0 +1,50 @@
+"""frugal: make AI models cheaper to train and to serve, and prove it.
+
+The package follows the flow measure → ledger → cut → search → prove → scale:
+
+- ``frugalml.measure``: ``track`` a block or function, ``run_command`` another program, time
+  repeated calls; every figure with units, energy labelled read or estimated, priced in $.
+- ``frugalml.ledger``: ``Ledger`` keeps every run (SQLite by default, PostgreSQL by URL).
+- ``frugalml.data``: read evaluation/training data (CSV, TSV, JSONL, STS-B, ``label text``).
+
+Heavy dependencies (torch, transformers, onnxruntime) are imported only when used, so
+``import frugalml`` stays fast and never initialises CUDA.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported on first use)
+_LAZY = {
+    "track": "frugalml.measure.track",
+    "Run": "frugalml.measure.track",
+    "Ledger": "frugalml.ledger.store",
+    "Usage": "frugalml.records",
+    "RunRecord": "frugalml.records",
+    "Hardware": "frugalml.records",
+    "FrugalError": "frugalml.errors",
+    "load_data": "frugalml.data",
+    "time_calls": "frugalml.measure.timing",
+}
+
+__all__ = ["__version__", *sorted(_LAZY)]
+
+if TYPE_CHECKING:
+    from frugalml.data import load_data
+    from frugalml.errors import FrugalError
+    from frugalml.ledger.store import Ledger
+    from frugalml.measure.timing import time_calls
+    from frugalml.measure.track import Run, track
+    from frugalml.records import Hardware, RunRecord, Usage
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'frugalml' has no attribute {name!r}")

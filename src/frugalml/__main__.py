@@ -1,0 +1,3 @@
+from frugalml.cli import main
+
+main()

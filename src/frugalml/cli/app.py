@@ -1,0 +1,60 @@
+"""The Typer application and what every command shares: consoles, options, output helpers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from frugalml import __version__
+
+app = typer.Typer(
+    name="frugal",
+    help="Make AI models cheaper to train and to serve, and prove it.\n\n"
+    "Measure what a run costs (seconds, memory, joules, $, CO2), keep every run in a ledger, "
+    "find the cheapest model that keeps its quality, and gate promotions on cost.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# Off a terminal (pipes, CI logs) Rich would squeeze tables into 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+LedgerOpt = Annotated[str | None, typer.Option(
+    "--ledger", envvar="FRUGAL_LEDGER", show_envvar=True,
+    help="Ledger URL: sqlite:///FILE (or a bare path) or postgresql+psycopg://USER@HOST/DB. "
+    "Default: sqlite file in the frugal data folder ($FRUGAL_HOME or ~/.local/share/frugal).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of tables.")]
+InstanceOpt = Annotated[str | None, typer.Option(
+    "--instance", help="Price the run as this instance type (see `frugal prices`); add :spot for "
+    "the spot price. Default: config file's, else 'auto' (this machine at cloud per-vCPU/GPU "
+    "rates).")]
+RegionOpt = Annotated[str | None, typer.Option(
+    "--region", help="Electricity price and grid-carbon region (see `frugal prices`). Default: "
+    "the instance's region, else 'world'.")]
+
+
+def print_json(data: Any) -> None:
+    """JSON on stdout, nothing else (Rich would wrap long lines)."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"frugal {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """frugal: measure → ledger → cut → search → prove."""

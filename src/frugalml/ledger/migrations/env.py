@@ -1,0 +1,10 @@
+"""Alembic environment: frugal always hands in an open connection (see ledger.store)."""
+
+from alembic import context
+
+from frugalml.ledger.tables import metadata
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,46 @@
+"""The ledger's tables (SQLAlchemy Core). Change them only together with a new migration."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("heartbeat_at", DateTime(timezone=True)),
+    Column("heartbeat_s", Float, nullable=False),
+    Column("parent_id", String(32), ForeignKey("runs.id", ondelete="SET NULL")),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("pid_started_at", Float),  # process create time: tells a live pid from a reused one
+    Column("params", JSON, nullable=False),
+    Column("usage", JSON),
+    Column("quality", JSON, nullable=False),
+    Column("artifacts", JSON, nullable=False),
+    Column("error", Text),
+    Column("hardware", JSON),
+    Column("environment", JSON, nullable=False),
+    Index("ix_runs_started_at", "started_at"),
+    Index("ix_runs_parent_id", "parent_id"),
+    Index("ix_runs_status", "status"),
+)

@@ -1,0 +1,240 @@
+"""``track``: measure a block of Python (or a function) and keep it in the ledger.
+
+    with frugalml.track("train", instance="aws/g5.xlarge") as run:
+        run.log_params(lr=3e-4)
+        ...
+        run.log_quality(accuracy=91.2)
+    print(run.usage.cost_usd)
+
+On entry a ``running`` run is inserted and a heartbeat thread starts; on exit the run's
+``Usage`` (wall and CPU seconds, peak memory, energy with its source, cost, CO2) is written
+with status ``finished`` or ``failed`` (the exception is re-raised, never swallowed).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, TypeVar
+
+from frugalml.ledger import Ledger
+from frugalml.ledger.store import DEFAULT_HEARTBEAT_S
+from frugalml.measure import memory
+from frugalml.measure.energy import EnergySession, overall_source
+from frugalml.measure.hardware import environment, hardware
+from frugalml.measure.prices import Price, cpu_watts, gpu_watts, resolve
+from frugalml.records import Hardware, Usage
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+@dataclass
+class UsageMeter:
+    """Measures one span of work and turns it into a ``Usage``.
+
+    ``start()`` then ``stop()``; CPU time counts this process and the children it waited for.
+    Callers measuring another process tree pass what they observed to ``stop`` instead.
+    """
+
+    price: Price
+    hw: Hardware
+    _t0: float = 0.0
+    _cpu0: float = 0.0
+    _energy: EnergySession | None = None
+    _rss_reset: bool = False
+    elapsed_override_s: float | None = field(default=None)
+
+    def start(self) -> None:
+        self._energy = EnergySession(cpu_w_per_busy_core=cpu_watts(self.hw.cpu_model),
+                                     gpu_w=gpu_watts(self.hw.gpu_name))
+        self._energy.start()
+        self._rss_reset = memory.reset_peak_rss()
+        memory.reset_peak_device()
+        self._cpu0 = _cpu_seconds()
+        self._t0 = time.perf_counter()
+
+    def sample(self) -> None:
+        if self._energy:
+            self._energy.sample()
+
+    def stop(self, *, peak_host_bytes: int | None = None, device_count: int | None = None,
+             peak_device_bytes: int | None = None) -> Usage:
+        from frugalml.measure.timing import device_sync
+
+        device_sync()
+        wall_s = time.perf_counter() - self._t0
+        cpu_s = max(0.0, _cpu_seconds() - self._cpu0)
+        if peak_host_bytes is None:
+            peak_host_bytes = memory.peak_rss_bytes()
+        devices = memory.devices_in_use() if device_count is None else device_count
+        device_s = wall_s * devices
+        if peak_device_bytes is None:
+            peak_device_bytes = memory.peak_device_bytes()
+        assert self._energy is not None, "stop() before start()"
+        parts = self._energy.stop(cpu_s=cpu_s, device_s=device_s)
+        energy_j = sum(p.energy_j for p in parts)
+        instance_cost, energy_cost, cost, co2 = self.price.cost(wall_s, energy_j)
+        return Usage(
+            wall_s=wall_s, cpu_s=cpu_s, device_s=device_s, peak_host_bytes=int(peak_host_bytes),
+            peak_device_bytes=int(peak_device_bytes), energy_j=energy_j,
+            energy_source=overall_source(parts),  # type: ignore[arg-type]
+            instance_cost_usd=instance_cost, energy_cost_usd=energy_cost, cost_usd=cost,
+            co2_g=co2, instance=self.price.instance, region=self.price.region,
+            usd_per_hour=self.price.usd_per_hour, usd_per_kwh=self.price.usd_per_kwh,
+            g_co2_per_kwh=self.price.g_co2_per_kwh, energy_parts=parts,
+        )
+
+
+class Heartbeat:
+    """A daemon thread that beats a run every ``interval_s`` (and samples energy counters)."""
+
+    def __init__(self, ledger: Ledger, run_id: str, interval_s: float,
+                 on_beat: Callable[[], None] | None = None) -> None:
+        self._ledger, self._run_id, self._interval = ledger, run_id, interval_s
+        self._on_beat = on_beat
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"frugal-heartbeat-{run_id[:8]}",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._ledger.heartbeat(self._run_id)
+                if self._on_beat:
+                    self._on_beat()
+            except Exception:  # a missed beat is not worth killing the user's job for
+                continue
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class Run:
+    """The handle a tracked block receives. ``usage`` is set when the block ends."""
+
+    def __init__(self, ledger: Ledger, run_id: str, name: str) -> None:
+        self.ledger, self.id, self.name = ledger, run_id, name
+        self.usage: Usage | None = None
+        self.quality: dict[str, float] = {}
+        self.params: dict[str, Any] = {}
+
+    def log_quality(self, **metrics: float) -> None:
+        """Record quality metrics (e.g. ``accuracy=91.2``); merged with earlier ones."""
+        self.quality.update({k: float(v) for k, v in metrics.items()})
+        self.ledger.log_quality(self.id, **metrics)
+
+    def log_params(self, **params: Any) -> None:
+        """Record parameters (JSON-serialisable values); merged with earlier ones."""
+        self.params.update(params)
+        self.ledger.log_params(self.id, **params)
+
+    def log_artifacts(self, **paths: str) -> None:
+        """Record files the run produced, by name: ``run.log_artifacts(model="out/best")``."""
+        self.ledger.log_artifacts(self.id, **{k: str(v) for k, v in paths.items()})
+
+    def __repr__(self) -> str:
+        return f"Run(id={self.id[:12]!r}, name={self.name!r})"
+
+
+class track:  # noqa: N801 - used like a function: `with track(...)` / `@track(...)`
+    """Measure a block or a function as one run in the ledger.
+
+    Args:
+        name: the run's name (a decorated function's qualified name by default).
+        ledger: a ``Ledger``, a URL, or None for the default ledger.
+        instance: price the run as this instance type (``frugal prices`` lists them; a
+            ``:spot`` suffix uses the spot price); default: the config's or ``auto``.
+        region: electricity price and grid carbon region; default: the instance's region.
+        kind: what sort of run (``job``, ``train``, ``eval``, ``candidate``...).
+        params: parameters to record up front.
+        parent: the parent run (``Run`` or id), e.g. an optimize run over its candidates.
+        heartbeat_s: seconds between heartbeats; a run silent for 4 beats is ``crashed``.
+    """
+
+    def __init__(self, name: str | Callable[..., Any] | None = None, *,
+                 ledger: Ledger | str | None = None, instance: str | None = None,
+                 region: str | None = None, kind: str = "job",
+                 params: dict[str, Any] | None = None, parent: Run | str | None = None,
+                 heartbeat_s: float = DEFAULT_HEARTBEAT_S) -> None:
+        self._fn: Callable[..., Any] | None = None
+        if callable(name):  # bare @track
+            self._fn, name = name, getattr(name, "__qualname__", "job")
+        self.name = name or "job"
+        self._ledger_arg = ledger
+        self.price = resolve(instance, region)  # unknown names fail before any work starts
+        self.kind, self.params, self.heartbeat_s = kind, dict(params or {}), heartbeat_s
+        self.parent_id = parent.id if isinstance(parent, Run) else parent
+        self._state: list[tuple[Run, UsageMeter, Heartbeat, bool]] = []
+        if self._fn is not None:
+            functools.update_wrapper(self, self._fn)
+
+    def _open_ledger(self) -> tuple[Ledger, bool]:
+        if isinstance(self._ledger_arg, Ledger):
+            return self._ledger_arg, False
+        return Ledger(self._ledger_arg), True
+
+    def __enter__(self) -> Run:
+        ledger, owned = self._open_ledger()
+        hw = hardware()
+        run_id = ledger.start_run(self.name, kind=self.kind, params=self.params,
+                                  parent_id=self.parent_id, hardware=hw,
+                                  environment=environment(), heartbeat_s=self.heartbeat_s)
+        run = Run(ledger, run_id, self.name)
+        run.params.update(self.params)
+        meter = UsageMeter(self.price, hw)
+        beat = Heartbeat(ledger, run_id, self.heartbeat_s, on_beat=meter.sample)
+        meter.start()
+        beat.start()
+        self._state.append((run, meter, beat, owned))
+        return run
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        run, meter, beat, owned = self._state.pop()
+        usage = meter.stop()
+        beat.stop()
+        run.usage = usage
+        failed = exc_type is not None and not (
+            issubclass(exc_type, SystemExit) and exc is not None and exc.code in (0, None))
+        error = None
+        if failed:
+            assert exc_type is not None
+            if issubclass(exc_type, KeyboardInterrupt):
+                error = "interrupted (KeyboardInterrupt)"
+            else:
+                error = "".join(traceback.format_exception(exc_type, exc, tb)[-12:]).strip()
+        run.ledger.finish_run(run.id, status="failed" if failed else "finished", usage=usage,
+                              error=error)
+        if owned:
+            run.ledger.close()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._fn is not None:  # bare @track: this *is* the wrapped function
+            with self:
+                return self._fn(*args, **kwargs)
+        fn = args[0]
+        if len(args) != 1 or kwargs or not callable(fn):
+            raise TypeError("track(...) decorates one function: @track('name')")
+        tracker = self
+
+        @functools.wraps(fn)
+        def wrapper(*a: Any, **kw: Any) -> Any:
+            with tracker:
+                return fn(*a, **kw)
+
+        return wrapper
