@@ -93,6 +93,7 @@ class Side:
     region: str | None = None
     training: TrainingCost | None = None
     items_path: str | None = None
+    group: str | None = None  # the compare/gate run that measured both sides, alternating
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
