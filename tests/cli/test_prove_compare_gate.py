@@ -113,8 +113,13 @@ def test_impossible_gate_fails_with_exit_1_and_records_both(world: dict[str, Any
     assert st["metric"] == "spearman" and st["baseline"]["n_items"] == ROWS // 2
     ci = st["quality_ci"]
     assert ci["low"] <= st["quality_delta"] <= ci["high"] and ci["resamples"] == 1000
-    # the variant does half the layers: cheaper per request, and the ratios say so
-    assert st["ratios"]["cost"] < 1 and st["ratios"]["throughput"] > 1
+    # ratios are candidate / baseline of the recorded figures; at an hourly price, cost per
+    # request is the inverse of throughput (which way they go on a busy 2-core machine with
+    # 60 texts per pass is not asserted: that is what a benchmark is for)
+    b_, c_ = st["baseline"], st["candidate"]
+    assert st["ratios"]["cost"] == pytest.approx(c_["cost_usd_per_1m"] / b_["cost_usd_per_1m"])
+    assert st["ratios"]["cost"] == pytest.approx(1 / st["ratios"]["throughput"], rel=1e-6)
+    assert st["ratios"]["size"] < 0.9  # three of six layers: the size on disk is certain
     assert st["baseline"]["energy_source"] in ("estimate", "rapl", "nvml")
     with Ledger(world["ledger"]) as book:
         runs = book.runs(kind="eval")
@@ -153,38 +158,23 @@ def test_compare_from_the_ledger_alone_gives_the_same_statement(world: dict[str,
 def test_gate_passes_with_exit_0(world: dict[str, Any]) -> None:
     st = json.loads(world["gate"].stdout)["statement"]
     a, b = st["baseline"]["run_id"], st["candidate"]["run_id"]
-    drop = st["quality_drop"]
+    drop, cost = st["quality_drop"], st["ratios"]["cost"]
     done = frugal(
-        "gate",
-        a,
-        b,
-        "--max-cost-ratio",
-        "1.0",
-        "--max-quality-drop",
-        f"{max(drop, 0) + 1:.2f}",
-        "--ledger",
-        world["ledger"],
-        home=world["home"],
-    )
+        "gate", a, b, "--max-cost-ratio", f"{cost * 1.01:.6f}", "--max-quality-drop",
+        f"{max(drop, 0) + 1:.2f}", "--ledger", world["ledger"], home=world["home"],
+    )  # fmt: skip
     no_traceback(done)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "PASS" in done.stdout
-    # the same candidate against itself as the baseline: no quality drop, same energy
-    strict = frugal(
-        "gate",
-        b,
-        a,
-        "--max-cost-ratio",
-        "0.9",
-        "--max-quality-drop",
-        "100",
-        "--cost-metric",
-        "energy",
-        "--ledger",
-        world["ledger"],
-        home=world["home"],
-    )
-    assert strict.returncode == 1 and "energy ratio" in strict.stdout  # the baseline costs more
+    # sides swapped, energy as the cost: the ratio is the inverse; a limit just under fails
+    limit = 0.99 / st["ratios"]["energy"]
+    swapped = frugal(
+        "gate", b, a, "--max-cost-ratio", f"{limit:.6f}", "--max-quality-drop", "100",
+        "--cost-metric", "energy", "--ledger", world["ledger"], home=world["home"],
+    )  # fmt: skip
+    no_traceback(swapped)
+    assert swapped.returncode == 1, swapped.stdout + swapped.stderr
+    assert "FAIL  energy ratio" in swapped.stdout and "quality drop" in swapped.stdout
 
 
 def _record(book: Ledger, **ev: Any) -> str:

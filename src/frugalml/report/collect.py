@@ -99,11 +99,10 @@ def _is_baseline(entry: dict[str, Any]) -> bool:
 def _price(usage_source: RunRecord | None, ev: dict[str, Any]) -> dict[str, Any]:
     from frugalml.measure.prices import resolve
 
+    instance: str | None = ev.get("instance")
+    region: str | None = ev.get("region")
     if usage_source is not None and usage_source.usage is not None:
-        u = usage_source.usage
-        instance, region = u.instance, u.region
-    else:
-        instance, region = ev.get("instance"), ev.get("region")
+        instance, region = usage_source.usage.instance, usage_source.usage.region
     try:
         p = resolve(instance, region)
     except BadInput:
@@ -177,7 +176,9 @@ def from_folder(book: Ledger, path: Path) -> ReportData:
             else src.side_from_entry(entry, source=name)
         )
         pairs.append((point, side))
-    first = next((e.get("eval", e) for e in entries if e.get("eval", e).get("metric")), {})
+    first: dict[str, Any] = next(
+        (e.get("eval", e) for e in entries if e.get("eval", e).get("metric")), {}
+    )
     return ReportData(
         title=f"frugal optimize: {path.name}",
         task=str(first.get("task", "?")),

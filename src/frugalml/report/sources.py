@@ -71,7 +71,8 @@ def save_items(items: dict[str, np.ndarray], run_id: str) -> Path:
     folder = data_dir() / "evals"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{run_id}.npz"
-    np.savez_compressed(path, **{k: np.asarray(v) for k, v in items.items()})
+    arrays: dict[str, Any] = {k: np.asarray(v) for k, v in items.items()}
+    np.savez_compressed(path, allow_pickle=False, **arrays)
     return path
 
 
