@@ -166,6 +166,12 @@ def head_labels(config: Any) -> tuple[str, ...] | None:
     return tuple(str(id2label[i]) for i in sorted(id2label, key=int))
 
 
+def dims_of(config: Any) -> dict[str, int]:
+    """Head count and hidden size (ONNX graph fusion needs them)."""
+    return {"num_heads": int(getattr(config, "num_attention_heads", 0) or 0),
+            "hidden_size": int(getattr(config, "hidden_size", 0) or 0)}
+
+
 def build_module(config: Any, with_head: bool) -> Any:
     from transformers import AutoModel, AutoModelForSequenceClassification
 
@@ -192,7 +198,8 @@ def load_hf(path: Path, *, base: str, device: str = "cpu") -> Model:
     return Model(engine="torch", output="logits" if labels else "embedding",
                  tokenizer=tokenizer, base=base, pooling=pooling,
                  runtime=Runtime(max_length=limit), module=module, source=module,
-                 device=device, label_names=labels, arch=str(config.model_type))
+                 device=device, label_names=labels, arch=str(config.model_type),
+                 extra={"dims": dims_of(config)})
 
 
 def load_onnx_file(path: Path, *, base: str, device: str = "cpu") -> Model:
@@ -201,8 +208,11 @@ def load_onnx_file(path: Path, *, base: str, device: str = "cpu") -> Model:
     tokenizer = load_tokenizer(folder)
     pooling, max_len = st_pooling(folder)
     labels = None
+    dims: dict[str, int] = {}
     if (folder / "config.json").exists():
-        labels = head_labels(read_config(folder))
+        config = read_config(folder)
+        labels = head_labels(config)
+        dims = dims_of(config)
     import onnx
 
     try:
@@ -214,4 +224,4 @@ def load_onnx_file(path: Path, *, base: str, device: str = "cpu") -> Model:
     limit = min(int(max_len or getattr(tokenizer, "model_max_length", 512) or 512), 512)
     return Model(engine="onnx", output=output, tokenizer=tokenizer, base=base, pooling=pooling,
                  runtime=Runtime(max_length=limit), onnx_path=path, device=device,
-                 label_names=labels)
+                 label_names=labels, extra={"dims": dims})

@@ -44,6 +44,7 @@ def manifest_of(model: Model, **extra: Any) -> dict[str, Any]:
         "dtype": model.dtype,
         "device": model.device,
         "label_names": list(model.label_names) if model.label_names else None,
+        "dims": model.extra.get("dims", {}),
         **extra,
     }
 
@@ -96,7 +97,7 @@ def load_saved(path: Path, *, device: str = "cpu") -> Model:
         structure=dict(man.get("structure") or {}), device=device,
         dtype=man.get("dtype", "float32"), arch=man.get("arch", ""),
         label_names=tuple(man["label_names"]) if man.get("label_names") else None,
-        extra={"manifest": man},
+        extra={"manifest": man, "dims": man.get("dims") or {}},
     )
     if man["engine"] == "onnx":
         if not (path / "model.onnx").exists():
@@ -120,7 +121,8 @@ def load_saved(path: Path, *, device: str = "cpu") -> Model:
         from frugalml.passes import registry
 
         model = registry.run(model, registry.config_from(step["name"], step["config"]))
-    return model.evolve(passes=common["passes"])
+    replay = tuple(AppliedPass(p["name"], p["config"]) for p in man.get("replay", []))
+    return model.evolve(passes=common["passes"], replay=replay)
 
 
 def _match_shapes(module: Any, weights: Path) -> None:
