@@ -112,7 +112,7 @@ class EvalResult:
 
     def quality_on(self, indices: Sequence[int] | np.ndarray | None = None) -> float:
         """The metric in points on a subset/resample of the scored rows (``items``)."""
-        return get_task(self.task).quality_on(self.items, indices)
+        return get_task(self.task, metric=self.metric).quality_on(self.items, indices)
 
     def save(self, path: str | Path) -> None:
         """``path.json`` (figures) and ``path.npz`` (per-row items)."""
@@ -174,6 +174,7 @@ def evaluate(
     task: str | Task,
     data: str | Path | Dataset,
     *,
+    metric: str | None = None,
     device: str = "cpu",
     threads: int | None = None,
     batch_size: int | None = None,
@@ -205,7 +206,7 @@ def evaluate(
     if repeats < 1:
         raise BadInput("repeats must be at least 1")
     price = resolve(instance, region)  # unknown names fail before any work
-    the_task = get_task(task, seed=seed)
+    the_task = get_task(task, metric=metric, seed=seed)
     dataset = resolve_data(data)
     the_task.check(dataset)
     loaded = load(model, device=device) if not isinstance(model, Model) else model

@@ -24,19 +24,20 @@ from frugalml.tasks.similarity import Similarity
 TASKS: dict[str, type[Task]] = {t.name: t for t in (Similarity, Classification, Fidelity)}
 
 
-def get_task(task: str | Task, *, seed: int = 0) -> Task:
+def get_task(task: str | Task, *, metric: str | None = None, seed: int = 0) -> Task:
+    """A task by name (``metric``: one of its ``metrics``; default the first)."""
     if isinstance(task, Task):
         return task
     if task not in TASKS:
         raise BadInput(f"unknown task '{task}'", hint=f"use one of {', '.join(TASKS)}")
-    cls = TASKS[task]
-    return Classification(seed=seed) if cls is Classification else cls()
+    return TASKS[task](metric=metric, seed=seed)
 
 
 def quality_on(task: str | Task, items: Items,
-               indices: Sequence[int] | np.ndarray | None = None) -> float:
+               indices: Sequence[int] | np.ndarray | None = None, *,
+               metric: str | None = None) -> float:
     """The task's metric, in points, on the rows of ``items`` at ``indices``."""
-    return get_task(task).quality_on(items, indices)
+    return get_task(task, metric=metric).quality_on(items, indices)
 
 
 __all__ = ["TASKS", "Context", "Items", "Task", "get_task", "quality_on"]

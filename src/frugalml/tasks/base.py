@@ -45,8 +45,15 @@ class Task(ABC):
     """A way to measure quality. Subclasses set ``name``, ``metric`` and implement 3 methods."""
 
     name: ClassVar[str]
-    metric: ClassVar[str]
+    metrics: ClassVar[tuple[str, ...]]  # the first is the default
     higher_is_better: ClassVar[bool] = True
+
+    def __init__(self, metric: str | None = None, seed: int = 0) -> None:
+        if metric is not None and metric not in self.metrics:
+            raise BadInput(f"unknown metric '{metric}' for the {self.name} task",
+                           hint=f"use one of {', '.join(self.metrics)}")
+        self.metric = metric or self.metrics[0]
+        self.seed = seed
 
     @abstractmethod
     def check(self, data: Dataset) -> None:
@@ -60,9 +67,9 @@ class Task(ABC):
     def items(self, outputs: np.ndarray, data: Dataset, ctx: Context) -> Items:
         """Per-row arrays from the model's outputs for ``texts(data)``, in that order."""
 
-    @staticmethod
     @abstractmethod
-    def quality_on(items: Items, indices: Sequence[int] | np.ndarray | None = None) -> float:
+    def quality_on(self, items: Items, indices: Sequence[int] | np.ndarray | None = None
+                   ) -> float:
         """The metric in points on the rows at ``indices`` (all rows when None)."""
 
     def prepare(self, model: Model, tune: Dataset, score: Dataset,

@@ -4,7 +4,8 @@ A model with its own classification head is scored by the argmax of its logits (
 names must match the data's labels, or the labels must be class indices). A bare encoder is
 scored by a logistic-regression probe fitted on its embeddings of the ``tune`` split (seeded,
 scikit-learn) and applied to the ``score`` split — accuracy then says how well the embeddings
-separate the classes. Items per text: ``correct`` (0/1).
+separate the classes. ``--metric macro_f1``: macro-averaged F1 instead of accuracy. Items per
+text: ``correct`` (0/1), ``pred`` and ``gold`` (class codes, sorted label order).
 """
 
 from __future__ import annotations
@@ -24,10 +25,7 @@ if TYPE_CHECKING:
 
 class Classification(Task):
     name = "classification"
-    metric = "accuracy"
-
-    def __init__(self, seed: int = 0) -> None:
-        self.seed = seed
+    metrics = ("accuracy", "macro_f1")
 
     def check(self, data: Dataset) -> None:
         if data.labels is None:
@@ -69,15 +67,26 @@ class Classification(Task):
 
     def items(self, outputs: np.ndarray, data: Dataset, ctx: Context) -> Items:
         assert data.labels is not None
+        names = sorted(set(data.labels))
+        code = {n: i for i, n in enumerate(names)}
+        gold = np.asarray([code[g] for g in data.labels])
         if ctx.probe is not None:
-            pred = ctx.probe.predict(outputs)
-            correct = np.asarray([p == g for p, g in zip(pred, data.labels, strict=True)])
+            pred_names = ctx.probe.predict(outputs)
         else:
-            gold = np.asarray([ctx.label_index[g] for g in data.labels])
-            correct = outputs.argmax(axis=1) == gold
-        return {"correct": correct.astype(np.float64)}
+            by_index = {v: k for k, v in ctx.label_index.items()}
+            pred_names = [by_index.get(int(i), "") for i in outputs.argmax(axis=1)]
+        pred = np.asarray([code.get(str(p), -1) for p in pred_names])
+        return {"correct": (pred == gold).astype(np.float64), "pred": pred.astype(np.float64),
+                "gold": gold.astype(np.float64)}
 
-    @staticmethod
-    def quality_on(items: Items, indices: Sequence[int] | np.ndarray | None = None) -> float:
-        sub = pick(items, indices)["correct"]
-        return float(100.0 * sub.mean()) if len(sub) else float("nan")
+    def quality_on(self, items: Items, indices: Sequence[int] | np.ndarray | None = None
+                   ) -> float:
+        sub = pick(items, indices)
+        if not len(sub["correct"]):
+            return float("nan")
+        if self.metric == "macro_f1":
+            from sklearn.metrics import f1_score
+
+            return float(100.0 * f1_score(sub["gold"], sub["pred"], average="macro",
+                                          zero_division=0))
+        return float(100.0 * sub["correct"].mean())

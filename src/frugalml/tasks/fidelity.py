@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 class Fidelity(Task):
     name = "fidelity"
-    metric = "agreement"
+    metrics = ("agreement",)
 
     def check(self, data: Dataset) -> None:
         return None  # any text will do; load_data already refused files without a text column
@@ -51,7 +51,7 @@ class Fidelity(Task):
             agree = (a * b).sum(axis=1).astype(np.float64)
         return {"agreement": agree}
 
-    @staticmethod
-    def quality_on(items: Items, indices: Sequence[int] | np.ndarray | None = None) -> float:
+    def quality_on(self, items: Items, indices: Sequence[int] | np.ndarray | None = None
+                   ) -> float:
         sub = pick(items, indices)["agreement"]
         return float(100.0 * sub.mean()) if len(sub) else float("nan")

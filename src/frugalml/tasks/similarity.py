@@ -1,7 +1,8 @@
 """``similarity``: sentence pairs with a gold score → Spearman correlation of cosine similarity.
 
-Quality = 100 x Spearman rank correlation between the cosine similarity of the two sentences'
-embeddings and the gold score (STS-B style). Items per pair: ``pred`` (cosine), ``gold``.
+Quality = 100 x Spearman rank correlation (``--metric pearson``: Pearson) between the cosine
+similarity of the two sentences' embeddings and the gold score (STS-B style). Items per pair:
+``pred`` (cosine), ``gold``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from frugalml.tasks.base import Context, Items, Task, pick
 
 class Similarity(Task):
     name = "similarity"
-    metric = "spearman"
+    metrics = ("spearman", "pearson")
 
     def check(self, data: Dataset) -> None:
         if data.texts2 is None or data.scores is None:
@@ -40,11 +41,12 @@ class Similarity(Task):
         return {"pred": (a * b).sum(axis=1).astype(np.float64),
                 "gold": np.asarray(data.scores, dtype=np.float64)}
 
-    @staticmethod
-    def quality_on(items: Items, indices: Sequence[int] | np.ndarray | None = None) -> float:
-        from scipy.stats import spearmanr
+    def quality_on(self, items: Items, indices: Sequence[int] | np.ndarray | None = None
+                   ) -> float:
+        from scipy.stats import pearsonr, spearmanr
 
         sub = pick(items, indices)
-        if len(sub["pred"]) < 2 or np.ptp(sub["gold"]) == 0:
+        if len(sub["pred"]) < 2 or np.ptp(sub["gold"]) == 0 or np.ptp(sub["pred"]) == 0:
             return float("nan")
-        return float(100.0 * spearmanr(sub["pred"], sub["gold"]).statistic)
+        corr = spearmanr if self.metric == "spearman" else pearsonr
+        return float(100.0 * corr(sub["pred"], sub["gold"]).statistic)
