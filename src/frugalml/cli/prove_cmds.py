@@ -89,6 +89,7 @@ def _statement(
     """Resolve both sides (evaluating models now, alternating), then build the statement."""
     from frugalml.errors import BadInput
     from frugalml.ledger import Ledger
+    from frugalml.report import fresh
     from frugalml.report import sources as src
     from frugalml.report.statement import build_statement
 
@@ -133,7 +134,7 @@ def _statement(
                     if bar is not None and job is not None:
                         bar.update(job, completed=done, description=f"evaluating {name}")
 
-                results = src.evaluate_alternating(
+                results = fresh.evaluate_alternating(
                     what,
                     task,
                     data,
@@ -145,29 +146,24 @@ def _statement(
                     region=region,
                     on_step=step,
                 )
-            group = src.new_group()
+            group = fresh.new_group()
             for i, result in zip(now, results, strict=True):
-                run_id = src.record_eval(
+                run_id = fresh.record_eval(
                     book, result, spec=specs[i].text, data=data, group=group, rounds=rounds
                 )
-                sides[i] = src.side_from_eval(
-                    book, result, spec=specs[i].text, run_id=run_id, data=data
-                )
+                sides[i] = fresh.side_of_run(book, run_id, specs[i].text)
     base, cand = sides
     if len(now) == 1:
         notes.append(
             "One side was measured now and the other read from the ledger: the cost "
             "ratios include any difference between the two moments (and machines)."
         )
-    ci = None
-    if base.items_path and cand.items_path and base.task == cand.task:
-        a, b = src.load_items(base.items_path), src.load_items(cand.items_path)
-        if a is not None and b is not None:
-            ci = src.paired_ci(base.task, a, b, resamples=resamples)
-            if ci is None:
-                notes.append(
-                    "The two sides were scored on different rows, so no paired confidence interval."
-                )
+    ci = src.ci_between(base, cand, resamples=resamples)
+    if ci is None and base.items_path and cand.items_path:
+        notes.append(
+            "The two sides were not scored on the same rows (or their per-row outputs are "
+            "gone), so no paired confidence interval."
+        )
     return build_statement(
         base, cand, ci, paired=len(now) == 2 or src.same_group(base, cand), notes=tuple(notes)
     )

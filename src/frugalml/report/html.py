@@ -10,6 +10,7 @@ only script is a few inline lines for sorting: nothing is loaded from anywhere.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -145,9 +146,17 @@ def cost_parts(p: Point, price: dict[str, Any]) -> tuple[float | None, float | N
     return instance, energy
 
 
+def _pass_names(passes: str) -> str:
+    """``onnx_export + quantize_dynamic`` from ``onnx_export(opset=17) + quantize_dynamic(...)``
+    (the full configs stay in the cell's tooltip)."""
+    return re.sub(r"\([^()]*\)", "", passes)
+
+
 def _row(p: Point, front: bool | None) -> str:
     f = p.figures
     mark = "★ chosen" if p.chosen else "◆ baseline" if p.baseline else ""
+    if mark and mark.split()[-1] in p.name:
+        mark = mark.split()[0]
 
     def cell(value: Any, text: str, cls: str = "num") -> str:
         sort = "" if value is None else f' data-sort="{escape(str(value))}"'
@@ -162,7 +171,8 @@ def _row(p: Point, front: bool | None) -> str:
         [
             f'<tr class="{cls}">',
             cell(p.name, p.name + (f"  {mark}" if mark else ""), "name"),
-            cell(p.passes, p.passes or "—", "passes"),
+            f'<td class="passes" data-sort="{escape(p.passes)}" title="{escape(p.passes)}">'
+            f"{escape(_pass_names(p.passes)) or '—'}</td>",
             cell(p.status, status, "status " + ("ok" if p.status == "finished" else "bad")),
             cell(p.quality, units.points(p.quality)),
             cell(p.cost_usd_per_1m, units.usd(p.cost_usd_per_1m)),
@@ -292,7 +302,7 @@ table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{padding:6px 8px;border-bottom:1px solid #edf0f3;text-align:left;white-space:nowrap}
 th{background:#f0f3f7;position:sticky;top:0;cursor:pointer;user-select:none}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
-td.passes,td.status{white-space:normal;min-width:140px}
+td.passes,td.status,td.name{white-space:normal;min-width:140px}
 tr.chosen td{background:#fff6e0}tr.baseline td{background:#fdecee}
 td.status.bad{color:#b42318}
 svg text{font:12px system-ui,"DejaVu Sans",sans-serif;fill:#3e4c59}

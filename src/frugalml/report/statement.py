@@ -54,6 +54,7 @@ class TrainingCost:
     cost_usd: float
     energy_j: float
     energy_source: str
+    what: str = "training it"  # "building and evaluating it" for a search's candidate run
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -189,8 +190,8 @@ class Statement:
         text = (
             f"On {b.task} ({b.metric}"
             + (f", {b.n_items:,} rows" if b.n_items else "")
-            + f"), the candidate {c.name} scores {units.points(c.quality)} against "
-            f"{units.points(b.quality)} for the baseline {b.name}: "
+            + f"), {_the('candidate', c.name)} scores {units.points(c.quality)} against "
+            f"{units.points(b.quality)} for {_the('baseline', b.name)}: "
             f"{units.points(self.quality_delta, signed=True)} points"
         )
         if self.ci is not None:
@@ -265,8 +266,8 @@ class Statement:
             else f"{units.sig(t.wall_hours)} machine-hours"
         )
         return (
-            f" Producing the candidate ({t.kind} run {t.run_id[:12]}) took {hours} and "
-            f"cost {units.usd(t.cost_usd)}."
+            f" Producing the candidate ({t.what}, {t.kind} run {t.run_id[:12]}) took {hours} "
+            f"and cost {units.usd(t.cost_usd)}."
         )
 
     def paragraph(self) -> str:
@@ -334,6 +335,11 @@ class Statement:
         if b.training or c.training:
             rows.append(("training cost", _training(b.training), _training(c.training), ""))
         return rows
+
+
+def _the(role: str, name: str) -> str:
+    """``the baseline minilm``; just ``baseline (original)`` when the name says the role."""
+    return name if role in name.lower() else f"the {role} {name}"
 
 
 def _energy(side: Side) -> str:

@@ -236,6 +236,10 @@ def _legend(x: float, y: float, baseline: bool, chosen: bool, front: bool) -> st
     return "\n".join(out)
 
 
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
 def bars(
     groups: Sequence[tuple[str, Sequence[float | None]]],
     series: Sequence[str],
@@ -245,7 +249,7 @@ def bars(
 ) -> str:
     """Horizontal grouped bars: one group per label, one bar per series (None: no bar)."""
     colors = (BLUE, GREEN, ORANGE, RED)
-    bar_h, gap, ml, mr, mt = 12, 10, 190, 90, 26
+    bar_h, gap, ml, mr, mt = 12, 10, 330, 90, 26
     group_h = bar_h * len(series) + gap
     height = mt + group_h * len(groups) + 10
     values = [v for _, vs in groups for v in vs if v is not None and v > 0]
@@ -266,7 +270,7 @@ def bars(
         y0 = mt + g * group_h
         out.append(
             f'<text class="bar-label" x="{ml - 8}" y="{y0 + bar_h * len(series) / 2 + 4:.0f}" '
-            f'text-anchor="end">{escape(label[:28])}</text>'
+            f'text-anchor="end">{escape(_clip(label, 48))}<title>{escape(label)}</title></text>'
         )
         for i, v in enumerate(vs):
             y = y0 + i * bar_h

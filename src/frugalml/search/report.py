@@ -107,7 +107,14 @@ def write_markdown(result: OptimizeResult) -> Path:
     return path
 
 
-REPORT_WRITERS: list[Callable[[OptimizeResult], Path]] = [write_markdown]
+def write_html(result: OptimizeResult) -> Path:
+    """``report.html``: the self-contained HTML report (``frugalml.report``)."""
+    from frugalml.report.collect import write_for_optimize
+
+    return write_for_optimize(result)
+
+
+REPORT_WRITERS: list[Callable[[OptimizeResult], Path]] = [write_markdown, write_html]
 
 
 def write_reports(result: OptimizeResult) -> list[Path]:
