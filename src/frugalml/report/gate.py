@@ -107,7 +107,7 @@ def gate(
             f"({label}: candidate {_show(figure, c)} / baseline {_show(figure, b)})",
         )
     drop = statement.quality_drop
-    basis = "point estimate"
+    basis = "point estimate" if not strict else "point estimate; no CI recorded"
     if strict and statement.ci is not None and statement.drop_ci is not None:
         drop = statement.drop_ci[1]  # the worst the data allows at the CI's level
         basis = f"worst end of the {round(statement.ci.confidence * 100)}% CI"

@@ -368,6 +368,11 @@ def _source_words(b: Side, c: Side) -> str:
     return "read from " + " and ".join(sorted(sources))
 
 
+def device_memory_shared(baseline: Side, candidate: Side) -> bool:
+    """Were both sides measured in one process (compare/gate's alternating evaluation)?"""
+    return baseline.group is not None and baseline.group == candidate.group
+
+
 def build_statement(
     baseline: Side,
     candidate: Side,
@@ -395,6 +400,13 @@ def build_statement(
         notes += (
             "No per-row outputs for both sides, so no confidence interval for the "
             "quality difference.",
+        )
+    if paired and device_memory_shared(baseline, candidate):
+        # one process held both models: its peak cannot tell them apart
+        ratios["memory"] = None
+        notes += (
+            "Peak memory is the evaluating process's, which held both models: it is shown "
+            "but not compared (`frugal eval` each model alone for its own peak).",
         )
     return Statement(
         baseline=baseline,
