@@ -221,7 +221,7 @@ def optimize(
 
         paths = write_reports(res)
         run.log_artifacts(candidates=str(out_dir / "candidates.json"),
-                          **{p.stem: str(p) for p in paths},
+                          **{p.name.replace(".", "_"): str(p) for p in paths},
                           **({"best": str(out_dir / "best")} if res.best else {}))
         if res.best:
             run.log_quality(**{the_task.metric: float(res.best["quality"]),
