@@ -204,6 +204,7 @@ BAD_CASES = {
     "model without --task": (["minilm", "{candidate}"], "needs --task and --data"),
     "different tasks": (["{base}", "{other_task}"], "task"),
     "no quality recorded": (["{base}", "{no_quality}"], "no quality recorded"),
+    "different data": (["{base}", "{other_data}"], "different data"),
     "empty ledger": (["abcd1234", "dcba4321", "--ledger", "{empty}"], "ledger"),
 }
 
@@ -225,6 +226,10 @@ def test_bad_input_exits_2_with_one_line(world: dict[str, Any], case: str) -> No
         no_quality = _record(
             book, task="similarity", metric="spearman", higher_is_better=True, cost_usd_per_1m=0.1
         )
+        other_data = _record(
+            book, task="similarity", metric="spearman", quality=80.0, rows=7,
+            higher_is_better=True, cost_usd_per_1m=0.1,
+        )  # fmt: skip
     fill = {
         "data": str(world["data"]),
         "candidate": str(world["candidate"]),
@@ -232,6 +237,7 @@ def test_bad_input_exits_2_with_one_line(world: dict[str, Any], case: str) -> No
         "base": st["baseline"]["run_id"],
         "other_task": other,
         "no_quality": no_quality,
+        "other_data": other_data,
         "empty": f"sqlite:///{world['root'] / 'empty.db'}",
     }
     args, needle = BAD_CASES[case]

@@ -102,6 +102,7 @@ def test_lower_is_better_metric_flips_the_drop() -> None:
         ({"task": "classification"}, "task"),
         ({"metric": "pearson"}, "metric"),
         ({"quality": None}, "no quality recorded"),
+        ({"n_items": 300}, "different data"),
     ],
 )
 def test_incomparable_sides_are_refused(change: dict, message: str) -> None:

@@ -352,6 +352,7 @@ def side_from_record(book: Ledger, record: RunRecord) -> Side:
         training=training_of(book, record, _manifest_of(record.params.get("model"))),
         items_path=items,
         group=record.params.get("compare_group"),
+        data_sha256=record.params.get("data_sha256"),
     )
 
 

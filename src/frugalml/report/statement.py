@@ -95,6 +95,7 @@ class Side:
     training: TrainingCost | None = None
     items_path: str | None = None
     group: str | None = None  # the compare/gate run that measured both sides, alternating
+    data_sha256: str | None = None  # of the data file, when the evaluation recorded it
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -130,6 +131,16 @@ def check_comparable(baseline: Side, candidate: Side) -> None:
             f"the baseline's metric is '{baseline.metric}' and the candidate's "
             f"'{candidate.metric}'",
             hint="compare runs scored with the same metric",
+        )
+    b, c = baseline, candidate
+    if (b.data_sha256 and c.data_sha256 and b.data_sha256 != c.data_sha256) or (
+        b.n_items and c.n_items and b.n_items != c.n_items
+    ):
+        raise BadInput(
+            f"the sides were scored on different data ({b.data or '?'}, {b.n_items or '?'} rows "
+            f"against {c.data or '?'}, {c.n_items or '?'} rows); their quality cannot be "
+            "compared",
+            hint="evaluate both on the same --data",
         )
     for role, side in (("candidate", candidate), ("baseline", baseline)):
         if side.quality is None or not math.isfinite(side.quality):
