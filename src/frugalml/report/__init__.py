@@ -3,7 +3,9 @@
 - ``bootstrap``: paired bootstrap confidence interval of a quality difference (pure, numpy).
 - ``statement``: ``Side`` (one model's figures) and ``build_statement`` → ``Statement``.
 - ``gate``: ``gate(statement, max_cost_ratio=..., max_quality_drop=...)`` → ``Verdict``.
-- ``html``: ``ReportData`` → one self-contained HTML file (inline SVG, no network).
-- ``sources``: turn a run id, an optimize folder or a model into a ``Side`` or ``ReportData``.
+- ``sources``: a side from a ledger run or an optimize folder; per-row outputs; paired CI.
+- ``fresh``: sides evaluated now (models alternating in one process), recorded as eval runs.
+- ``html`` + ``svg``: ``ReportData`` → one self-contained HTML file (inline SVG, no network).
+- ``collect``: ``ReportData`` from an optimize folder or run (and the optimize hook).
 - ``mlflow_export``: log ledger runs to an MLflow tracking store (mlflow-skinny, lazy).
 """

@@ -208,7 +208,7 @@ def from_run(book: Ledger, record: RunRecord) -> ReportData:
             f"run {record.id[:12]} ({record.kind}) has no candidate runs to report on",
             hint="give an optimize run id or output folder",
         )
-    best = src._manifest_of(record.artifacts.get("best")) or {}
+    best = src.manifest_of(record.artifacts.get("best")) or {}
     points: list[Point] = []
     baseline = chosen = None
     for c in children[::-1]:  # oldest first: the baseline is evaluated first

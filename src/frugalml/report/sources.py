@@ -267,7 +267,7 @@ def training_of(
     )
 
 
-def _manifest_of(model: Any) -> dict[str, Any] | None:
+def manifest_of(model: Any) -> dict[str, Any] | None:
     if not model:
         return None
     path = Path(str(model))
@@ -349,7 +349,7 @@ def side_from_record(book: Ledger, record: RunRecord) -> Side:
         threads=ev.get("threads"),
         instance=ev.get("instance"),
         region=ev.get("region"),
-        training=training_of(book, record, _manifest_of(record.params.get("model"))),
+        training=training_of(book, record, manifest_of(record.params.get("model"))),
         items_path=items,
         group=record.params.get("compare_group"),
         data_sha256=record.params.get("data_sha256"),
@@ -363,7 +363,7 @@ def chosen_child(book: Ledger, record: RunRecord) -> RunRecord:
         for entry in read_candidates(Path(folder).parent):
             if entry.get("chosen") and entry.get("run_id"):
                 return book.get(str(entry["run_id"]))
-    best = _manifest_of(record.artifacts.get("best"))
+    best = manifest_of(record.artifacts.get("best"))
     if best and best.get("candidate_run_id"):
         return book.get(str(best["candidate_run_id"]))
     raise BadInput(
