@@ -52,9 +52,9 @@ if TYPE_CHECKING:
     from frugalml.measure.track import Run, track
     from frugalml.models.load import load
     from frugalml.passes import apply
+    from frugalml.records import Hardware, RunRecord, Usage
     from frugalml.search.evaluate import evaluate
     from frugalml.search.runner import optimize
-    from frugalml.records import Hardware, RunRecord, Usage
 
 
 def __getattr__(name: str) -> Any:

@@ -55,12 +55,17 @@ def structured_prune(model: Model, cfg: StructuredPrune, ctx: PassContext) -> Mo
             n_heads = p.query.weight.shape[0] // size
             drop = min(int(round(cfg.heads * n_heads)), n_heads - 1)
             if drop > 0:
+
                 def per_head(w: torch.Tensor, rows: bool) -> torch.Tensor:
                     m = w if rows else w.t()
                     return m.reshape(n_heads, size, -1).pow(2).sum(dim=(1, 2))
 
-                score = (per_head(p.query.weight, True) + per_head(p.key.weight, True)
-                         + per_head(p.value.weight, True) + per_head(p.attn_out.weight, False))
+                score = (
+                    per_head(p.query.weight, True)
+                    + per_head(p.key.weight, True)
+                    + per_head(p.value.weight, True)
+                    + per_head(p.attn_out.weight, False)
+                )
                 keep_heads = torch.sort(torch.topk(score, n_heads - drop).indices).values
                 idx = (keep_heads[:, None] * size + torch.arange(size)[None, :]).flatten()
                 att = p.attention
@@ -87,9 +92,23 @@ def structured_prune(model: Model, cfg: StructuredPrune, ctx: PassContext) -> Mo
         if not ctx.texts:
             raise CandidateFailed("the recovery fine-tune needs text from the task data")
         texts = list(ctx.texts)
-        stats = distill(student, model, texts, teacher_outputs(model, texts),
-                        epochs=cfg.recovery_epochs, lr=cfg.lr, seed=ctx.seed, log=ctx.log)
+        stats = distill(
+            student,
+            model,
+            texts,
+            teacher_outputs(model, texts),
+            epochs=cfg.recovery_epochs,
+            lr=cfg.lr,
+            seed=ctx.seed,
+            log=ctx.log,
+        )
     structure = {**model.structure, "heads_per_layer": heads_left, "ffn_per_layer": ffn_left}
-    return model.evolve(module=student, source=student, structure=structure,
-                        extra={**{k: v for k, v in model.extra.items()
-                                  if k != "_forward_names"}, "recovery": stats})
+    return model.evolve(
+        module=student,
+        source=student,
+        structure=structure,
+        extra={
+            **{k: v for k, v in model.extra.items() if k != "_forward_names"},
+            "recovery": stats,
+        },
+    )

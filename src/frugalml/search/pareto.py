@@ -16,9 +16,11 @@ QUALITY_EPS = 1e-6  # points: float noise (e.g. a fidelity of 99.9999996) is a t
 
 
 def usable(record: Record) -> bool:
-    return record.get("status", "ok") == "ok" and math.isfinite(
-        float(record.get("quality", math.nan))) and math.isfinite(
-        float(record.get("cost_usd_per_1m", math.nan)))
+    return (
+        record.get("status", "ok") == "ok"
+        and math.isfinite(float(record.get("quality", math.nan)))
+        and math.isfinite(float(record.get("cost_usd_per_1m", math.nan)))
+    )
 
 
 def better_quality(a: float, b: float, higher_is_better: bool = True) -> bool:
