@@ -51,8 +51,7 @@ def writes_per_second(url: str, writers: int, n: int, mode: str) -> dict[str, An
     Ledger(url).close()  # schema in place before timing
     ctx = mp.get_context("spawn")
     start, done = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_writer, args=(url, n, mode, start, done)) for _ in
-             range(writers)]
+    procs = [ctx.Process(target=_writer, args=(url, n, mode, start, done)) for _ in range(writers)]
     for p in procs:
         p.start()
     time.sleep(2.0)  # let every writer import and connect before the start gun
@@ -65,10 +64,17 @@ def writes_per_second(url: str, writers: int, n: int, mode: str) -> dict[str, An
         found = book.count()
     expected = writers * n
     writes = expected * (1 if mode == "record" else 2)
-    return {"writers": writers, "mode": mode, "runs_expected": expected, "runs_found": found,
-            "lost": expected - found, "wall_s": round(wall, 3),
-            "writes_per_s": round(writes / wall, 1), "runs_per_s": round(expected / wall, 1),
-            "failed_writers": sum(1 for p in procs if p.exitcode != 0)}
+    return {
+        "writers": writers,
+        "mode": mode,
+        "runs_expected": expected,
+        "runs_found": found,
+        "lost": expected - found,
+        "wall_s": round(wall, 3),
+        "writes_per_s": round(writes / wall, 1),
+        "runs_per_s": round(expected / wall, 1),
+        "failed_writers": sum(1 for p in procs if p.exitcode != 0),
+    }
 
 
 def _busy_ms(n_steps: int) -> None:
@@ -96,8 +102,14 @@ def tracker_overhead(url: str, steps: int, repeats: int) -> dict[str, Any]:
         tracked.append(time.perf_counter() - t0)
     book.close()
     b, t = statistics.median(bare), statistics.median(tracked)
-    return {"steps": steps, "step_ms": 1.0, "repeats": repeats, "bare_s_median": round(b, 4),
-            "tracked_s_median": round(t, 4), "overhead_pct": round((t - b) / b * 100, 3)}
+    return {
+        "steps": steps,
+        "step_ms": 1.0,
+        "repeats": repeats,
+        "bare_s_median": round(b, 4),
+        "tracked_s_median": round(t, 4),
+        "overhead_pct": round((t - b) / b * 100, 3),
+    }
 
 
 def _fresh_pg(admin_url: str) -> tuple[str, Any]:
@@ -119,16 +131,22 @@ def _fresh_pg(admin_url: str) -> tuple[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print JSON only")
-    parser.add_argument("--postgres", default=os.environ.get("FRUGAL_TEST_POSTGRES_URL"),
-                        help="PostgreSQL URL to benchmark too (default $FRUGAL_TEST_POSTGRES_URL)")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("FRUGAL_TEST_POSTGRES_URL"),
+        help="PostgreSQL URL to benchmark too (default $FRUGAL_TEST_POSTGRES_URL)",
+    )
     parser.add_argument("--runs-per-writer", type=int, default=200)
     parser.add_argument("--steps", type=int, default=2000, help="1 ms steps per overhead loop")
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
 
     results: dict[str, Any] = {
-        "machine": {"cpu": platform.processor() or platform.machine(),
-                    "cores": os.cpu_count(), "python": platform.python_version()},
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+        },
         "writes": [],
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -149,12 +167,15 @@ def main() -> None:
             if not args.json:
                 print(row, file=sys.stderr)
         results["tracker_overhead"] = tracker_overhead(
-            f"sqlite:///{Path(tmp) / 'overhead.db'}", args.steps, args.repeats)
+            f"sqlite:///{Path(tmp) / 'overhead.db'}", args.steps, args.repeats
+        )
     eight = [r for r in results["writes"] if r["writers"] == 8]
     results["targets"] = {
         "writes_per_s_8_writers_min": min(r["writes_per_s"] for r in eight),
-        "writes_per_s_target": 500, "lost_total": sum(r["lost"] for r in results["writes"]),
-        "overhead_pct": results["tracker_overhead"]["overhead_pct"], "overhead_target_pct": 1.0,
+        "writes_per_s_target": 500,
+        "lost_total": sum(r["lost"] for r in results["writes"]),
+        "overhead_pct": results["tracker_overhead"]["overhead_pct"],
+        "overhead_target_pct": 1.0,
     }
     print(json.dumps(results, indent=2))
 
