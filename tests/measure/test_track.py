@@ -12,9 +12,10 @@ from frugalml.errors import BadInput
 from frugalml.ledger import Ledger
 
 
-def _busy(seconds: float) -> int:
-    end, n = time.perf_counter() + seconds, 0
-    while time.perf_counter() < end:
+def _busy(cpu_seconds: float) -> int:
+    """Spin for this much CPU time (not wall time: the test machine may be loaded)."""
+    end, n = time.process_time() + cpu_seconds, 0
+    while time.process_time() < end:
         n += 1
     return n
 
@@ -30,7 +31,7 @@ def test_context_manager_records_usage_params_quality(sqlite_url: str) -> None:
         del block
     u = run.usage
     assert u is not None
-    assert 0.3 <= u.wall_s < 5 and u.cpu_s >= 0.2
+    assert 0.3 <= u.wall_s < 60 and u.cpu_s >= 0.25
     assert u.peak_host_bytes >= 64 * 1024 * 1024
     assert u.energy_j > 0 and u.energy_source in ("rapl", "estimate")
     assert u.instance_cost_usd == pytest.approx(u.wall_s / 3600 * 0.08925)
