@@ -42,7 +42,18 @@ _LAZY = {
     "optimize": "frugalml.search.runner",
 }
 
-__all__ = ["__version__", *sorted(_LAZY)]
+__all__ = [
+    "FrugalError",
+    "Hardware",
+    "Ledger",
+    "Run",
+    "RunRecord",
+    "Usage",
+    "__version__",
+    "load_data",
+    "time_calls",
+    "track",
+]
 
 if TYPE_CHECKING:
     from frugalml.data import load_data
