@@ -50,7 +50,11 @@ __all__ = [
     "RunRecord",
     "Usage",
     "__version__",
+    "apply",
+    "evaluate",
+    "load",
     "load_data",
+    "optimize",
     "time_calls",
     "track",
 ]

@@ -149,7 +149,7 @@ def test_bad_model_specs_say_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(NotFound, match="model not found"):
         load(tmp_path / "nope")
     (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(BadInput, match="not an .onnx model"):
+    with pytest.raises(BadInput, match=r"not an \.onnx model"):
         load(tmp_path / "notes.txt")
     odd = tmp_path / "odd"
     odd.mkdir()
@@ -164,5 +164,5 @@ def test_bad_model_specs_say_what_to_do(tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(BadInput, match="not a model folder"):
         load(empty)
-    with pytest.raises(BadInput, match="no CUDA GPU|unknown device"):
+    with pytest.raises(BadInput, match=r"no CUDA GPU|unknown device"):
         load("minilm", device="tpu")

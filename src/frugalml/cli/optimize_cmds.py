@@ -1,4 +1,4 @@
-"""Commands for the main job: eval (one model), optimize (the search), demo (on the bundled model)."""
+"""Commands for the main job: eval (one model), optimize (the search), demo (bundled model)."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 ModelArg = Annotated[
     str,
     typer.Argument(
-        help="A Hugging Face / sentence-transformers folder, an .onnx file, a frugal output folder, "
-        "or 'minilm' (the bundled all-MiniLM-L6-v2).",
+        help="A Hugging Face / sentence-transformers folder, an .onnx file, a frugal output "
+        "folder, or 'minilm' (the bundled all-MiniLM-L6-v2).",
         show_default=False,
     ),
 ]
@@ -152,9 +152,8 @@ def eval_cmd(
     from frugalml.measure.track import track
     from frugalml.search.evaluate import evaluate
 
-    dataset = load_data(
-        data, **_data_options(text_col, text2_col, label_col, score_col, fmt, encoding)
-    )  # type: ignore[arg-type]
+    options = _data_options(text_col, text2_col, label_col, score_col, fmt, encoding)
+    dataset = load_data(data, **options)
     with (
         err.status("evaluating…"),
         track(

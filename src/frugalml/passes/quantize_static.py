@@ -61,7 +61,7 @@ def quantize_static(model: Model, cfg: QuantizeStatic, ctx: PassContext) -> Mode
     ]
     batches = [model.tokenize([texts[i] for i in idx]) for idx in model.batches(texts)]
 
-    class Reader(CalibrationDataReader):  # type: ignore[misc]
+    class Reader(CalibrationDataReader):
         def __init__(self) -> None:
             self._it: Iterator[dict[str, Any]] = iter(
                 {n: b[n] for n in names if n in b} for b in batches

@@ -131,7 +131,7 @@ class EvalResult:
         """``path.json`` (figures) and ``path.npz`` (per-row items)."""
         p = Path(path)
         p.with_suffix(".json").write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        np.savez(p.with_suffix(".npz"), **self.items)
+        np.savez(p.with_suffix(".npz"), **self.items)  # type: ignore[arg-type]
 
     @classmethod
     def read(cls, path: str | Path) -> EvalResult:

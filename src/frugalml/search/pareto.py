@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 Record = Mapping[str, Any]
+R = TypeVar("R", bound=Mapping[str, Any])
 QUALITY_EPS = 1e-6  # points: float noise (e.g. a fidelity of 99.9999996) is a tie, not a win
 
 
@@ -36,7 +37,7 @@ def dominates(a: Record, b: Record) -> bool:
     return q_ok and ca <= cb and (better_quality(qa, qb, hib) or ca < cb)
 
 
-def pareto_front(records: Sequence[Record]) -> list[Record]:
+def pareto_front(records: Sequence[R]) -> list[R]:
     """The non-dominated usable records, cheapest first."""
     ok = [r for r in records if usable(r)]
     front = [r for r in ok if not any(dominates(o, r) for o in ok if o is not r)]

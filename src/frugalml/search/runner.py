@@ -312,7 +312,7 @@ def optimize(
             budget_s=budget_minutes * 60.0,
             elapsed_s=elapsed,
             skipped=skipped,
-            model=params["model"],
+            model=str(params["model"]),
             data=str(dataset.source),
             notes=result["notes"],
         )
