@@ -42,7 +42,22 @@ _LAZY = {
     "optimize": "frugalml.search.runner",
 }
 
-__all__ = ["__version__", *sorted(_LAZY)]
+__all__ = [
+    "FrugalError",
+    "Hardware",
+    "Ledger",
+    "Run",
+    "RunRecord",
+    "Usage",
+    "__version__",
+    "apply",
+    "evaluate",
+    "load",
+    "load_data",
+    "optimize",
+    "time_calls",
+    "track",
+]
 
 if TYPE_CHECKING:
     from frugalml.data import load_data
@@ -52,9 +67,9 @@ if TYPE_CHECKING:
     from frugalml.measure.track import Run, track
     from frugalml.models.load import load
     from frugalml.passes import apply
+    from frugalml.records import Hardware, RunRecord, Usage
     from frugalml.search.evaluate import evaluate
     from frugalml.search.runner import optimize
-    from frugalml.records import Hardware, RunRecord, Usage
 
 
 def __getattr__(name: str) -> Any:

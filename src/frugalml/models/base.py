@@ -135,11 +135,16 @@ class Model:
             order = np.argsort([-len(t) for t in texts], kind="stable")
         else:
             order = np.arange(len(texts))
-        return [order[i:i + bs] for i in range(0, len(texts), bs)]
+        return [order[i : i + bs] for i in range(0, len(texts), bs)]
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        enc = self.tokenizer(list(texts), padding=True, truncation=True,
-                             max_length=self.runtime.max_length, return_tensors="np")
+        enc = self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.runtime.max_length,
+            return_tensors="np",
+        )
         return {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
 
     def run_batch(self, texts: Sequence[str]) -> np.ndarray:
@@ -148,8 +153,13 @@ class Model:
 
         return runners.run_batch(self, texts)
 
-    def encode(self, texts: Sequence[str], *, batch_size: int | None = None,
-               on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
         """Outputs for every text, in input order, run with this model's runtime settings."""
         out: np.ndarray | None = None
         for idx in self.batches(texts, batch_size):

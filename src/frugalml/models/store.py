@@ -68,8 +68,9 @@ def save(model: Model, path: Path, **extra: Any) -> Path:
         source = model.source if model.source is not None else model.module
         source.config.save_pretrained(str(path))
         save_model(source, str(path / "model.safetensors"))
-    (path / MANIFEST).write_text(json.dumps(manifest_of(model, **extra), indent=2,
-                                            default=str) + "\n", encoding="utf-8")
+    (path / MANIFEST).write_text(
+        json.dumps(manifest_of(model, **extra), indent=2, default=str) + "\n", encoding="utf-8"
+    )
     return path
 
 
@@ -77,8 +78,9 @@ def read_manifest(path: Path) -> dict[str, Any]:
     try:
         data: dict[str, Any] = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
-        raise BadInput(f"cannot read {path / MANIFEST}: {e}",
-                       hint="the folder is not a complete frugal model") from e
+        raise BadInput(
+            f"cannot read {path / MANIFEST}: {e}", hint="the folder is not a complete frugal model"
+        ) from e
     if data.get("frugal_model", 0) > FORMAT_VERSION:
         raise BadInput(f"{path} was saved by a newer frugal", hint="upgrade frugal")
     return data
@@ -90,12 +92,16 @@ def load_saved(path: Path, *, device: str = "cpu") -> Model:
     man = read_manifest(path)
     tokenizer = load_tokenizer(path)
     common: dict[str, Any] = dict(
-        output=man["output"], tokenizer=tokenizer, base=man.get("base", str(path)),
+        output=man["output"],
+        tokenizer=tokenizer,
+        base=man.get("base", str(path)),
         pooling=Pooling(**man.get("pooling", {})),
         runtime=Runtime.from_dict(man.get("runtime", {})),
         passes=tuple(AppliedPass(p["name"], p["config"]) for p in man.get("passes", [])),
-        structure=dict(man.get("structure") or {}), device=device,
-        dtype=man.get("dtype", "float32"), arch=man.get("arch", ""),
+        structure=dict(man.get("structure") or {}),
+        device=device,
+        dtype=man.get("dtype", "float32"),
+        arch=man.get("arch", ""),
         label_names=tuple(man["label_names"]) if man.get("label_names") else None,
         extra={"manifest": man, "dims": man.get("dims") or {}},
     )

@@ -34,11 +34,20 @@ def _pool(hidden: Any, mask: Any, mode: str, normalize: bool) -> Any:
     return torch.nn.functional.normalize(out, dim=-1) if normalize else out
 
 
-def distill(student: Any, model: Model, texts: Sequence[str], teacher_outputs: np.ndarray, *,
-            epochs: int = 3, lr: float = 1e-4, batch_size: int = 32, seed: int = 0,
-            max_steps: int | None = None,
-            masks: dict[str, Any] | None = None,
-            log: Callable[[str], None] = lambda _m: None) -> dict[str, float]:
+def distill(
+    student: Any,
+    model: Model,
+    texts: Sequence[str],
+    teacher_outputs: np.ndarray,
+    *,
+    epochs: int = 3,
+    lr: float = 1e-4,
+    batch_size: int = 32,
+    seed: int = 0,
+    max_steps: int | None = None,
+    masks: dict[str, Any] | None = None,
+    log: Callable[[str], None] = lambda _m: None,
+) -> dict[str, float]:
     """Train ``student`` (a transformers module, in place) towards ``teacher_outputs``.
 
     ``model`` gives tokenization, pooling and the output kind. Returns the first and last
@@ -48,6 +57,8 @@ def distill(student: Any, model: Model, texts: Sequence[str], teacher_outputs: n
 
     from frugalml.models.runners import _forward_names, threads_for
 
+    if epochs <= 0 or not texts or max_steps == 0:
+        return {"loss_first": float("nan"), "loss_last": float("nan"), "steps": 0.0}
     if model.device == "cpu":
         torch.set_num_threads(threads_for(model))
     torch.manual_seed(seed)
@@ -57,10 +68,12 @@ def distill(student: Any, model: Model, texts: Sequence[str], teacher_outputs: n
     opt = torch.optim.AdamW(list(student.parameters()), lr=lr, weight_decay=0.0)
     n = len(texts)
     steps_per_epoch = max(1, (n + batch_size - 1) // batch_size)
-    total = epochs * steps_per_epoch if max_steps is None else min(max_steps,
-                                                                   epochs * steps_per_epoch)
+    total = (
+        epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
+    )
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / max(1, total // 10)) * max(0.0, 1 - s / total))
+        opt, lambda s: min(1.0, (s + 1) / max(1, total // 10)) * max(0.0, 1 - s / total)
+    )
     for p in student.parameters():
         p.requires_grad_(True)
     student.eval()  # no dropout
@@ -72,7 +85,7 @@ def distill(student: Any, model: Model, texts: Sequence[str], teacher_outputs: n
         for i in range(0, n, batch_size):
             if step >= total:
                 break
-            idx = order[i:i + batch_size]
+            idx = order[i : i + batch_size]
             enc = model.tokenize([texts[j] for j in idx])
             feed = {k: torch.from_numpy(v).to(model.device) for k, v in enc.items() if k in names}
             out = student(**feed)
@@ -82,10 +95,15 @@ def distill(student: Any, model: Model, texts: Sequence[str], teacher_outputs: n
                 p_t = torch.softmax(tgt / TEMPERATURE, dim=-1)
                 loss = torch.nn.functional.kl_div(logp, p_t, reduction="batchmean")
             else:
-                emb = _pool(out.last_hidden_state.float(), feed["attention_mask"],
-                            model.pooling.mode, True)
-                loss = (1 - torch.nn.functional.cosine_similarity(
-                    emb, torch.nn.functional.normalize(tgt, dim=-1))).mean()
+                emb = _pool(
+                    out.last_hidden_state.float(), feed["attention_mask"], model.pooling.mode, True
+                )
+                loss = (
+                    1
+                    - torch.nn.functional.cosine_similarity(
+                        emb, torch.nn.functional.normalize(tgt, dim=-1)
+                    )
+                ).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
@@ -105,8 +123,11 @@ def distill(student: Any, model: Model, texts: Sequence[str], teacher_outputs: n
     student.eval()
     for p in student.parameters():
         p.requires_grad_(False)
-    return {"loss_first": losses[0] if losses else float("nan"),
-            "loss_last": losses[-1] if losses else float("nan"), "steps": float(step)}
+    return {
+        "loss_first": losses[0] if losses else float("nan"),
+        "loss_last": losses[-1] if losses else float("nan"),
+        "steps": float(step),
+    }
 
 
 def teacher_outputs(model: Model, texts: Sequence[str]) -> np.ndarray:

@@ -55,5 +55,9 @@ def half_precision(model: Model, cfg: HalfPrecision, ctx: PassContext) -> Model:
     dtype = getattr(torch, cfg.dtype)
     module = copy.deepcopy(model.source if model.source is not None else model.module)
     module = module.to(dtype).eval()
-    return model.evolve(module=module, source=module, dtype=cfg.dtype,
-                        extra={k: v for k, v in model.extra.items() if k != "_forward_names"})
+    return model.evolve(
+        module=module,
+        source=module,
+        dtype=cfg.dtype,
+        extra={k: v for k, v in model.extra.items() if k != "_forward_names"},
+    )

@@ -39,7 +39,7 @@ def kept_layers(total: int, keep: int) -> list[int]:
     """Evenly spread block indices, first and last included."""
     if keep >= total:
         return list(range(total))
-    return sorted({int(round(x)) for x in np.linspace(0, total - 1, keep)})
+    return sorted({round(float(x)) for x in np.linspace(0, total - 1, keep)})
 
 
 @register(LayerDrop, stage=10, engines=("torch",), needs_data=True)
@@ -52,18 +52,33 @@ def layer_drop(model: Model, cfg: LayerDrop, ctx: PassContext) -> Model:
     parent, attr, layers = encoder_layers(student)
     total = len(layers)
     if not 1 <= cfg.keep < total:
-        raise CandidateFailed(f"keep={cfg.keep}: the encoder has {total} blocks; keep 1 to "
-                              f"{total - 1}")
+        raise CandidateFailed(
+            f"keep={cfg.keep}: the encoder has {total} blocks; keep 1 to {total - 1}"
+        )
     keep = kept_layers(total, cfg.keep)
     setattr(parent, attr, torch.nn.ModuleList([layers[i] for i in keep]))
     student.config.num_hidden_layers = len(keep)
-    texts = list(ctx.texts)[:cfg.max_texts]
+    texts = list(ctx.texts)[: cfg.max_texts]
     ctx.log(f"layer drop: keeping blocks {keep} of {total}; distilling on {len(texts)} texts")
     target = teacher_outputs(model, texts)
-    stats = distill(student, model, texts, target, epochs=cfg.epochs, lr=cfg.lr,
-                    batch_size=cfg.batch_size, seed=ctx.seed, log=ctx.log)
-    structure = {**model.structure, "layers_kept": [
-        model.structure.get("layers_kept", list(range(total)))[i] for i in keep]}
-    return model.evolve(module=student, source=student, structure=structure,
-                        extra={**{k: v for k, v in model.extra.items()
-                                  if k != "_forward_names"}, "distill": stats})
+    stats = distill(
+        student,
+        model,
+        texts,
+        target,
+        epochs=cfg.epochs,
+        lr=cfg.lr,
+        batch_size=cfg.batch_size,
+        seed=ctx.seed,
+        log=ctx.log,
+    )
+    structure = {
+        **model.structure,
+        "layers_kept": [model.structure.get("layers_kept", list(range(total)))[i] for i in keep],
+    }
+    return model.evolve(
+        module=student,
+        source=student,
+        structure=structure,
+        extra={**{k: v for k, v in model.extra.items() if k != "_forward_names"}, "distill": stats},
+    )

@@ -52,25 +52,37 @@ def onnx_export(model: Model, cfg: OnnxExport, ctx: PassContext) -> Model:
 
     module = model.module
     if getattr(model, "dtype", "float32") != "float32" or model.replay:
-        raise CandidateFailed("ONNX export needs the float32 PyTorch network (export before "
-                              "quantizing or compiling)")
+        raise CandidateFailed(
+            "ONNX export needs the float32 PyTorch network (export before quantizing or compiling)"
+        )
     accepted = _forward_names(module)
     sample = model.tokenize(["frugal exports this sentence", "and this one"])
-    names = [n for n in ("input_ids", "attention_mask", "token_type_ids")
-             if n in sample and n in accepted]
+    names: list[str] = [
+        n
+        for n in ("input_ids", "attention_mask", "token_type_ids")
+        if n in sample and n in accepted
+    ]
     args = tuple(torch.from_numpy(sample[n]).to(model.device) for n in names)
     logits = model.output == "logits"
     out_name = "logits" if logits else "last_hidden_state"
-    dynamic = {n: {0: "batch", 1: "sequence"} for n in names}
+    dynamic: dict[str, dict[int, str]] = {n: {0: "batch", 1: "sequence"} for n in names}
     dynamic[out_name] = {0: "batch"} if logits else {0: "batch", 1: "sequence"}
     path = ctx.workdir() / f"export-{uuid.uuid4().hex[:10]}.onnx"
     wrapped = _wrapper(module, names, logits)
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
-            torch.onnx.export(wrapped, args, str(path), input_names=names,
-                              output_names=[out_name], dynamic_axes=dynamic,
-                              opset_version=cfg.opset, do_constant_folding=True, dynamo=False)
+            torch.onnx.export(
+                wrapped,
+                args,
+                str(path),
+                input_names=names,
+                output_names=[out_name],
+                dynamic_axes=dynamic,
+                opset_version=cfg.opset,
+                do_constant_folding=True,
+                dynamo=False,
+            )
     except Exception as e:
         raise CandidateFailed(f"ONNX export failed: {str(e).splitlines()[0][:300]}") from e
     return model.evolve(engine="onnx", onnx_path=path, module=None, source=None)

@@ -18,8 +18,16 @@ if TYPE_CHECKING:
     from frugalml.models import Model
 
 # transformers model_type -> the optimizer's model family
-_FAMILY = {"bert": "bert", "roberta": "bert", "xlm-roberta": "bert", "camembert": "bert",
-           "electra": "bert", "mpnet": "bert", "distilbert": "bert", "albert": "bert"}
+_FAMILY = {
+    "bert": "bert",
+    "roberta": "bert",
+    "xlm-roberta": "bert",
+    "camembert": "bert",
+    "electra": "bert",
+    "mpnet": "bert",
+    "distilbert": "bert",
+    "albert": "bert",
+}
 
 
 @dataclass(frozen=True)
@@ -47,10 +55,15 @@ def onnx_optimize(model: Model, cfg: OnnxOptimize, ctx: PassContext) -> Model:
     hidden = 0 if pruned else int(dims.get("hidden_size", 0))
     try:
         with quiet_logs("fusion_attention", "fusion_utils", "onnx_model", "optimizer"):
-            fused = optimize_model(str(model.onnx_path), model_type=family,
-                                   num_heads=num_heads, hidden_size=hidden,
-                                   optimization_options=options, opt_level=0,
-                                   use_gpu=model.device.startswith("cuda"))
+            fused = optimize_model(
+                str(model.onnx_path),
+                model_type=family,
+                num_heads=num_heads,
+                hidden_size=hidden,
+                optimization_options=options,
+                opt_level=0,
+                use_gpu=model.device.startswith("cuda"),
+            )
             fused.save_model_to_file(str(path))
     except Exception as e:
         raise CandidateFailed(f"ONNX graph fusion failed: {str(e).splitlines()[0][:300]}") from e

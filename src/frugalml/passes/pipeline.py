@@ -60,8 +60,14 @@ def is_valid(pipeline: Sequence[Any], *, engine: str = "torch", device: str = "c
     return problem(pipeline, engine=engine, device=device) is None
 
 
-def apply(model: Model, config: Any | Sequence[Any], ctx: PassContext | None = None, *,
-          texts: Sequence[str] = (), seed: int = 0) -> Model:
+def apply(
+    model: Model,
+    config: Any | Sequence[Any],
+    ctx: PassContext | None = None,
+    *,
+    texts: Sequence[str] = (),
+    seed: int = 0,
+) -> Model:
     """Apply one pass config (or a pipeline of them, checked first) and record it.
 
     ``texts``: unlabelled text for passes that learn from data (calibration, distillation).
@@ -76,8 +82,10 @@ def apply(model: Model, config: Any | Sequence[Any], ctx: PassContext | None = N
     for cfg in configs:
         info = info_of(cfg)
         if info.needs_data and not ctx.texts:
-            raise BadInput(f"{describe(cfg)} needs unlabelled text from the task data",
-                           hint="pass texts=... (optimize passes its tune split)")
+            raise BadInput(
+                f"{describe(cfg)} needs unlabelled text from the task data",
+                hint="pass texts=... (optimize passes its tune split)",
+            )
         engine_before = model.engine
         out = info.fn(model, cfg, ctx)
         step = AppliedPass(info.name, config_to_dict(cfg))

@@ -63,13 +63,27 @@ def magnitude_prune(model: Model, cfg: MagnitudePrune, ctx: PassContext) -> Mode
         if not ctx.texts:
             raise CandidateFailed("the recovery fine-tune needs text from the task data")
         texts = list(ctx.texts)
-        stats = distill(student, model, texts, teacher_outputs(model, texts),
-                        epochs=cfg.recovery_epochs, lr=cfg.lr, seed=ctx.seed, masks=masks,
-                        log=ctx.log)
+        stats = distill(
+            student,
+            model,
+            texts,
+            teacher_outputs(model, texts),
+            epochs=cfg.recovery_epochs,
+            lr=cfg.lr,
+            seed=ctx.seed,
+            masks=masks,
+            log=ctx.log,
+        )
     structure = {**model.structure, "sparsity": cfg.sparsity}
-    return model.evolve(module=student, source=student, structure=structure,
-                        extra={**{k: v for k, v in model.extra.items()
-                                  if k != "_forward_names"}, "recovery": stats})
+    return model.evolve(
+        module=student,
+        source=student,
+        structure=structure,
+        extra={
+            **{k: v for k, v in model.extra.items() if k != "_forward_names"},
+            "recovery": stats,
+        },
+    )
 
 
 def _prefix_of(module: Any, layers: Any) -> str:

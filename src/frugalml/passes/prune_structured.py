@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from frugalml.errors import CandidateFailed
 from frugalml.passes.distill import distill, teacher_outputs
@@ -36,6 +36,11 @@ class StructuredPrune:
     lr: float = 1e-4
 
 
+def _per_head(rows: Any, n_heads: int, size: int) -> Any:
+    """Squared L2 norm of each head's block of rows: (n_heads * size, d) -> (n_heads,)."""
+    return rows.reshape(n_heads, size, -1).pow(2).sum(dim=(1, 2))
+
+
 @register(StructuredPrune, stage=11, engines=("torch",))
 def structured_prune(model: Model, cfg: StructuredPrune, ctx: PassContext) -> Model:
     import torch
@@ -53,14 +58,14 @@ def structured_prune(model: Model, cfg: StructuredPrune, ctx: PassContext) -> Mo
             p = bert_parts(layer)
             size = head_size(p, student.config)
             n_heads = p.query.weight.shape[0] // size
-            drop = min(int(round(cfg.heads * n_heads)), n_heads - 1)
+            drop = min(round(cfg.heads * n_heads), n_heads - 1)
             if drop > 0:
-                def per_head(w: torch.Tensor, rows: bool) -> torch.Tensor:
-                    m = w if rows else w.t()
-                    return m.reshape(n_heads, size, -1).pow(2).sum(dim=(1, 2))
-
-                score = (per_head(p.query.weight, True) + per_head(p.key.weight, True)
-                         + per_head(p.value.weight, True) + per_head(p.attn_out.weight, False))
+                score = (
+                    _per_head(p.query.weight, n_heads, size)
+                    + _per_head(p.key.weight, n_heads, size)
+                    + _per_head(p.value.weight, n_heads, size)
+                    + _per_head(p.attn_out.weight.t(), n_heads, size)
+                )
                 keep_heads = torch.sort(torch.topk(score, n_heads - drop).indices).values
                 idx = (keep_heads[:, None] * size + torch.arange(size)[None, :]).flatten()
                 att = p.attention
@@ -72,7 +77,7 @@ def structured_prune(model: Model, cfg: StructuredPrune, ctx: PassContext) -> Mo
                 att.all_head_size = (n_heads - drop) * size
             heads_left.append(n_heads - drop)
             width = p.ffn_in.weight.shape[0]
-            cut = min(int(round(cfg.ffn * width)), width - 1)
+            cut = min(round(cfg.ffn * width), width - 1)
             if cut > 0:
                 score = p.ffn_in.weight.norm(dim=1) * p.ffn_out.weight.norm(dim=0)
                 keep = torch.sort(torch.topk(score, width - cut).indices).values
@@ -87,9 +92,23 @@ def structured_prune(model: Model, cfg: StructuredPrune, ctx: PassContext) -> Mo
         if not ctx.texts:
             raise CandidateFailed("the recovery fine-tune needs text from the task data")
         texts = list(ctx.texts)
-        stats = distill(student, model, texts, teacher_outputs(model, texts),
-                        epochs=cfg.recovery_epochs, lr=cfg.lr, seed=ctx.seed, log=ctx.log)
+        stats = distill(
+            student,
+            model,
+            texts,
+            teacher_outputs(model, texts),
+            epochs=cfg.recovery_epochs,
+            lr=cfg.lr,
+            seed=ctx.seed,
+            log=ctx.log,
+        )
     structure = {**model.structure, "heads_per_layer": heads_left, "ffn_per_layer": ffn_left}
-    return model.evolve(module=student, source=student, structure=structure,
-                        extra={**{k: v for k, v in model.extra.items()
-                                  if k != "_forward_names"}, "recovery": stats})
+    return model.evolve(
+        module=student,
+        source=student,
+        structure=structure,
+        extra={
+            **{k: v for k, v in model.extra.items() if k != "_forward_names"},
+            "recovery": stats,
+        },
+    )

@@ -31,8 +31,9 @@ class QuantizeDynamic:
     reduce_range: bool = False  # 7-bit weights, for CPUs without VNNI (avoids overflow)
 
 
-@register(QuantizeDynamic, stage=30, engines=("torch", "onnx"), group="precision",
-          replay_on=("torch",))
+@register(
+    QuantizeDynamic, stage=30, engines=("torch", "onnx"), group="precision", replay_on=("torch",)
+)
 def quantize_dynamic(model: Model, cfg: QuantizeDynamic, ctx: PassContext) -> Model:
     if model.device != "cpu":
         raise CandidateFailed("dynamic int8 quantization runs on CPU only")
@@ -53,12 +54,18 @@ def _onnx(model: Model, cfg: QuantizeDynamic, ctx: PassContext) -> Model:
     extra = {"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT}
     try:
         with quiet_logs():
-            ort_quantize(str(model.onnx_path), str(path), weight_type=weight,
-                         per_channel=cfg.per_channel, reduce_range=cfg.reduce_range,
-                         extra_options=extra)
+            ort_quantize(
+                str(model.onnx_path),
+                str(path),
+                weight_type=weight,
+                per_channel=cfg.per_channel,
+                reduce_range=cfg.reduce_range,
+                extra_options=extra,
+            )
     except Exception as e:
-        raise CandidateFailed(f"ONNX dynamic quantization failed: "
-                              f"{str(e).splitlines()[0][:300]}") from e
+        raise CandidateFailed(
+            f"ONNX dynamic quantization failed: {str(e).splitlines()[0][:300]}"
+        ) from e
     return model.evolve(onnx_path=path, dtype="int8")
 
 
@@ -77,7 +84,11 @@ def _torch(model: Model, cfg: QuantizeDynamic) -> Model:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notice
-        quantized = torch_quantize(copy.deepcopy(model.module).cpu(), {torch.nn.Linear},
-                                   dtype=torch.qint8)
-    return model.evolve(module=quantized.eval(), dtype="int8",
-                        extra={k: v for k, v in model.extra.items() if k != "_forward_names"})
+        quantized = torch_quantize(
+            copy.deepcopy(model.module).cpu(), {torch.nn.Linear}, dtype=torch.qint8
+        )
+    return model.evolve(
+        module=quantized.eval(),
+        dtype="int8",
+        extra={k: v for k, v in model.extra.items() if k != "_forward_names"},
+    )

@@ -7,6 +7,7 @@ on). The graph is shape-inferred first (``quant_pre_process``), as ONNX Runtime 
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,18 +48,24 @@ def quantize_static(model: Model, cfg: QuantizeStatic, ctx: PassContext) -> Mode
     rng = np.random.default_rng(ctx.seed)
     texts = list(ctx.texts)
     if len(texts) > cfg.calibration_texts:
-        texts = [texts[i] for i in sorted(rng.choice(len(texts), cfg.calibration_texts,
-                                                     replace=False))]
+        texts = [
+            texts[i] for i in sorted(rng.choice(len(texts), cfg.calibration_texts, replace=False))
+        ]
     import onnxruntime as ort
 
-    names = [i.name for i in ort.InferenceSession(
-        str(model.onnx_path), providers=["CPUExecutionProvider"]).get_inputs()]
+    names = [
+        i.name
+        for i in ort.InferenceSession(
+            str(model.onnx_path), providers=["CPUExecutionProvider"]
+        ).get_inputs()
+    ]
     batches = [model.tokenize([texts[i] for i in idx]) for idx in model.batches(texts)]
 
-    class Reader(CalibrationDataReader):  # type: ignore[misc]
+    class Reader(CalibrationDataReader):
         def __init__(self) -> None:
             self._it: Iterator[dict[str, Any]] = iter(
-                {n: b[n] for n in names if n in b} for b in batches)
+                {n: b[n] for n in names if n in b} for b in batches
+            )
 
         def get_next(self) -> dict[str, Any] | None:
             return next(self._it, None)
@@ -66,21 +73,31 @@ def quantize_static(model: Model, cfg: QuantizeStatic, ctx: PassContext) -> Mode
     work = ctx.workdir()
     pre = work / f"pre-{uuid.uuid4().hex[:10]}.onnx"
     out = work / f"static-{uuid.uuid4().hex[:10]}.onnx"
-    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-              "percentile": CalibrationMethod.Percentile}[cfg.method]
+    method = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[cfg.method]
     try:
-        with quiet_logs():
+        # ONNX Runtime's shape inference may drop temp files in the working directory
+        with quiet_logs(), contextlib.chdir(work):
             quant_pre_process(str(model.onnx_path), str(pre), skip_symbolic_shape=True)
-            ort_quantize(str(pre), str(out), Reader(),
-                         quant_format=QuantFormat.QDQ if cfg.quant_format == "qdq"
-                         else QuantFormat.QOperator,
-                         per_channel=cfg.per_channel, activation_type=QuantType.QUInt8,
-                         weight_type=QuantType.QInt8, calibrate_method=method,
-                         op_types_to_quantize=["MatMul", "Gemm"],
-                         extra_options={"MatMulConstBOnly": True})
+            ort_quantize(
+                str(pre),
+                str(out),
+                Reader(),
+                quant_format=QuantFormat.QDQ
+                if cfg.quant_format == "qdq"
+                else QuantFormat.QOperator,
+                per_channel=cfg.per_channel,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=method,
+                op_types_to_quantize=["MatMul", "Gemm"],
+                extra_options={"MatMulConstBOnly": True},
+            )
     except Exception as e:
-        raise CandidateFailed(f"static quantization failed: {str(e).splitlines()[0][:300]}") \
-            from e
+        raise CandidateFailed(f"static quantization failed: {str(e).splitlines()[0][:300]}") from e
     finally:
         pre.unlink(missing_ok=True)
     return model.evolve(onnx_path=out, dtype="int8")

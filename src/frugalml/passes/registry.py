@@ -78,19 +78,35 @@ PASSES: dict[str, PassInfo] = {}
 _BY_CONFIG: dict[type, PassInfo] = {}
 
 
-def register(config: type[C], *, stage: int, engines: tuple[str, ...] = ("torch", "onnx"),
-             produces: str | None = None, group: str | None = None,
-             replay_on: tuple[str, ...] = (), needs_data: bool = False,
-             name: str | None = None) -> Callable[[ApplyFn], ApplyFn]:
+def register(
+    config: type[C],
+    *,
+    stage: int,
+    engines: tuple[str, ...] = ("torch", "onnx"),
+    produces: str | None = None,
+    group: str | None = None,
+    replay_on: tuple[str, ...] = (),
+    needs_data: bool = False,
+    name: str | None = None,
+) -> Callable[[ApplyFn], ApplyFn]:
     """Register ``fn`` as the apply function of ``config`` (a frozen dataclass)."""
     if not dataclasses.is_dataclass(config):
         raise TypeError(f"{config.__name__} must be a frozen dataclass")
     pass_name = name or _snake(config.__name__)
 
     def deco(fn: ApplyFn) -> ApplyFn:
-        info = PassInfo(pass_name, config, fn, stage, engines, produces, group, replay_on,
-                        needs_data, (config.__doc__ or "").strip().splitlines()[0]
-                        if config.__doc__ else "")
+        info = PassInfo(
+            pass_name,
+            config,
+            fn,
+            stage,
+            engines,
+            produces,
+            group,
+            replay_on,
+            needs_data,
+            (config.__doc__ or "").strip().splitlines()[0] if config.__doc__ else "",
+        )
         PASSES[pass_name] = info
         _BY_CONFIG[config] = info
         return fn
@@ -110,8 +126,10 @@ def _snake(name: str) -> str:
 def info_of(config: Any) -> PassInfo:
     info = _BY_CONFIG.get(type(config))
     if info is None:
-        raise BadInput(f"{type(config).__name__} is not a registered pass config",
-                       hint=f"known passes: {', '.join(sorted(PASSES))}")
+        raise BadInput(
+            f"{type(config).__name__} is not a registered pass config",
+            hint=f"known passes: {', '.join(sorted(PASSES))}",
+        )
     return info
 
 
@@ -140,8 +158,11 @@ def describe(config: Any) -> str:
     """``quantize_dynamic(weight_type=qint8)``: a pass and its non-default settings."""
     info = info_of(config)
     defaults = info.config()
-    changed = [f"{f.name}={getattr(config, f.name)}" for f in dataclasses.fields(config)
-               if getattr(config, f.name) != getattr(defaults, f.name)]
+    changed = [
+        f"{f.name}={getattr(config, f.name)}"
+        for f in dataclasses.fields(config)
+        if getattr(config, f.name) != getattr(defaults, f.name)
+    ]
     return f"{info.name}({', '.join(changed)})" if changed else info.name
 
 

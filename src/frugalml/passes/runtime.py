@@ -31,6 +31,7 @@ class RuntimeSettings:
 def runtime_settings(model: Model, cfg: RuntimeSettings, ctx: PassContext) -> Model:
     if cfg.batch_size < 1 or (cfg.threads is not None and cfg.threads < 1):
         raise CandidateFailed("batch_size and threads must be at least 1")
-    runtime = dataclasses.replace(model.runtime, threads=cfg.threads,
-                                  batch_size=cfg.batch_size, length_sort=cfg.length_sort)
+    runtime = dataclasses.replace(
+        model.runtime, threads=cfg.threads, batch_size=cfg.batch_size, length_sort=cfg.length_sort
+    )
     return model.evolve(runtime=runtime)

@@ -19,8 +19,11 @@ def encoder_layers(module: Any) -> tuple[Any, str, Any]:
 
     n = getattr(module.config, "num_hidden_layers", None)
     for name, sub in module.named_modules():
-        if isinstance(sub, torch.nn.ModuleList) and name.rsplit(".", 1)[-1] in ("layer", "layers") \
-                and (n is None or len(sub) == n):
+        if (
+            isinstance(sub, torch.nn.ModuleList)
+            and name.rsplit(".", 1)[-1] in ("layer", "layers")
+            and (n is None or len(sub) == n)
+        ):
             parent_name, _, attr = name.rpartition(".")
             parent = module.get_submodule(parent_name) if parent_name else module
             return parent, attr, sub
@@ -43,12 +46,20 @@ class BertParts:
 def bert_parts(layer: Any) -> BertParts:
     try:
         att = layer.attention.self
-        return BertParts(attention=att, query=att.query, key=att.key, value=att.value,
-                         attn_out=layer.attention.output.dense, ffn_in=layer.intermediate.dense,
-                         ffn_out=layer.output.dense)
+        return BertParts(
+            attention=att,
+            query=att.query,
+            key=att.key,
+            value=att.value,
+            attn_out=layer.attention.output.dense,
+            ffn_in=layer.intermediate.dense,
+            ffn_out=layer.output.dense,
+        )
     except AttributeError as e:
-        raise CandidateFailed(f"structured pruning supports BERT-style encoder blocks (BERT, "
-                              f"RoBERTa, MiniLM, ELECTRA), not {type(layer).__name__}") from e
+        raise CandidateFailed(
+            f"structured pruning supports BERT-style encoder blocks (BERT, "
+            f"RoBERTa, MiniLM, ELECTRA), not {type(layer).__name__}"
+        ) from e
 
 
 def head_size(parts: BertParts, config: Any) -> int:
@@ -67,8 +78,9 @@ def shrink_linear(linear: Any, *, out_keep: Any = None, in_keep: Any = None) -> 
         b = b[out_keep] if b is not None else None
     if in_keep is not None:
         w = w[:, in_keep]
-    new = torch.nn.Linear(w.shape[1], w.shape[0], bias=b is not None,
-                          device=w.device, dtype=w.dtype)
+    new = torch.nn.Linear(
+        w.shape[1], w.shape[0], bias=b is not None, device=w.device, dtype=w.dtype
+    )
     new.weight.data.copy_(w)
     if b is not None:
         new.bias.data.copy_(b)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from frugalml.errors import BadInput
-from frugalml.search.pareto import Record, quality_drop, usable
+from frugalml.search.pareto import R, Record, quality_drop, usable
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Cheapest:
 
     objective: str = "cost_usd_per_1m"
 
-    def pick(self, records: Sequence[Record], bound: QualityBound) -> Record | None:
+    def pick(self, records: Sequence[R], bound: QualityBound) -> R | None:
         allowed = [r for r in records if bound.allows(r)]
         if not allowed:
             return None

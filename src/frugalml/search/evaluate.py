@@ -55,12 +55,24 @@ import numpy as np
 
 from frugalml.data import Dataset, load_data
 from frugalml.errors import BadInput, CandidateFailed
-from frugalml.models import Model, Runtime, load
+from frugalml.models import Model, load
 from frugalml.tasks import Task, get_task
 
-EVAL_KEYS = ("quality", "metric", "higher_is_better", "throughput_per_s", "latency_ms_p50",
-             "latency_ms_p99", "cost_usd_per_1m", "energy_j_per_1k", "energy_source",
-             "peak_memory_bytes", "size_bytes", "device", "threads")
+EVAL_KEYS = (
+    "quality",
+    "metric",
+    "higher_is_better",
+    "throughput_per_s",
+    "latency_ms_p50",
+    "latency_ms_p99",
+    "cost_usd_per_1m",
+    "energy_j_per_1k",
+    "energy_source",
+    "peak_memory_bytes",
+    "size_bytes",
+    "device",
+    "threads",
+)
 
 
 @dataclass(frozen=True)
@@ -105,8 +117,9 @@ class EvalResult:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any],
-                  items: dict[str, np.ndarray] | None = None) -> EvalResult:
+    def from_dict(
+        cls, data: dict[str, Any], items: dict[str, np.ndarray] | None = None
+    ) -> EvalResult:
         names = {f.name for f in dataclasses.fields(cls)} - {"items"}
         return cls(**{k: data[k] for k in names if k in data}, items=items or {})
 
@@ -118,7 +131,7 @@ class EvalResult:
         """``path.json`` (figures) and ``path.npz`` (per-row items)."""
         p = Path(path)
         p.with_suffix(".json").write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        np.savez(p.with_suffix(".npz"), **self.items)
+        np.savez(p.with_suffix(".npz"), **self.items)  # type: ignore[arg-type]
 
     @classmethod
     def read(cls, path: str | Path) -> EvalResult:
@@ -133,8 +146,13 @@ def resolve_data(data: str | Path | Dataset, **options: Any) -> Dataset:
     return data if isinstance(data, Dataset) else load_data(data, **options)
 
 
-def with_runtime(model: Model, *, threads: int | None = None, batch_size: int | None = None,
-                 length_sort: bool | None = None) -> Model:
+def with_runtime(
+    model: Model,
+    *,
+    threads: int | None = None,
+    batch_size: int | None = None,
+    length_sort: bool | None = None,
+) -> Model:
     rt = model.runtime
     changes: dict[str, Any] = {}
     if threads is not None:
@@ -163,8 +181,10 @@ def base_reference(model: Model, task: Task, data: Dataset, seed: int = 0) -> np
         try:
             ref_model = load(base, device=model.device)
         except BadInput as e:
-            raise BadInput(f"fidelity compares with the original model '{base}', which cannot "
-                           f"be loaded: {e.message}") from e
+            raise BadInput(
+                f"fidelity compares with the original model '{base}', which cannot "
+                f"be loaded: {e.message}"
+            ) from e
         return reference_outputs(ref_model, task, data, seed)
     return reference_outputs(model, task, data, seed)
 
@@ -210,8 +230,7 @@ def evaluate(
     dataset = resolve_data(data)
     the_task.check(dataset)
     loaded = load(model, device=device) if not isinstance(model, Model) else model
-    loaded = with_runtime(loaded, threads=threads, batch_size=batch_size,
-                          length_sort=length_sort)
+    loaded = with_runtime(loaded, threads=threads, batch_size=batch_size, length_sort=length_sort)
     tune, score = the_task.split(dataset, seed)
     ref: np.ndarray | None = None
     if the_task.name == "fidelity":
@@ -227,7 +246,7 @@ def evaluate(
 
     device_sync()
     t0 = time.perf_counter()
-    for idx in batches[:max(0, warmup_batches)]:
+    for idx in batches[: max(0, warmup_batches)]:
         loaded.run_batch([texts[i] for i in idx])
     device_sync()
     warmup_s = time.perf_counter() - t0
@@ -256,8 +275,9 @@ def evaluate(
     assert outputs is not None  # split() guarantees rows
     if not np.isfinite(outputs).all():
         bad = int((~np.isfinite(outputs)).any(axis=1).sum())
-        raise CandidateFailed(f"the model produced NaN or infinite outputs for {bad} of "
-                              f"{len(texts)} texts")
+        raise CandidateFailed(
+            f"the model produced NaN or infinite outputs for {bad} of {len(texts)} texts"
+        )
     items = the_task.items(outputs, score, ctx)
     quality = the_task.quality_on(items)
     if math.isnan(quality):
@@ -274,18 +294,32 @@ def evaluate(
     lat_ms = np.asarray(latencies) * 1e3
     on_gpu = loaded.device.startswith("cuda")
     return EvalResult(
-        task=the_task.name, quality=quality, metric=the_task.metric,
-        higher_is_better=the_task.higher_is_better, throughput_per_s=throughput,
+        task=the_task.name,
+        quality=quality,
+        metric=the_task.metric,
+        higher_is_better=the_task.higher_is_better,
+        throughput_per_s=throughput,
         latency_ms_p50=float(np.percentile(lat_ms, 50)),
         latency_ms_p99=float(np.percentile(lat_ms, 99)),
-        cost_usd_per_1m=float(cost_per_1m), energy_j_per_1k=float(energy_per_1k),
+        cost_usd_per_1m=float(cost_per_1m),
+        energy_j_per_1k=float(energy_per_1k),
         energy_source=usage.energy_source,
         peak_memory_bytes=int(usage.peak_device_bytes if on_gpu else usage.peak_host_bytes),
         size_bytes=int(size_bytes if size_bytes is not None else loaded.size_bytes()),
-        device=loaded.device, threads=threads_for(loaded),
-        batch_size=loaded.runtime.batch_size, length_sort=loaded.runtime.length_sort,
-        rows=len(score), texts_timed=timed_texts, repeats=repeats, warmup_s=warmup_s,
-        timed_s=float(sum(latencies)), cpu_s=usage.cpu_s, usd_per_hour=price.usd_per_hour,
-        instance=price.instance, region=price.region,
-        co2_g_per_1m=kwh_per_1m * price.g_co2_per_kwh, model=loaded.describe(), items=items,
+        device=loaded.device,
+        threads=threads_for(loaded),
+        batch_size=loaded.runtime.batch_size,
+        length_sort=loaded.runtime.length_sort,
+        rows=len(score),
+        texts_timed=timed_texts,
+        repeats=repeats,
+        warmup_s=warmup_s,
+        timed_s=float(sum(latencies)),
+        cpu_s=usage.cpu_s,
+        usd_per_hour=price.usd_per_hour,
+        instance=price.instance,
+        region=price.region,
+        co2_g_per_1m=kwh_per_1m * price.g_co2_per_kwh,
+        model=loaded.describe(),
+        items=items,
     )

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 Record = Mapping[str, Any]
+R = TypeVar("R", bound=Mapping[str, Any])
 QUALITY_EPS = 1e-6  # points: float noise (e.g. a fidelity of 99.9999996) is a tie, not a win
 
 
 def usable(record: Record) -> bool:
-    return record.get("status", "ok") == "ok" and math.isfinite(
-        float(record.get("quality", math.nan))) and math.isfinite(
-        float(record.get("cost_usd_per_1m", math.nan)))
+    return (
+        record.get("status", "ok") == "ok"
+        and math.isfinite(float(record.get("quality", math.nan)))
+        and math.isfinite(float(record.get("cost_usd_per_1m", math.nan)))
+    )
 
 
 def better_quality(a: float, b: float, higher_is_better: bool = True) -> bool:
@@ -34,7 +37,7 @@ def dominates(a: Record, b: Record) -> bool:
     return q_ok and ca <= cb and (better_quality(qa, qb, hib) or ca < cb)
 
 
-def pareto_front(records: Sequence[Record]) -> list[Record]:
+def pareto_front(records: Sequence[R]) -> list[R]:
     """The non-dominated usable records, cheapest first."""
     ok = [r for r in records if usable(r)]
     front = [r for r in ok if not any(dominates(o, r) for o in ok if o is not r)]

@@ -69,16 +69,26 @@ def write_markdown(result: OptimizeResult) -> Path:
         ]
     else:
         lines += ["**No candidate meets the bound.** " + "; ".join(result.notes), ""]
-    lines += ["## Pareto front (quality vs $ per 1M requests)", "",
-              "| id | candidate | quality | $/1M | texts/s | p50 ms | p99 ms |", "|---|---|---|---|---|---|---|"]
+    lines += [
+        "## Pareto front (quality vs $ per 1M requests)",
+        "",
+        "| id | candidate | quality | $/1M | texts/s | p50 ms | p99 ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in result.pareto:
-        lines.append(f"| {r['id']} | {r['label']} | {_num(r['quality'])} | "
-                     f"{_usd(r['cost_usd_per_1m'])} | {_num(r['throughput_per_s'], '{:.0f}')} | "
-                     f"{_num(r['latency_ms_p50'], '{:.1f}')} | {_num(r['latency_ms_p99'], '{:.1f}')} |")
-    lines += ["", "## All candidates", "",
-              "| id | candidate | status | quality | drop | $/1M | texts/s | x | batch | "
-              "peak mem | size | J/1k | note |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {r['id']} | {r['label']} | {_num(r['quality'])} | "
+            f"{_usd(r['cost_usd_per_1m'])} | {_num(r['throughput_per_s'], '{:.0f}')} | "
+            f"{_num(r['latency_ms_p50'], '{:.1f}')} | {_num(r['latency_ms_p99'], '{:.1f}')} |"
+        )
+    lines += [
+        "",
+        "## All candidates",
+        "",
+        "| id | candidate | status | quality | drop | $/1M | texts/s | x | batch | "
+        "peak mem | size | J/1k | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in result.candidates:
         ok = r["status"] == "ok"
         mark = "chosen" if r.get("chosen") else ("pareto" if r.get("on_pareto") else "")
@@ -89,7 +99,8 @@ def write_markdown(result: OptimizeResult) -> Path:
             f"{_num(r.get('throughput_per_s'), '{:.0f}')} | "
             f"{_num(r.get('throughput_ratio'), '{:.2f}')} | {r.get('batch_size', '-')} | "
             f"{_mb(r.get('peak_memory_bytes'))} | {_mb(r.get('size_bytes'))} | "
-            f"{_num(r.get('energy_j_per_1k'), '{:.1f}')} | {note} |")
+            f"{_num(r.get('energy_j_per_1k'), '{:.1f}')} | {note} |"
+        )
     lines += [
         "",
         "## Method",
@@ -123,7 +134,6 @@ def write_reports(result: OptimizeResult) -> list[Path]:
     for writer in REPORT_WRITERS:
         try:
             paths.append(writer(result))
-        except Exception as e:  # noqa: BLE001
-            result.notes.append(f"report writer {getattr(writer, '__name__', writer)} "
-                                f"failed: {e}")
+        except Exception as e:
+            result.notes.append(f"report writer {getattr(writer, '__name__', writer)} failed: {e}")
     return paths

@@ -51,33 +51,51 @@ class Candidate:
         return " + ".join(describe(c) for c in self.pipeline) or "baseline (original)"
 
 
-def base_pipelines(*, engine: str, device: str, layers: int | None,
-                   has_tune_text: bool) -> dict[str, list[Pipeline]]:
+def base_pipelines(
+    *, engine: str, device: str, layers: int | None, has_tune_text: bool
+) -> dict[str, list[Pipeline]]:
     """Pipelines by tier, most promising first, for a model on ``engine``/``device``."""
     q8, q8pc = QuantizeDynamic(), QuantizeDynamic(per_channel=True)
     convert: list[Pipeline]
     structure: list[Pipeline] = []
     if device.startswith("cuda"):
-        convert = [(HalfPrecision("float16"),), (HalfPrecision("bfloat16"),),
-                   (HalfPrecision("float16"), TorchCompile()), (TorchCompile(),), (OnnxExport(),)]
+        convert = [
+            (HalfPrecision("float16"),),
+            (HalfPrecision("bfloat16"),),
+            (HalfPrecision("float16"), TorchCompile()),
+            (TorchCompile(),),
+            (OnnxExport(),),
+        ]
         if layers and layers > 2 and has_tune_text:
             structure = [(LayerDrop(keep=layers - 2), HalfPrecision("float16"))]
     elif engine == "onnx":
-        convert = [(q8pc,), (q8,), (OnnxOptimize(),), (OnnxOptimize(), q8pc),
-                   (QuantizeStatic(),)]
+        convert = [(q8pc,), (q8,), (OnnxOptimize(),), (OnnxOptimize(), q8pc), (QuantizeStatic(),)]
     else:
-        convert = [(OnnxExport(), q8pc), (OnnxExport(), q8), (OnnxExport(),),
-                   (OnnxExport(), OnnxOptimize()), (OnnxExport(), OnnxOptimize(), q8pc),
-                   (q8,), (HalfPrecision("bfloat16"),), (OnnxExport(), QuantizeStatic())]
+        convert = [
+            (OnnxExport(), q8pc),
+            (OnnxExport(), q8),
+            (OnnxExport(),),
+            (OnnxExport(), OnnxOptimize()),
+            (OnnxExport(), OnnxOptimize(), q8pc),
+            (q8,),
+            (HalfPrecision("bfloat16"),),
+            (OnnxExport(), QuantizeStatic()),
+        ]
         if layers and layers > 2 and has_tune_text:
-            structure += [(LayerDrop(keep=layers - 1), OnnxExport(), q8pc),
-                          (LayerDrop(keep=layers - 2), OnnxExport(), q8pc)]
+            structure += [
+                (LayerDrop(keep=layers - 1), OnnxExport(), q8pc),
+                (LayerDrop(keep=layers - 2), OnnxExport(), q8pc),
+            ]
         if has_tune_text:
-            structure += [(StructuredPrune(heads=0.25, ffn=0.25), OnnxExport(), q8pc),
-                          (MagnitudePrune(sparsity=0.3, recovery_epochs=1), OnnxExport(), q8pc)]
+            structure += [
+                (StructuredPrune(heads=0.25, ffn=0.25), OnnxExport(), q8pc),
+                (MagnitudePrune(sparsity=0.3, recovery_epochs=1), OnnxExport(), q8pc),
+            ]
         structure.append((TorchCompile(),))
-    valid = {tier: [p for p in pipes if problem(p, engine=engine, device=device) is None]
-             for tier, pipes in (("convert", convert), ("structure", structure))}
+    valid = {
+        tier: [p for p in pipes if problem(p, engine=engine, device=device) is None]
+        for tier, pipes in (("convert", convert), ("structure", structure))
+    }
     return valid
 
 
@@ -118,8 +136,11 @@ class Strategy:
     def _runtime_variants(self) -> list[Pipeline]:
         if self._baseline is None:
             return []
-        bound = QualityBound(float(self._baseline["quality"]), self.bound_max_drop,
-                             bool(self._baseline.get("higher_is_better", True)))
+        bound = QualityBound(
+            float(self._baseline["quality"]),
+            self.bound_max_drop,
+            bool(self._baseline.get("higher_is_better", True)),
+        )
         records = [(c, r) for c, r in self._done.values() if c.tier != "runtime"]
         chosen: list[Candidate] = []
         pool = list(records)
@@ -167,6 +188,10 @@ class Strategy:
             later += len(self.tiers.get("convert", []))
         if self._phase < 3:
             later += len(self.tiers.get("structure", []))
-        later += (2 - (self._phase >= 2) - (self._phase >= 4)) * self.runtime_top * len(
-            BATCH_SIZES_CPU) // 2
+        later += (
+            (2 - (self._phase >= 2) - (self._phase >= 4))
+            * self.runtime_top
+            * len(BATCH_SIZES_CPU)
+            // 2
+        )
         return len(self._queue) + later

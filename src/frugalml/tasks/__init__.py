@@ -33,9 +33,13 @@ def get_task(task: str | Task, *, metric: str | None = None, seed: int = 0) -> T
     return TASKS[task](metric=metric, seed=seed)
 
 
-def quality_on(task: str | Task, items: Items,
-               indices: Sequence[int] | np.ndarray | None = None, *,
-               metric: str | None = None) -> float:
+def quality_on(
+    task: str | Task,
+    items: Items,
+    indices: Sequence[int] | np.ndarray | None = None,
+    *,
+    metric: str | None = None,
+) -> float:
     """The task's metric, in points, on the rows of ``items`` at ``indices``."""
     return get_task(task, metric=metric).quality_on(items, indices)
 

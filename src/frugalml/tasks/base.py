@@ -50,8 +50,10 @@ class Task(ABC):
 
     def __init__(self, metric: str | None = None, seed: int = 0) -> None:
         if metric is not None and metric not in self.metrics:
-            raise BadInput(f"unknown metric '{metric}' for the {self.name} task",
-                           hint=f"use one of {', '.join(self.metrics)}")
+            raise BadInput(
+                f"unknown metric '{metric}' for the {self.name} task",
+                hint=f"use one of {', '.join(self.metrics)}",
+            )
         self.metric = metric or self.metrics[0]
         self.seed = seed
 
@@ -68,20 +70,22 @@ class Task(ABC):
         """Per-row arrays from the model's outputs for ``texts(data)``, in that order."""
 
     @abstractmethod
-    def quality_on(self, items: Items, indices: Sequence[int] | np.ndarray | None = None
-                   ) -> float:
+    def quality_on(self, items: Items, indices: Sequence[int] | np.ndarray | None = None) -> float:
         """The metric in points on the rows at ``indices`` (all rows when None)."""
 
-    def prepare(self, model: Model, tune: Dataset, score: Dataset,
-                reference: np.ndarray | None = None) -> Context:
+    def prepare(
+        self, model: Model, tune: Dataset, score: Dataset, reference: np.ndarray | None = None
+    ) -> Context:
         """Fit what scoring needs (default: nothing). ``reference`` = the original's outputs."""
         return Context(reference=reference)
 
     def split(self, data: Dataset, seed: int = 0) -> tuple[Dataset, Dataset]:
         """(tune, score): a seeded split of the rows, stratified by label when labelled."""
         if len(data) < MIN_ROWS:
-            raise BadInput(f"{data.source or 'the data'} has {len(data)} rows; frugal needs at "
-                           f"least {MIN_ROWS} (half are held out for scoring)")
+            raise BadInput(
+                f"{data.source or 'the data'} has {len(data)} rows; frugal needs at "
+                f"least {MIN_ROWS} (half are held out for scoring)"
+            )
         return data.split(SCORE_FRACTION, seed=seed)
 
     def rows(self, items: Items) -> int:

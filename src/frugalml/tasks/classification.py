@@ -29,19 +29,24 @@ class Classification(Task):
 
     def check(self, data: Dataset) -> None:
         if data.labels is None:
-            raise BadInput(f"{data.source or 'the data'} has no label column; the "
-                           "classification task needs text + label",
-                           hint="use 'label text' lines, or CSV/JSONL with text and label "
-                           "(or --text-col/--label-col)")
+            raise BadInput(
+                f"{data.source or 'the data'} has no label column; the "
+                "classification task needs text + label",
+                hint="use 'label text' lines, or CSV/JSONL with text and label "
+                "(or --text-col/--label-col)",
+            )
         if len(set(data.labels)) < 2:
-            raise BadInput(f"{data.source or 'the data'} has a single label; classification "
-                           "needs at least two classes")
+            raise BadInput(
+                f"{data.source or 'the data'} has a single label; classification "
+                "needs at least two classes"
+            )
 
     def texts(self, data: Dataset) -> list[str]:
         return list(data.texts)
 
-    def prepare(self, model: Model, tune: Dataset, score: Dataset,
-                reference: np.ndarray | None = None) -> Context:
+    def prepare(
+        self, model: Model, tune: Dataset, score: Dataset, reference: np.ndarray | None = None
+    ) -> Context:
         assert tune.labels is not None and score.labels is not None  # check() ran
         if model.output == "logits":
             return Context(label_index=self._head_index(model, tune, score))
@@ -60,10 +65,12 @@ class Classification(Task):
             return {n: i for i, n in enumerate(names)}
         if all(w.isdigit() and int(w) < max(len(names), 1) for w in wanted):
             return {w: int(w) for w in wanted}
-        raise BadInput(f"the model's classes ({', '.join(names)}) do not match the data's "
-                       f"labels ({', '.join(sorted(wanted)[:8])})",
-                       hint="use data labelled with the model's class names or indices, or a "
-                       "bare encoder (scored with a probe)")
+        raise BadInput(
+            f"the model's classes ({', '.join(names)}) do not match the data's "
+            f"labels ({', '.join(sorted(wanted)[:8])})",
+            hint="use data labelled with the model's class names or indices, or a "
+            "bare encoder (scored with a probe)",
+        )
 
     def items(self, outputs: np.ndarray, data: Dataset, ctx: Context) -> Items:
         assert data.labels is not None
@@ -76,17 +83,20 @@ class Classification(Task):
             by_index = {v: k for k, v in ctx.label_index.items()}
             pred_names = [by_index.get(int(i), "") for i in outputs.argmax(axis=1)]
         pred = np.asarray([code.get(str(p), -1) for p in pred_names])
-        return {"correct": (pred == gold).astype(np.float64), "pred": pred.astype(np.float64),
-                "gold": gold.astype(np.float64)}
+        return {
+            "correct": (pred == gold).astype(np.float64),
+            "pred": pred.astype(np.float64),
+            "gold": gold.astype(np.float64),
+        }
 
-    def quality_on(self, items: Items, indices: Sequence[int] | np.ndarray | None = None
-                   ) -> float:
+    def quality_on(self, items: Items, indices: Sequence[int] | np.ndarray | None = None) -> float:
         sub = pick(items, indices)
         if not len(sub["correct"]):
             return float("nan")
         if self.metric == "macro_f1":
             from sklearn.metrics import f1_score
 
-            return float(100.0 * f1_score(sub["gold"], sub["pred"], average="macro",
-                                          zero_division=0))
+            return float(
+                100.0 * f1_score(sub["gold"], sub["pred"], average="macro", zero_division=0)
+            )
         return float(100.0 * sub["correct"].mean())

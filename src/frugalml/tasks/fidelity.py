@@ -32,8 +32,9 @@ class Fidelity(Task):
     def texts(self, data: Dataset) -> list[str]:
         return data.texts_all()
 
-    def prepare(self, model: Model, tune: Dataset, score: Dataset,
-                reference: np.ndarray | None = None) -> Context:
+    def prepare(
+        self, model: Model, tune: Dataset, score: Dataset, reference: np.ndarray | None = None
+    ) -> Context:
         return Context(reference=reference, notes={"output": model.output})
 
     def items(self, outputs: np.ndarray, data: Dataset, ctx: Context) -> Items:
@@ -41,8 +42,9 @@ class Fidelity(Task):
         if ref is None:
             raise ValueError("fidelity needs the original model's outputs (reference)")
         if ref.shape != outputs.shape:
-            raise ValueError(f"reference outputs {ref.shape} and model outputs {outputs.shape} "
-                             "differ in shape")
+            raise ValueError(
+                f"reference outputs {ref.shape} and model outputs {outputs.shape} differ in shape"
+            )
         if ctx.notes.get("output") == "logits":
             agree = (outputs.argmax(axis=1) == ref.argmax(axis=1)).astype(np.float64)
         else:
@@ -51,7 +53,6 @@ class Fidelity(Task):
             agree = (a * b).sum(axis=1).astype(np.float64)
         return {"agreement": agree}
 
-    def quality_on(self, items: Items, indices: Sequence[int] | np.ndarray | None = None
-                   ) -> float:
+    def quality_on(self, items: Items, indices: Sequence[int] | np.ndarray | None = None) -> float:
         sub = pick(items, indices)["agreement"]
         return float(100.0 * sub.mean()) if len(sub) else float("nan")

@@ -22,12 +22,20 @@ class Similarity(Task):
 
     def check(self, data: Dataset) -> None:
         if data.texts2 is None or data.scores is None:
-            missing = [n for n, v in (("second sentence (text2/sentence2)", data.texts2),
-                                      ("gold score (score)", data.scores)) if v is None]
-            raise BadInput(f"{data.source or 'the data'} has no {' and no '.join(missing)} "
-                           "column; the similarity task needs sentence pairs with a gold score",
-                           hint="use STS-B TSV, or CSV/JSONL with sentence1, sentence2, score "
-                           "(or --text-col/--text2-col/--score-col)")
+            missing = [
+                n
+                for n, v in (
+                    ("second sentence (text2/sentence2)", data.texts2),
+                    ("gold score (score)", data.scores),
+                )
+                if v is None
+            ]
+            raise BadInput(
+                f"{data.source or 'the data'} has no {' and no '.join(missing)} "
+                "column; the similarity task needs sentence pairs with a gold score",
+                hint="use STS-B TSV, or CSV/JSONL with sentence1, sentence2, score "
+                "(or --text-col/--text2-col/--score-col)",
+            )
 
     def texts(self, data: Dataset) -> list[str]:
         assert data.texts2 is not None  # check() ran
@@ -38,11 +46,12 @@ class Similarity(Task):
         a, b = outputs[:n], outputs[n:]
         a = a / np.clip(np.linalg.norm(a, axis=1, keepdims=True), 1e-12, None)
         b = b / np.clip(np.linalg.norm(b, axis=1, keepdims=True), 1e-12, None)
-        return {"pred": (a * b).sum(axis=1).astype(np.float64),
-                "gold": np.asarray(data.scores, dtype=np.float64)}
+        return {
+            "pred": (a * b).sum(axis=1).astype(np.float64),
+            "gold": np.asarray(data.scores, dtype=np.float64),
+        }
 
-    def quality_on(self, items: Items, indices: Sequence[int] | np.ndarray | None = None
-                   ) -> float:
+    def quality_on(self, items: Items, indices: Sequence[int] | np.ndarray | None = None) -> float:
         from scipy.stats import pearsonr, spearmanr
 
         sub = pick(items, indices)
