@@ -86,7 +86,7 @@ class OptimizeResult:
 def restrict(
     tiers: dict[str, list[Pipeline]], passes: Sequence[str] | None
 ) -> dict[str, list[Pipeline]]:
-    """Only pipelines made of the named passes (``runtime_settings`` is always allowed)."""
+    """Only pipelines made of the named passes."""
     if passes is None:
         return tiers
     from frugalml.passes import PASSES
@@ -97,7 +97,7 @@ def restrict(
             f"unknown pass(es): {', '.join(unknown)}",
             hint=f"known passes: {', '.join(sorted(PASSES))}",
         )
-    allowed = {*passes, "runtime_settings"}
+    allowed = set(passes)
     return {
         tier: [p for p in pipes if all(info_of(c).name in allowed for c in p)]
         for tier, pipes in tiers.items()
@@ -176,7 +176,8 @@ def optimize(
     Raises ``BadInput`` for unusable input before any work. Returns the result even when no
     candidate meets the bound (``best`` is None; the CLI exits 2). ``tiers`` replaces the
     default space (``space.base_pipelines``); ``passes`` keeps only pipelines made of these
-    pass names (runtime settings always allowed); ``memory_limit_mb`` caps each candidate's
+    pass names (list ``runtime_settings`` to let it try batch sizes); ``memory_limit_mb`` caps
+    each candidate's
     evaluation process; ``runtime_variants``: try other batch sizes for this many of the best
     candidates; ``listener(event, info)`` receives progress.
     """
@@ -241,7 +242,7 @@ def optimize(
             bound_max_drop=max_quality_drop,
             device=device,
             seed=seed,
-            runtime_top=runtime_variants,
+            runtime_top=runtime_variants if passes is None or "runtime_settings" in passes else 0,
         )
         ctx = PassContext(
             texts=tune.texts_all(),
