@@ -6,6 +6,13 @@ The package follows the flow measure → ledger → cut → search → prove →
   repeated calls; every figure with units, energy labelled read or estimated, priced in $.
 - ``frugalml.ledger``: ``Ledger`` keeps every run (SQLite by default, PostgreSQL by URL).
 - ``frugalml.data``: read evaluation/training data (CSV, TSV, JSONL, STS-B, ``label text``).
+- ``frugalml.models``: ``load`` a model (HF / sentence-transformers folder, ONNX, frugal output,
+  ``minilm``), run it, save any variant (safetensors / ONNX + ``frugal.json``).
+- ``frugalml.tasks``: quality in points (similarity, classification, fidelity).
+- ``frugalml.passes``: ``apply(model, Config)`` — one file per technique (ONNX, int8, fp16/bf16,
+  pruning, layer dropping + distillation, torch.compile, runtime settings).
+- ``frugalml.search``: ``evaluate`` (the one measurement), ``optimize`` (Pareto search for the
+  cheapest model within a quality bound).
 
 Heavy dependencies (torch, transformers, onnxruntime) are imported only when used, so
 ``import frugalml`` stays fast and never initialises CUDA.
@@ -29,6 +36,10 @@ _LAZY = {
     "FrugalError": "frugalml.errors",
     "load_data": "frugalml.data",
     "time_calls": "frugalml.measure.timing",
+    "load": "frugalml.models.load",
+    "evaluate": "frugalml.search.evaluate",
+    "apply": "frugalml.passes",
+    "optimize": "frugalml.search.runner",
 }
 
 __all__ = [
@@ -39,7 +50,11 @@ __all__ = [
     "RunRecord",
     "Usage",
     "__version__",
+    "apply",
+    "evaluate",
+    "load",
     "load_data",
+    "optimize",
     "time_calls",
     "track",
 ]
@@ -50,7 +65,11 @@ if TYPE_CHECKING:
     from frugalml.ledger.store import Ledger
     from frugalml.measure.timing import time_calls
     from frugalml.measure.track import Run, track
+    from frugalml.models.load import load
+    from frugalml.passes import apply
     from frugalml.records import Hardware, RunRecord, Usage
+    from frugalml.search.evaluate import evaluate
+    from frugalml.search.runner import optimize
 
 
 def __getattr__(name: str) -> Any:

@@ -103,7 +103,14 @@ def _print_summary(record: RunRecord, code: int) -> None:
 @app.command()
 def runs(
     ledger: LedgerOpt = None,
-    limit: Annotated[int, typer.Option(help="Show at most this many runs.", min=1)] = 20,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            help="Show at most this many runs (default 20); with --export, export at most this "
+            "many (default all).",
+            min=1,
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Only runs with this name.")] = None,
     kind: Annotated[
         str | None,
@@ -115,9 +122,27 @@ def runs(
         str | None,
         typer.Option(help="Only runs with this status: running, finished, failed or crashed."),
     ] = None,
+    export: Annotated[
+        str | None,
+        typer.Option(
+            help="Export the selected runs instead of listing them: 'mlflow' logs each run "
+            "(params, usage and quality as metrics, parent/child) to --tracking-uri; exporting "
+            "again updates, never duplicates."
+        ),
+    ] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="MLflow tracking store for --export mlflow: file:///path/mlruns, "
+            "sqlite:///mlflow.db or http://host:5000."
+        ),
+    ] = None,
+    experiment: Annotated[
+        str, typer.Option(help="MLflow experiment the runs go to (created if missing).")
+    ] = "frugal",
     json_out: JsonOpt = False,
 ) -> None:
-    """List runs in the ledger, newest first.
+    """List runs in the ledger, newest first (or export them to MLflow with --export).
 
     A run whose process died without finishing it (killed, out of memory) is shown as
     crashed. --json prints an array of run objects (each with wall_s, cost_usd, energy_j,
@@ -129,8 +154,11 @@ def runs(
 
     if status is not None and status not in RUN_STATUSES:
         raise BadInput(f"unknown status '{status}'", hint=f"use one of {', '.join(RUN_STATUSES)}")
+    if export is not None or tracking_uri is not None:
+        _export(ledger, limit, name, kind, status, export, tracking_uri, experiment, json_out)
+        return
     with Ledger(ledger) as book:
-        records = book.runs(limit=limit, name=name, kind=kind, status=status)
+        records = book.runs(limit=limit or 20, name=name, kind=kind, status=status)
     if json_out:
         print_json([r.to_dict() for r in records])
         return
@@ -162,6 +190,48 @@ def runs(
             quality or "-",
         )
     console.print(table)
+
+
+def _export(
+    ledger: str | None,
+    limit: int | None,
+    name: str | None,
+    kind: str | None,
+    status: str | None,
+    export: str | None,
+    tracking_uri: str | None,
+    experiment: str,
+    json_out: bool,
+) -> None:
+    """``frugal runs --export mlflow --tracking-uri URI``."""
+    from frugalml.errors import BadInput
+    from frugalml.ledger import Ledger
+
+    if export != "mlflow":
+        raise BadInput(
+            f"unknown export target '{export}'"
+            if export
+            else "--tracking-uri needs --export mlflow",
+            hint="use --export mlflow",
+        )
+    if not tracking_uri:
+        raise BadInput(
+            "--export mlflow needs --tracking-uri",
+            hint="e.g. --tracking-uri file:///path/to/mlruns",
+        )
+    from frugalml.report.mlflow_export import export_runs
+
+    with Ledger(ledger) as book:
+        records = book.runs(limit=limit, name=name, kind=kind, status=status)
+    summary = export_runs(records, tracking_uri, experiment=experiment)
+    if json_out:
+        print_json(summary.to_dict())
+        return
+    console.print(
+        f"Exported {len(records)} runs to {tracking_uri} (experiment '{experiment}'): "
+        f"{len(summary.created)} created, {len(summary.updated)} updated, "
+        f"{len(summary.unchanged)} unchanged."
+    )
 
 
 @app.command()

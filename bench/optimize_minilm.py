@@ -1,0 +1,273 @@
+"""Benchmark: frugal optimize on all-MiniLM-L6-v2 vs sentence-transformers fp32 vs Optimum int8.
+
+1. ``frugal optimize minilm --task similarity --data sts-dev.csv`` on CPU with 2 threads
+   (quality bound 1 Spearman point; tuned on the dev set's tune half, scored on its held-out
+   half), unless ``--from DIR`` reuses an earlier output folder.
+2. The comparison model: Hugging Face Optimum's ONNX Runtime dynamic-int8 recipe
+   (``avx512_vnni`` config), built in its own environment (bench/.venv-optimum, made by
+   bench/setup_optimum.sh on first use) so Optimum never becomes a frugal dependency.
+3. In one process, interleaved (A, B, C, then B, C, A, ...), 2 threads each: sentences per
+   second encoding all 3000 STS-B dev sentences, median over ``--repeats`` rounds, for the
+   fp32 ``SentenceTransformer.encode`` baseline (batch 32), Optimum int8 (batch 32,
+   length-sorted like sentence-transformers) and frugal's chosen model (its own runtime
+   settings). Spearman x 100 on the held-out half of STS-B dev (what optimize's bound is
+   enforced on), on all of dev, and on STS-B train (never seen by optimize).
+
+usage: python bench/optimize_minilm.py [--json] [--budget-minutes 45] [--from DIR]
+Run it under ``flock /tmp/frugal-cpu.lock`` on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+HERE = Path(__file__).resolve().parent
+SHARED = Path(os.environ.get("FRUGAL_SHARED_DATA", HERE.parent.parent / "shared" / "data"))
+THREADS = 2
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_optimize(data: Path, out: Path, budget: float, seed: int) -> dict[str, Any]:
+    import frugalml
+
+    def listener(event: str, info: dict[str, Any]) -> None:
+        if event == "done":
+            r = info["record"]
+            if r["status"] == "ok":
+                log(
+                    f"  {r['id']} {r['label']}: spearman {r['quality']:.2f}, "
+                    f"{r['throughput_per_s']:.0f}/s"
+                )
+            else:
+                log(f"  {r['id']} {r['label']}: failed: {r['error']}")
+        elif event == "start":
+            log(f"{info['candidate'].id} {info['candidate'].label} ...")
+
+    res = frugalml.optimize(
+        "minilm",
+        "similarity",
+        data,
+        threads=THREADS,
+        out=out,
+        budget_minutes=budget,
+        seed=seed,
+        max_quality_drop=1.0,
+        ledger=f"sqlite:///{out / 'ledger.db'}",
+        listener=listener,
+    )
+    return {
+        "elapsed_s": res.elapsed_s,
+        "candidates": len(res.candidates),
+        "best": res.best["label"] if res.best else None,
+        "run_id": res.run_id,
+    }
+
+
+def build_optimum(out: Path) -> Path:
+    venv_py = HERE / ".venv-optimum" / "bin" / "python"
+    if not venv_py.exists():
+        log("building bench/.venv-optimum (Optimum's own environment) ...")
+        subprocess.run(["bash", str(HERE / "setup_optimum.sh")], check=True)
+    target = out / "model_quantized.onnx"
+    if not target.exists():
+        subprocess.run([str(venv_py), str(HERE / "optimum_int8.py"), str(out)], check=True)
+    return target
+
+
+def spearman(emb: Any, n: int, gold: Any, idx: Any = None) -> float:
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    a, b = emb[:n], emb[n:]
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    if idx is not None:
+        cos, gold = cos[idx], np.asarray(gold)[idx]
+    return float(100.0 * spearmanr(cos, gold).statistic)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    ap.add_argument("--data", type=Path, default=SHARED / "sts-b" / "sts-dev.csv")
+    ap.add_argument(
+        "--train",
+        type=Path,
+        default=SHARED / "sts-b" / "sts-train.csv",
+        help="STS-B train, scored as data optimize never saw ('' to skip)",
+    )
+    ap.add_argument("--out", type=Path, default=Path("frugal-out/bench-minilm"))
+    ap.add_argument("--from", dest="from_dir", type=Path, help="reuse an optimize output")
+    ap.add_argument("--budget-minutes", type=float, default=45.0)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-optimum", action="store_true")
+    args = ap.parse_args()
+
+    import numpy as np
+    import torch
+
+    import frugalml
+    from frugalml.data import load_data
+    from frugalml.models import Runtime
+    from frugalml.tasks import get_task
+
+    torch.set_num_threads(THREADS)
+    out = (args.from_dir or args.out).absolute()
+    info: dict[str, Any] = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])}
+    if args.from_dir is None:
+        log(f"frugal optimize minilm on {args.data} (budget {args.budget_minutes} min) ...")
+        info["optimize"] = run_optimize(args.data, out, args.budget_minutes, args.seed)
+    if not (out / "best").exists():
+        log(f"no chosen model in {out}")
+        print(json.dumps({**info, "error": "optimize chose no model"}))
+        return 2
+
+    dev = load_data(args.data)
+    _tune, held = get_task("similarity").split(dev, args.seed)
+    held_idx = np.asarray(sorted(_held_rows(dev, held)))
+    sentences = [*dev.texts, *(dev.texts2 or ())]
+    n = len(dev)
+
+    from sentence_transformers import SentenceTransformer
+
+    from frugalml.models import resolve_path
+
+    st = SentenceTransformer(str(resolve_path("minilm")), device="cpu")
+    ours = frugalml.load(out / "best")
+    ours = ours.evolve(runtime=Runtime(**{**ours.runtime.to_dict(), "threads": THREADS}))
+    encoders: dict[str, Any] = {
+        "sentence-transformers fp32": lambda s: st.encode(s, batch_size=32),
+        "frugal chosen": ours.encode,
+    }
+    meta: dict[str, dict[str, Any]] = {
+        "sentence-transformers fp32": {"batch_size": 32},
+        "frugal chosen": {
+            "batch_size": ours.runtime.batch_size,
+            "recipe": " + ".join(p.name for p in ours.passes),
+        },
+    }
+    if not args.no_optimum:
+        opt_path = build_optimum(out / "optimum-int8")
+        opt = frugalml.load(opt_path, runtime=Runtime(threads=THREADS, batch_size=32))
+        encoders["optimum ort int8 (avx512_vnni)"] = opt.encode
+        meta["optimum ort int8 (avx512_vnni)"] = {"batch_size": 32}
+
+    train = load_data(args.train) if str(args.train) and args.train.exists() else None
+    rows: dict[str, dict[str, Any]] = {}
+    for name, enc in encoders.items():
+        log(f"quality: {name} ...")
+        emb = enc(sentences)
+        row = {
+            **meta[name],
+            "spearman_heldout": spearman(emb, n, dev.scores, held_idx),
+            "spearman_dev": spearman(emb, n, dev.scores),
+        }
+        if train is not None:
+            row["spearman_train"] = spearman(
+                enc([*train.texts, *(train.texts2 or ())]), len(train), train.scores
+            )
+        rows[name] = row
+
+    log(f"timing: {args.repeats} interleaved rounds over {len(sentences)} sentences ...")
+    for enc in encoders.values():
+        enc(sentences[:256])  # warm-up, not timed
+    names = list(encoders)
+    seconds: dict[str, list[float]] = {k: [] for k in names}
+    for r in range(args.repeats):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            t0 = time.perf_counter()
+            encoders[name](sentences)
+            seconds[name].append(time.perf_counter() - t0)
+    base_name = names[0]
+    for name in names:
+        per_s = len(sentences) / statistics.median(seconds[name])
+        paired = statistics.median(
+            b / t for b, t in zip(seconds[base_name], seconds[name], strict=True)
+        )
+        rows[name].update(
+            sentences_per_s=per_s,
+            ratio=per_s / (len(sentences) / statistics.median(seconds[base_name])),
+            ratio_paired=paired,
+            seconds=seconds[name],
+        )
+    base = rows[base_name]
+    for row in rows.values():
+        for key in ("spearman_heldout", "spearman_dev", "spearman_train"):
+            if key in row:
+                row["delta_" + key.split("_", 1)[1]] = row[key] - base[key]
+    ours_row = rows["frugal chosen"]
+    checks = {
+        "ratio_ge_4": ours_row["ratio"] >= 4.0,
+        "delta_heldout_ge_minus_1": ours_row["delta_heldout"] >= -1.0,
+    }
+    opt_row = rows.get("optimum ort int8 (avx512_vnni)")
+    if opt_row:
+        checks["faster_than_optimum"] = ours_row["sentences_per_s"] > opt_row["sentences_per_s"]
+        checks["spearman_ge_optimum"] = ours_row["spearman_heldout"] >= opt_row["spearman_heldout"]
+    info.update(
+        threads=THREADS,
+        repeats=args.repeats,
+        sentences=len(sentences),
+        cpu=_cpu(),
+        out=str(out),
+        rows=rows,
+        checks=checks,
+    )
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(table(rows))
+    return 0
+
+
+def _held_rows(dev: Any, held: Any) -> list[int]:
+    """Row indices of the held-out split in the dev file (pairs matched in order)."""
+    want: dict[tuple[str, str, float], list[int]] = {}
+    for i, key in enumerate(zip(dev.texts, dev.texts2, dev.scores, strict=True)):
+        want.setdefault(key, []).append(i)
+    rows = []
+    for key in zip(held.texts, held.texts2, held.scores, strict=True):
+        rows.append(want[key].pop(0))
+    return rows
+
+
+def _cpu() -> str:
+    from frugalml.measure.hardware import hardware
+
+    hw = hardware()
+    return f"{hw.cpu_model}, {hw.cpu_logical_cores} logical cores"
+
+
+def table(rows: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        "| model | sentences/s | ratio | Spearman held-out | delta | Spearman dev | "
+        "Spearman train |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in rows.items():
+        lines.append(
+            f"| {name} | {r['sentences_per_s']:.0f} | {r['ratio']:.2f}x | "
+            f"{r['spearman_heldout']:.2f} | {r['delta_heldout']:+.2f} | "
+            f"{r['spearman_dev']:.2f} | {r.get('spearman_train', float('nan')):.2f} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

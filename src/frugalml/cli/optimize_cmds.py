@@ -1,0 +1,494 @@
+"""Commands for the main job: eval (one model), optimize (the search), demo (bundled model)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from frugalml.cli.app import (
+    InstanceOpt,
+    JsonOpt,
+    LedgerOpt,
+    RegionOpt,
+    app,
+    console,
+    err,
+    print_json,
+)
+
+if TYPE_CHECKING:
+    from frugalml.search.runner import OptimizeResult
+
+ModelArg = Annotated[
+    str,
+    typer.Argument(
+        help="A Hugging Face / sentence-transformers folder, an .onnx file, a frugal output "
+        "folder, or 'minilm' (the bundled all-MiniLM-L6-v2).",
+        show_default=False,
+    ),
+]
+TaskOpt = Annotated[
+    str,
+    typer.Option(
+        "--task",
+        help="similarity (pairs + gold score → Spearman), classification (text + label → "
+        "accuracy), or fidelity (text → agreement with the original model).",
+        show_default=False,
+    ),
+]
+DataOpt = Annotated[
+    Path,
+    typer.Option(
+        "--data",
+        help="CSV, TSV or JSONL with a header, STS-B TSV, or 'label text' lines.",
+        show_default=False,
+    ),
+]
+MetricOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--metric",
+        help="similarity: spearman (default) or pearson; classification: accuracy "
+        "(default) or macro_f1; fidelity: agreement.",
+    ),
+]
+DeviceOpt = Annotated[str, typer.Option("--device", help="cpu or cuda.")]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option("--threads", min=1, help="Intra-op threads (default: every usable core)."),
+]
+SeedOpt = Annotated[
+    int,
+    typer.Option(
+        "--seed", help="Seed for the data split, calibration, distillation and search order."
+    ),
+]
+RepeatsOpt = Annotated[
+    int, typer.Option("--repeats", min=1, help="Timed passes over the data (median is reported).")
+]
+TextCol = Annotated[str | None, typer.Option("--text-col", help="Column with the text.")]
+Text2Col = Annotated[
+    str | None, typer.Option("--text2-col", help="Column with the second text of a pair.")
+]
+LabelCol = Annotated[str | None, typer.Option("--label-col", help="Column with the label.")]
+ScoreCol = Annotated[str | None, typer.Option("--score-col", help="Column with the gold score.")]
+FormatOpt = Annotated[
+    str, typer.Option("--format", help="auto, stsb, label-text, csv, tsv or jsonl.")
+]
+EncodingOpt = Annotated[
+    str | None,
+    typer.Option("--encoding", help="Text encoding of the data (default: UTF-8, else ISO-8859-1)."),
+]
+
+
+def _data_options(
+    text_col: str | None,
+    text2_col: str | None,
+    label_col: str | None,
+    score_col: str | None,
+    fmt: str,
+    encoding: str | None,
+) -> dict[str, Any]:
+    opts: dict[str, Any] = {"format": fmt}
+    for key, value in (
+        ("text_col", text_col),
+        ("text2_col", text2_col),
+        ("label_col", label_col),
+        ("score_col", score_col),
+        ("encoding", encoding),
+    ):
+        if value is not None:
+            opts[key] = value
+    return opts
+
+
+def _fmt_usd(v: Any) -> str:
+    if v is None or not math.isfinite(float(v)):
+        return "-"
+    return f"${float(v):.4f}" if float(v) < 1 else f"${float(v):,.2f}"
+
+
+@app.command("eval", no_args_is_help=True)
+def eval_cmd(
+    model: ModelArg,
+    task: TaskOpt,
+    data: DataOpt,
+    metric: MetricOpt = None,
+    device: DeviceOpt = "cpu",
+    threads: ThreadsOpt = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size",
+            min=1,
+            help="Texts per batch (default: the model's own setting, 32 for a plain model).",
+        ),
+    ] = None,
+    instance: InstanceOpt = None,
+    region: RegionOpt = None,
+    seed: SeedOpt = 0,
+    repeats: RepeatsOpt = 3,
+    text_col: TextCol = None,
+    text2_col: Text2Col = None,
+    label_col: LabelCol = None,
+    score_col: ScoreCol = None,
+    fmt: FormatOpt = "auto",
+    encoding: EncodingOpt = None,
+    ledger: LedgerOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Quality and cost of one model, with exactly the measurement optimize uses.
+
+    Quality is in points (correlation or accuracy x 100) on the held-out half of the data;
+    cost is texts/s, latency per batch (p50/p99), $ per 1M requests (one request = one text),
+    energy per 1k texts (labelled read or estimate), peak memory and size on disk. Recorded
+    as an 'eval' run in the ledger.
+    """
+    from frugalml.data import load_data
+    from frugalml.measure.track import track
+    from frugalml.search.evaluate import evaluate
+
+    options = _data_options(text_col, text2_col, label_col, score_col, fmt, encoding)
+    dataset = load_data(data, **options)
+    with (
+        err.status("evaluating…"),
+        track(
+            f"eval {model}",
+            kind="eval",
+            ledger=ledger,
+            instance=instance,
+            region=region,
+            params={"model": model, "task": task, "data": str(data)},
+        ) as run,
+    ):
+        result = evaluate(
+            model,
+            task,
+            dataset,
+            metric=metric,
+            device=device,
+            threads=threads,
+            batch_size=batch_size,
+            instance=instance,
+            region=region,
+            seed=seed,
+            repeats=repeats,
+        )
+        run.log_quality(**{result.metric: result.quality})
+        run.log_params(eval=result.to_dict())
+    if json_out:
+        print_json(result.to_dict())
+        return
+    table = Table(show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("model", f"{model} — {result.model}"),
+        (
+            "quality",
+            f"{result.quality:.2f} {result.metric} points ({result.task}, "
+            f"{result.rows} held-out rows)",
+        ),
+        (
+            "throughput",
+            f"{result.throughput_per_s:.1f} texts/s (batch {result.batch_size}, "
+            f"{result.threads} threads, {result.device})",
+        ),
+        (
+            "latency per batch",
+            f"p50 {result.latency_ms_p50:.1f} ms, p99 {result.latency_ms_p99:.1f} ms",
+        ),
+        (
+            "cost per 1M requests",
+            f"{_fmt_usd(result.cost_usd_per_1m)} ({result.instance} at "
+            f"{_fmt_usd(result.usd_per_hour)}/h)",
+        ),
+        ("energy per 1k texts", f"{result.energy_j_per_1k:.1f} J ({result.energy_source})"),
+        ("peak memory", f"{result.peak_memory_bytes / 1e6:.0f} MB"),
+        ("size on disk", f"{result.size_bytes / 1e6:.1f} MB"),
+        ("warm-up (excluded)", f"{result.warmup_s:.2f} s"),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    console.print(table)
+
+
+class _Progress:
+    """A Rich progress bar on stderr fed by the runner's events."""
+
+    def __init__(self, total_hint: int) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=False,
+        )
+        self.task = self.progress.add_task("optimize", total=total_hint)
+        self.done = 0
+
+    def __enter__(self) -> _Progress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
+
+    def __call__(self, event: str, info: dict[str, Any]) -> None:
+        if event == "start":
+            cand = info["candidate"]
+            total = self.done + 1 + info["queued"]
+            self.progress.update(self.task, total=total, description=f"{cand.id} {cand.label}"[:70])
+        elif event == "phase" and "candidate" in info:
+            cand = info["candidate"]
+            self.progress.update(
+                self.task, description=f"{cand.id} {cand.label} — {info['text']}"[:90]
+            )
+        elif event == "phase":
+            self.progress.update(self.task, description=info["text"][:90])
+        elif event == "done":
+            r = info["record"]
+            self.done += 1
+            self.progress.update(self.task, completed=self.done)
+            if r["status"] == "ok":
+                self.progress.console.print(
+                    f"  {r['id']} {r['label']}: {r['metric']} {r['quality']:.2f}, "
+                    f"{r['throughput_per_s']:.0f} texts/s, {_fmt_usd(r['cost_usd_per_1m'])}/1M"
+                )
+            else:
+                self.progress.console.print(
+                    f"  {r['id']} {r['label']}: [red]failed[/] — {r['error']}", highlight=False
+                )
+        elif event == "budget":
+            self.progress.console.print(
+                f"  time budget reached; {info['skipped']} candidate(s) not tried"
+            )
+
+
+def _run_optimize(
+    model: str,
+    task: str,
+    data: Path | Any,
+    *,
+    data_options: dict[str, Any],
+    json_out: bool,
+    **kwargs: Any,
+) -> None:
+    from frugalml.search.runner import optimize
+
+    with _Progress(total_hint=12) as progress:
+        result = optimize(model, task, data, data_options=data_options, listener=progress, **kwargs)
+    payload = {
+        "baseline": result.baseline,
+        "best": result.best,
+        "pareto": result.pareto,
+        "candidates": result.candidates,
+        "out": str(result.out),
+        "run_id": result.run_id,
+    }
+    if json_out:
+        print_json(payload)
+    else:
+        _print_result(result)
+    if result.best is None:
+        err.print(
+            f"[bold red]frugal: error:[/] no candidate is cheaper than the original within "
+            f"{result.max_quality_drop:g} {result.metric} points — the report and the "
+            f"Pareto front are in {result.out}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
+
+
+def _print_result(result: OptimizeResult) -> None:
+    table = Table(
+        title=f"candidates ({result.task}, {result.metric} points; bound "
+        f"-{result.max_quality_drop:g})",
+        title_justify="left",
+    )
+    for col in ("id", "candidate", "status", "quality", "drop", "$/1M", "texts/s", "x", ""):
+        table.add_column(col, overflow="fold")
+    for r in result.candidates:
+        ok = r["status"] == "ok"
+        mark = "[green]chosen[/]" if r.get("chosen") else ("pareto" if r.get("on_pareto") else "")
+        table.add_row(
+            r["id"],
+            r["label"],
+            "ok" if ok else "[red]failed[/]",
+            f"{r['quality']:.2f}" if ok else "-",
+            f"{-round(r['quality_drop'], 2) + 0.0:+.2f}" if ok else "-",
+            _fmt_usd(r.get("cost_usd_per_1m")) if ok else "-",
+            f"{r['throughput_per_s']:.0f}" if ok else "-",
+            f"{r['throughput_ratio']:.2f}" if ok else "-",
+            mark if ok else (r.get("error") or "")[:60],
+        )
+    console.print(table)
+    best, base = result.best, result.baseline
+    if best:
+        console.print(
+            f"[bold green]best:[/] {best['label']} — {best['throughput_ratio']:.2f}x "
+            f"throughput, {_fmt_usd(best['cost_usd_per_1m'])} vs "
+            f"{_fmt_usd(base['cost_usd_per_1m'])} per 1M requests, {result.metric} "
+            f"{best['quality']:.2f} vs {base['quality']:.2f}"
+        )
+        console.print(f"saved to {result.out / 'best'}")
+    console.print(f"report: {result.out / 'report.md'}")
+
+
+@app.command(no_args_is_help=True)
+def optimize(
+    model: ModelArg,
+    task: TaskOpt,
+    data: DataOpt,
+    metric: MetricOpt = None,
+    max_quality_drop: Annotated[
+        float,
+        typer.Option(
+            "--max-quality-drop",
+            min=0,
+            help="Most quality points the chosen model may lose "
+            "against the original (same points as the metric).",
+        ),
+    ] = 1.0,
+    device: DeviceOpt = "cpu",
+    threads: ThreadsOpt = None,
+    instance: InstanceOpt = None,
+    region: RegionOpt = None,
+    budget_minutes: Annotated[
+        float,
+        typer.Option(
+            "--budget-minutes", min=0.1, help="Stop starting new candidates after this long."
+        ),
+    ] = 30.0,
+    seed: SeedOpt = 0,
+    out: Annotated[
+        Path, typer.Option("--out", help="Output folder: best/, candidates.json, report.md.")
+    ] = Path("frugal-out"),
+    repeats: RepeatsOpt = 3,
+    keep_candidates: Annotated[
+        bool,
+        typer.Option(
+            "--keep-candidates", help="Keep every candidate's model folder under OUT/.work."
+        ),
+    ] = False,
+    passes: Annotated[
+        str | None,
+        typer.Option(
+            "--passes",
+            help="Only try pipelines made of these passes, comma-separated (e.g. "
+            "onnx_export,quantize_dynamic). Default: all that suit the model and device.",
+        ),
+    ] = None,
+    max_memory_mb: Annotated[
+        float | None,
+        typer.Option(
+            "--max-memory-mb",
+            min=1,
+            help="Cap each candidate's evaluation process at this much "
+            "memory (address space); a candidate that needs more fails alone.",
+        ),
+    ] = None,
+    text_col: TextCol = None,
+    text2_col: Text2Col = None,
+    label_col: LabelCol = None,
+    score_col: ScoreCol = None,
+    fmt: FormatOpt = "auto",
+    encoding: EncodingOpt = None,
+    ledger: LedgerOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Find and save the cheapest variant whose quality stays within a bound.
+
+    Builds candidates from passes (ONNX export + graph fusion, int8 dynamic/static, bf16/fp16,
+    pruning, layer dropping + distillation, torch.compile, batch size), evaluates each with the
+    measurement of `frugal eval` in its own process, keeps the Pareto front of quality vs $ per
+    1M requests and saves the cheapest candidate within --max-quality-drop to OUT/best.
+    Exits 2 (report still written) when no candidate beats the original within the bound.
+    """
+    _run_optimize(
+        model,
+        task,
+        data,
+        data_options=_data_options(text_col, text2_col, label_col, score_col, fmt, encoding),
+        json_out=json_out,
+        metric=metric,
+        max_quality_drop=max_quality_drop,
+        device=device,
+        threads=threads,
+        instance=instance,
+        region=region,
+        budget_minutes=budget_minutes,
+        seed=seed,
+        out=out,
+        ledger=ledger,
+        repeats=repeats,
+        keep_candidates=keep_candidates,
+        passes=[p.strip() for p in passes.split(",") if p.strip()] if passes else None,
+        memory_limit_mb=max_memory_mb,
+    )
+
+
+DEMO_SENTENCES = 800
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("frugal-out/demo"),
+    budget_minutes: Annotated[
+        float, typer.Option("--budget-minutes", min=0.1, help="Search time budget.")
+    ] = 4.0,
+    sentences: Annotated[
+        int, typer.Option("--sentences", min=8, help="Standard-library docstring sentences to use.")
+    ] = DEMO_SENTENCES,
+    max_quality_drop: Annotated[float, typer.Option("--max-quality-drop", min=0)] = 1.0,
+    ledger: LedgerOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Optimize the bundled all-MiniLM-L6-v2 for CPU on real text, in a few minutes.
+
+    Task: fidelity (agreement with the original model's embeddings) on sentences from the
+    Python standard library's docstrings — human-written prose present on every machine. The
+    sentences are written to OUT/demo-data.jsonl so `frugal eval` can reuse them.
+    """
+    import json
+
+    from frugalml.data import stdlib_sentences
+    from frugalml.errors import BadInput
+
+    try:
+        texts = stdlib_sentences(sentences, seed=0)
+    except RuntimeError as e:
+        raise BadInput(str(e), hint="install the Python standard library sources") from e
+    out.mkdir(parents=True, exist_ok=True)
+    data_path = out / "demo-data.jsonl"
+    with data_path.open("w", encoding="utf-8") as fh:
+        for t in texts:
+            fh.write(json.dumps({"text": t}, ensure_ascii=False) + "\n")
+    err.print(
+        f"frugal demo: optimizing minilm for CPU on {len(texts)} standard-library "
+        f"sentences (fidelity, bound {max_quality_drop:g} points, budget "
+        f"{budget_minutes:g} min)"
+    )
+    _run_optimize(
+        "minilm",
+        "fidelity",
+        data_path,
+        data_options={},
+        json_out=json_out,
+        max_quality_drop=max_quality_drop,
+        device="cpu",
+        budget_minutes=budget_minutes,
+        seed=0,
+        out=out,
+        ledger=ledger,
+    )
+    if not json_out:
+        console.print(f"try: frugal eval {out / 'best'} --task fidelity --data {data_path}")

@@ -1,0 +1,361 @@
+"""Commands that prove a cut: compare (the cost-delta statement), gate (CI), report (HTML)."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from frugalml.cli.app import InstanceOpt, JsonOpt, LedgerOpt, RegionOpt, app, console, err
+from frugalml.cli.app import print_json as _print_json
+
+if TYPE_CHECKING:
+    from frugalml.report.statement import Statement
+
+SideArg = Annotated[
+    str,
+    typer.Argument(
+        help="A run id (or unique prefix) from the ledger, a `frugal optimize` output folder, or a "
+        "model (a path, an .onnx file, or 'minilm') to evaluate now with --task/--data.",
+        show_default=False,
+    ),
+]
+TaskOpt = Annotated[
+    str | None,
+    typer.Option(help="Task to evaluate models with: similarity, classification or fidelity."),
+]
+DataOpt = Annotated[
+    str | None,
+    typer.Option(help="Data file to evaluate models on (STS-B TSV, label-text, CSV, TSV, JSONL)."),
+]
+RoundsOpt = Annotated[
+    int,
+    typer.Option(
+        help="Timed rounds per model when evaluating; models alternate A B B A... and the "
+        "medians are kept.",
+        min=1,
+    ),
+]
+ResamplesOpt = Annotated[
+    int,
+    typer.Option(
+        help="Bootstrap resamples for the quality CI (paired, percentile, seeded).", min=100
+    ),
+]
+DeviceOpt = Annotated[str, typer.Option(help="Device to evaluate on: cpu, cuda, cuda:N.")]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(help="Intra-op threads for evaluation (default: every usable core).", min=1),
+]
+BatchOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--batch-size", help="Texts per call when evaluating (default: the model's).", min=1
+    ),
+]
+
+
+def _progress() -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+def _statement(
+    baseline: str,
+    candidate: str,
+    *,
+    task: str | None,
+    data: str | None,
+    ledger: str | None,
+    rounds: int,
+    resamples: int,
+    device: str,
+    threads: int | None,
+    batch_size: int | None,
+    instance: str | None,
+    region: str | None,
+    quiet: bool,
+) -> Statement:
+    """Resolve both sides (evaluating models now, alternating), then build the statement."""
+    from frugalml.errors import BadInput
+    from frugalml.ledger import Ledger
+    from frugalml.report import fresh
+    from frugalml.report import sources as src
+    from frugalml.report.statement import build_statement
+
+    specs = [src.classify(baseline), src.classify(candidate)]
+    if (task is None) != (data is None):
+        raise BadInput(
+            "--task and --data go together", hint="give both, or neither to compare recorded runs"
+        )
+    if task is None and (m := next((s for s in specs if s.kind == "model"), None)):
+        raise BadInput(
+            f"'{m.text}' is a model: evaluating it needs --task and --data",
+            hint="e.g. --task similarity --data sts-dev.csv, or give a run id",
+        )
+    if data is not None and not Path(data).expanduser().is_file():
+        raise BadInput(f"cannot read the data file {data}", hint="check the path")
+    now = [i for i, s in enumerate(specs) if s.kind == "model" or (s.kind == "folder" and task)]
+    sides: list[Any] = [None, None]
+    notes: list[str] = []
+    with Ledger(ledger) as book:
+        for i, spec in enumerate(specs):  # recorded sides first: a typo fails before any work
+            if i in now:
+                continue
+            if spec.kind == "folder":
+                assert spec.path is not None
+                sides[i] = src.folder_side(book, spec.path)
+            else:
+                sides[i] = src.side_from_record(book, src.get_run(book, spec.text))
+        for side in sides:
+            if side is not None and task is not None and side.task != task:
+                raise BadInput(
+                    f"{side.source} was evaluated on task '{side.task}', not '{task}'",
+                    hint="compare runs and models of the same task",
+                )
+        if now:
+            assert task is not None and data is not None
+            what = [specs[i].text for i in now]
+            progress = _progress() if not quiet else nullcontext()
+            with progress as bar:
+                job = bar.add_task("evaluating", total=rounds * len(what)) if bar else None
+
+                def step(done: int, total: int, name: str) -> None:
+                    if bar is not None and job is not None:
+                        bar.update(job, completed=done, description=f"evaluating {name}")
+
+                results = fresh.evaluate_alternating(
+                    what,
+                    task,
+                    data,
+                    rounds=rounds,
+                    device=device,
+                    threads=threads,
+                    batch_size=batch_size,
+                    instance=instance,
+                    region=region,
+                    on_step=step,
+                )
+            group = fresh.new_group()
+            for i, result in zip(now, results, strict=True):
+                run_id = fresh.record_eval(
+                    book, result, spec=specs[i].text, data=data, group=group, rounds=rounds
+                )
+                sides[i] = fresh.side_of_run(book, run_id, specs[i].text)
+    base, cand = sides
+    if len(now) == 1:
+        notes.append(
+            "One side was measured now and the other read from the ledger: the cost "
+            "ratios include any difference between the two moments (and machines)."
+        )
+    ci = src.ci_between(base, cand, resamples=resamples)
+    if ci is None and base.items_path and cand.items_path:
+        notes.append(
+            "The two sides were not scored on the same rows (or their per-row outputs are "
+            "gone), so no paired confidence interval."
+        )
+    return build_statement(
+        base, cand, ci, paired=len(now) == 2 or src.same_group(base, cand), notes=tuple(notes)
+    )
+
+
+def _print_statement(st: Statement) -> None:
+    console.print(f"\n[bold]Cost-delta statement[/]: {st.candidate.name} vs {st.baseline.name}\n")
+    console.print(st.paragraph(), highlight=False, soft_wrap=False)
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for col, justify in (
+        ("figure", "left"),
+        ("baseline", "right"),
+        ("candidate", "right"),
+        ("change", "right"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for row in st.rows():
+        table.add_row(*row)
+    console.print()
+    console.print(table)
+    for note in st.notes:
+        console.print(f"[dim]note: {note}[/]", highlight=False)
+    b, c = st.baseline, st.candidate
+    if b.run_id and c.run_id:
+        console.print(
+            f"[dim]from the ledger alone: frugal compare {b.run_id[:12]} {c.run_id[:12]}[/]",
+            highlight=False,
+        )
+
+
+@app.command()
+def compare(
+    baseline: SideArg,
+    candidate: SideArg,
+    task: TaskOpt = None,
+    data: DataOpt = None,
+    rounds: RoundsOpt = 3,
+    resamples: ResamplesOpt = 1000,
+    device: DeviceOpt = "cpu",
+    threads: ThreadsOpt = None,
+    batch_size: BatchOpt = None,
+    instance: InstanceOpt = None,
+    region: RegionOpt = None,
+    ledger: LedgerOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Print the cost-delta statement of CANDIDATE against BASELINE.
+
+    Quality delta with a paired bootstrap 95% CI, latency p50/p99, throughput, $ per 1M
+    requests, energy per 1k requests (with its source), CO2, peak memory, size on disk and
+    training cost where the ledger knows it: a short paragraph plus a table (--json for
+    machines). Models are evaluated now with --task/--data, alternating, and recorded as eval
+    runs, so `frugal compare RUN_A RUN_B` later rebuilds the same statement from the ledger.
+    """
+    st = _statement(
+        baseline,
+        candidate,
+        task=task,
+        data=data,
+        ledger=ledger,
+        rounds=rounds,
+        resamples=resamples,
+        device=device,
+        threads=threads,
+        batch_size=batch_size,
+        instance=instance,
+        region=region,
+        quiet=json_out,
+    )
+    if json_out:
+        _print_json(st.to_dict())
+    else:
+        _print_statement(st)
+
+
+@app.command()
+def gate(
+    baseline: SideArg,
+    candidate: SideArg,
+    max_cost_ratio: Annotated[
+        float,
+        typer.Option(
+            help="Largest allowed candidate/baseline cost ratio (0.5: at most half the cost).",
+            show_default=False,
+        ),
+    ],
+    max_quality_drop: Annotated[
+        float,
+        typer.Option(
+            help="Largest allowed quality drop, in the metric's points (baseline − candidate when "
+            "higher is better).",
+            show_default=False,
+        ),
+    ],
+    cost_metric: Annotated[
+        str,
+        typer.Option(
+            help="What the cost ratio divides: cost ($ per 1M requests), energy (J per 1k "
+            "requests) or latency (p50)."
+        ),
+    ] = "cost",
+    strict: Annotated[
+        bool,
+        typer.Option(help="Judge quality by the worst end of the 95% CI, not the point estimate."),
+    ] = False,
+    task: TaskOpt = None,
+    data: DataOpt = None,
+    rounds: RoundsOpt = 3,
+    resamples: ResamplesOpt = 1000,
+    device: DeviceOpt = "cpu",
+    threads: ThreadsOpt = None,
+    batch_size: BatchOpt = None,
+    instance: InstanceOpt = None,
+    region: RegionOpt = None,
+    ledger: LedgerOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Promotion gate for CI: exit 0 if CANDIDATE passes, 1 if it fails, 2 on bad input.
+
+    Passes when cost ratio (candidate / baseline) <= --max-cost-ratio and quality drop <=
+    --max-quality-drop points. A failure prints each failed condition with its figures. Bad
+    input (missing model, unreadable data, unknown run, different tasks, no quality) exits 2.
+    """
+    from frugalml.report.gate import check_limits
+    from frugalml.report.gate import gate as judge
+
+    check_limits(max_cost_ratio, max_quality_drop, cost_metric)  # before any evaluation
+    st = _statement(
+        baseline,
+        candidate,
+        task=task,
+        data=data,
+        ledger=ledger,
+        rounds=rounds,
+        resamples=resamples,
+        device=device,
+        threads=threads,
+        batch_size=batch_size,
+        instance=instance,
+        region=region,
+        quiet=json_out,
+    )
+    verdict = judge(
+        st,
+        max_cost_ratio=max_cost_ratio,
+        max_quality_drop=max_quality_drop,
+        cost_metric=cost_metric,
+        strict=strict,
+    )
+    if json_out:
+        _print_json({**verdict.to_dict(), "statement": st.to_dict()})
+    else:
+        console.print(st.paragraph(), highlight=False)
+        if verdict.passed:
+            console.print(f"\n[bold green]PASS[/]: {st.candidate.name} may be promoted.")
+            for c in verdict.conditions:
+                console.print(f"  ok    {c.text}", highlight=False)
+        else:
+            console.print(f"\n[bold red]FAIL[/]: {st.candidate.name} does not pass the gate.")
+            for c in verdict.conditions:
+                console.print(f"  {'ok   ' if c.passed else 'FAIL '} {c.text}", highlight=False)
+    raise typer.Exit(0 if verdict.passed else 1)
+
+
+@app.command()
+def report(
+    source: Annotated[
+        str | None,
+        typer.Argument(
+            help="An optimize run id or a `frugal optimize` output folder (default: the newest "
+            "optimize run in the ledger).",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Where to write the HTML file.")] = Path("report.html"),
+    ledger: LedgerOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write one self-contained HTML report (opens with no network).
+
+    A chart of quality against $ per 1M requests with the Pareto front, the baseline and the
+    chosen candidate marked; the candidate table; the cost breakdown (instance time against
+    electricity); hardware, method and estimate-vs-reading notes.
+    """
+    from frugalml.ledger import Ledger
+    from frugalml.report import collect
+    from frugalml.report.html import write
+
+    with Ledger(ledger) as book:
+        data = collect.report_data(book, source)
+    path = write(data, out)
+    if json_out:
+        _print_json({"out": str(path), "points": len(data.points), "title": data.title})
+    else:
+        console.print(f"Wrote {path} ({len(data.points)} candidates).")

@@ -1,0 +1,61 @@
+"""Passes: techniques that make a model cheaper to run, one file each.
+
+Each technique is a frozen config dataclass plus one apply function registered next to it
+(``registry.register``). Apply one or a pipeline through one verb::
+
+    from frugalml.passes import OnnxExport, QuantizeDynamic, apply
+    fast = apply(model, [OnnxExport(), QuantizeDynamic()])
+
+=====================  =====================================================  ===========
+config                 what it does                                           engine
+=====================  =====================================================  ===========
+``LayerDrop``          fewer transformer blocks + distillation from original  torch
+``StructuredPrune``    remove attention heads / FFN neurons (+ recovery)      torch
+``MagnitudePrune``     zero the smallest weights (+ recovery)                 torch
+``OnnxExport``         export to ONNX, run with ONNX Runtime                  torch→onnx
+``OnnxOptimize``       fuse attention / LayerNorm / GELU subgraphs            onnx
+``QuantizeDynamic``    int8 weights, dynamic activations                      torch, onnx
+``QuantizeStatic``     int8 weights + calibrated activations                  onnx
+``HalfPrecision``      float16 / bfloat16                                     torch
+``TorchCompile``       torch.compile (Inductor)                               torch
+``RuntimeSettings``    threads, batch size, length-sorted batching            any
+=====================  =====================================================  ===========
+
+``pipeline.problem(configs)`` says why an ordering is invalid (see ``passes.pipeline``).
+"""
+
+from frugalml.passes.compile import TorchCompile
+from frugalml.passes.half import HalfPrecision, cpu_supports_bf16
+from frugalml.passes.layer_drop import LayerDrop
+from frugalml.passes.onnx_export import OnnxExport
+from frugalml.passes.onnx_optimize import OnnxOptimize
+from frugalml.passes.pipeline import Pipeline, apply, is_valid, problem
+from frugalml.passes.prune_magnitude import MagnitudePrune
+from frugalml.passes.prune_structured import StructuredPrune
+from frugalml.passes.quantize_dynamic import QuantizeDynamic
+from frugalml.passes.quantize_static import QuantizeStatic
+from frugalml.passes.registry import PASSES, PassContext, config_from, describe, register
+from frugalml.passes.runtime import RuntimeSettings
+
+__all__ = [
+    "PASSES",
+    "HalfPrecision",
+    "LayerDrop",
+    "MagnitudePrune",
+    "OnnxExport",
+    "OnnxOptimize",
+    "PassContext",
+    "Pipeline",
+    "QuantizeDynamic",
+    "QuantizeStatic",
+    "RuntimeSettings",
+    "StructuredPrune",
+    "TorchCompile",
+    "apply",
+    "config_from",
+    "cpu_supports_bf16",
+    "describe",
+    "is_valid",
+    "problem",
+    "register",
+]

@@ -1,0 +1,168 @@
+"""Model adapters: load every MODEL spec, run batches, save/load every variant kind (no pickle)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import frugalml
+from frugalml.data import stdlib_sentences
+from frugalml.errors import BadInput, NotFound
+from frugalml.models import Model, Runtime, load, resolve_path
+from frugalml.passes import (
+    HalfPrecision,
+    LayerDrop,
+    MagnitudePrune,
+    OnnxExport,
+    OnnxOptimize,
+    QuantizeDynamic,
+    RuntimeSettings,
+    StructuredPrune,
+    cpu_supports_bf16,
+)
+from tinymodels import tiny_bert
+
+TEXTS = stdlib_sentences(24, seed=3)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_bert(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny: Path) -> Model:
+    return load(tiny)
+
+
+def test_minilm_alias_matches_sentence_transformers() -> None:
+    """The bundled MiniLM loads by alias and embeds exactly as sentence-transformers does."""
+    from sentence_transformers import SentenceTransformer
+
+    model = load("minilm")
+    assert model.engine == "torch" and model.output == "embedding"
+    assert model.pooling.mode == "mean" and model.pooling.normalize
+    assert model.runtime.max_length == 256
+    ours = model.encode(TEXTS)
+    theirs = SentenceTransformer(str(resolve_path("minilm")), device="cpu").encode(
+        TEXTS, batch_size=32
+    )
+    assert ours.shape == (len(TEXTS), 384)
+    np.testing.assert_allclose(ours, theirs, atol=2e-5)
+
+
+def test_encode_keeps_input_order_whatever_the_batching(tiny_model: Model) -> None:
+    sorted_small = tiny_model.evolve(runtime=Runtime(batch_size=5, length_sort=True))
+    plain_big = tiny_model.evolve(runtime=Runtime(batch_size=64, length_sort=False))
+    a, b = sorted_small.encode(TEXTS), plain_big.encode(TEXTS)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    single = np.stack([tiny_model.run_batch([t])[0] for t in TEXTS[:4]])
+    np.testing.assert_allclose(single, a[:4], atol=1e-5)
+
+
+# every variant kind: pipeline -> save -> load gives the same outputs
+VARIANTS = {
+    "original": [],
+    "onnx": [OnnxExport()],
+    "onnx_fused": [OnnxExport(), OnnxOptimize()],
+    "onnx_int8": [OnnxExport(), QuantizeDynamic(per_channel=True)],
+    "torch_int8": [QuantizeDynamic()],
+    "structured_prune": [StructuredPrune(heads=0.25, ffn=0.5, recovery_epochs=0)],
+    "magnitude_prune": [MagnitudePrune(sparsity=0.5)],
+    "layer_drop": [LayerDrop(keep=2, epochs=1)],
+    "layer_drop_onnx_int8": [LayerDrop(keep=2, epochs=1), OnnxExport(), QuantizeDynamic()],
+    "runtime": [RuntimeSettings(batch_size=7, length_sort=False)],
+    "bf16": [HalfPrecision("bfloat16")],
+}
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_every_variant_round_trips_through_save_and_load(
+    name: str, tiny_model: Model, tmp_path: Path
+) -> None:
+    pipeline = VARIANTS[name]
+    if name == "bf16" and not cpu_supports_bf16():
+        pytest.skip("this CPU has no native bfloat16")
+    variant = frugalml.apply(tiny_model, pipeline, texts=TEXTS)
+    before = variant.encode(TEXTS)
+    folder = variant.save(tmp_path / name)
+    files = {p.name for p in folder.iterdir()}
+    assert not files & {"pytorch_model.bin", "model.pt", "model.pkl"}, "never a pickle"
+    assert ("model.onnx" in files) == (variant.engine == "onnx")
+    manifest = json.loads((folder / "frugal.json").read_text())
+    assert [p["name"] for p in manifest["passes"]] == [p.name for p in variant.passes]
+    back = frugalml.load(folder)
+    assert back.engine == variant.engine and back.runtime == variant.runtime
+    assert [p.name for p in back.passes] == [p.name for p in variant.passes]
+    np.testing.assert_allclose(back.encode(TEXTS), before, atol=2e-3 if name == "bf16" else 1e-5)
+    # saved weights are what size_bytes reports (give or take the safetensors header)
+    on_disk = sum(
+        (folder / f).stat().st_size
+        for f in ("model.onnx", "model.safetensors")
+        if (folder / f).exists()
+    )
+    assert abs(on_disk - variant.size_bytes()) < 0.01 * on_disk + 65536
+
+
+def test_structural_passes_really_shrink_the_network(tiny_model: Model, tmp_path: Path) -> None:
+    pruned = frugalml.apply(tiny_model, StructuredPrune(heads=0.5, ffn=0.5, recovery_epochs=0))
+    layer = pruned.module.encoder.layer[0]
+    assert layer.attention.self.query.out_features == 16  # 2 of 4 heads of size 8 left
+    assert layer.intermediate.dense.out_features == 32
+    assert pruned.size_bytes() < tiny_model.size_bytes()
+    dropped = frugalml.apply(tiny_model, LayerDrop(keep=2, epochs=1), texts=TEXTS)
+    assert len(dropped.module.encoder.layer) == 2
+    assert dropped.structure["layers_kept"] == [0, 2]
+    assert len(tiny_model.module.encoder.layer) == 3, "the input model is left as it was"
+
+
+def test_onnx_file_and_output_folder_specs(tiny_model: Model, tmp_path: Path) -> None:
+    folder = frugalml.apply(tiny_model, OnnxExport()).save(tmp_path / "out" / "best")
+    # the graph file of a frugal folder
+    graph = load(folder / "model.onnx")
+    assert graph.engine == "onnx" and [p.name for p in graph.passes] == ["onnx_export"]
+    np.testing.assert_allclose(graph.encode(TEXTS), tiny_model.encode(TEXTS), atol=1e-5)
+    # a bare .onnx file with only its tokenizer next to it: pooled like a plain HF model
+    bare_dir = tmp_path / "bare"
+    bare_dir.mkdir()
+    (bare_dir / "graph.onnx").write_bytes((folder / "model.onnx").read_bytes())
+    tiny_model.tokenizer.save_pretrained(str(bare_dir))
+    bare = load(bare_dir / "graph.onnx")
+    assert bare.engine == "onnx" and not bare.pooling.normalize
+    expected = tiny_model.evolve(pooling=bare.pooling).encode(TEXTS)
+    np.testing.assert_allclose(bare.encode(TEXTS), expected, atol=1e-5)
+    # a frugal output folder resolves to its best/
+    assert resolve_path(tmp_path / "out") == folder
+
+
+def test_classification_head_gives_logits(tmp_path: Path) -> None:
+    model = load(tiny_bert(tmp_path / "clf", head=3))
+    assert model.output == "logits"
+    assert model.label_names == ("class0", "class1", "class2")
+    assert model.encode(TEXTS[:5]).shape == (5, 3)
+
+
+def test_bad_model_specs_say_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(NotFound, match="model not found"):
+        load(tmp_path / "nope")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(BadInput, match=r"not an \.onnx model"):
+        load(tmp_path / "notes.txt")
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / "config.json").write_text(json.dumps({"model_type": "not-a-real-model"}))
+    (odd / "model.safetensors").write_bytes(b"")
+    with pytest.raises(BadInput, match="unsupported architecture 'not-a-real-model'"):
+        load(odd)
+    (odd / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    with pytest.raises(BadInput, match="not a text encoder"):
+        load(odd)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(BadInput, match="not a model folder"):
+        load(empty)
+    with pytest.raises(BadInput, match=r"no CUDA GPU|unknown device"):
+        load("minilm", device="tpu")

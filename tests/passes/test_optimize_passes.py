@@ -1,0 +1,214 @@
+"""Passes: registration, ordering rules, and what each technique does to a (tiny, real) model."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import frugalml
+from frugalml.data import stdlib_sentences
+from frugalml.errors import BadInput, CandidateFailed
+from frugalml.models import Model, load
+from frugalml.passes import (
+    PASSES,
+    HalfPrecision,
+    LayerDrop,
+    MagnitudePrune,
+    OnnxExport,
+    OnnxOptimize,
+    QuantizeDynamic,
+    QuantizeStatic,
+    RuntimeSettings,
+    StructuredPrune,
+    TorchCompile,
+    config_from,
+    describe,
+    problem,
+)
+from frugalml.passes.registry import config_to_dict
+from tinymodels import tiny_bert
+
+TEXTS = stdlib_sentences(48, seed=7)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Model:
+    return load(tiny_bert(tmp_path_factory.mktemp("tiny") / "m"))
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def test_every_pass_is_a_frozen_config_with_defaults_that_round_trips() -> None:
+    assert set(PASSES) >= {
+        "onnx_export",
+        "onnx_optimize",
+        "quantize_dynamic",
+        "quantize_static",
+        "half_precision",
+        "magnitude_prune",
+        "structured_prune",
+        "layer_drop",
+        "torch_compile",
+        "runtime_settings",
+    }
+    for name, info in PASSES.items():
+        cfg = info.config()
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            cfg.__setattr__(dataclasses.fields(cfg)[0].name, None)
+        assert config_from(name, config_to_dict(cfg)) == cfg
+        assert describe(cfg) == name
+
+
+# (pipeline, engine, device) -> expected problem (None: valid)
+ORDERINGS = [
+    ((OnnxExport(), QuantizeDynamic()), "torch", "cpu", None),
+    (
+        (
+            LayerDrop(),
+            StructuredPrune(),
+            OnnxExport(),
+            OnnxOptimize(),
+            QuantizeDynamic(),
+            RuntimeSettings(),
+        ),
+        "torch",
+        "cpu",
+        None,
+    ),
+    ((QuantizeDynamic(), OnnxExport()), "torch", "cpu", "cannot come after"),
+    ((OnnxOptimize(),), "torch", "cpu", "needs a onnx model"),
+    ((OnnxExport(), TorchCompile()), "torch", "cpu", "needs a torch model"),
+    ((OnnxExport(), QuantizeDynamic(), QuantizeStatic()), "torch", "cpu", "one precision"),
+    ((OnnxExport(), OnnxExport()), "torch", "cpu", "needs a torch model"),
+    ((RuntimeSettings(), RuntimeSettings()), "torch", "cpu", "appears twice"),
+    ((HalfPrecision("float16"),), "torch", "cpu", "float16 needs a GPU"),
+    ((HalfPrecision("float16"), TorchCompile()), "torch", "cuda", None),
+    ((QuantizeStatic(),), "onnx", "cpu", None),
+    ((LayerDrop(),), "onnx", "cpu", "needs a torch model"),
+]
+
+
+@pytest.mark.parametrize(("pipeline", "engine", "device", "expected"), ORDERINGS)
+def test_pipeline_ordering_rules(
+    pipeline: tuple,
+    engine: str,
+    device: str,  # type: ignore[type-arg]
+    expected: str | None,
+) -> None:
+    why = problem(pipeline, engine=engine, device=device)
+    if expected is None:
+        assert why is None
+    else:
+        assert why is not None and any(e in why for e in expected.split("|")), why
+
+
+def test_apply_refuses_an_invalid_pipeline(tiny_model: Model) -> None:
+    with pytest.raises(BadInput, match="invalid pipeline"):
+        frugalml.apply(tiny_model, [QuantizeDynamic(), OnnxExport()])
+    with pytest.raises(BadInput, match="needs unlabelled text"):
+        frugalml.apply(tiny_model, LayerDrop(keep=2))
+
+
+def test_onnx_export_matches_torch_and_int8_quantizes_the_matmuls(tiny_model: Model) -> None:
+    import onnx
+
+    ref = tiny_model.encode(TEXTS)
+    exported = frugalml.apply(tiny_model, OnnxExport())
+    np.testing.assert_allclose(exported.encode(TEXTS), ref, atol=1e-5)
+    fused = frugalml.apply(exported, OnnxOptimize())
+    ops = {n.op_type for n in onnx.load(str(fused.onnx_path)).graph.node}
+    assert ops & {"SkipLayerNormalization", "Attention", "BiasGelu", "Gelu"}
+    np.testing.assert_allclose(fused.encode(TEXTS), ref, atol=1e-4)
+    for base in (exported, fused):
+        q = frugalml.apply(base, QuantizeDynamic(per_channel=True))
+        ops = {n.op_type for n in onnx.load(str(q.onnx_path)).graph.node}
+        assert ops & {"MatMulInteger", "DynamicQuantizeMatMul", "QAttention"}, ops
+        assert q.dtype == "int8" and _cos(q.encode(TEXTS), ref).mean() > 0.95
+    static = frugalml.apply(exported, QuantizeStatic(calibration_texts=16), texts=TEXTS)
+    ops = {n.op_type for n in onnx.load(str(static.onnx_path)).graph.node}
+    assert "QuantizeLinear" in ops and _cos(static.encode(TEXTS), ref).mean() > 0.9
+
+
+def test_torch_dynamic_int8_replaces_linears_and_is_replayed(tiny_model: Model) -> None:
+    import torch
+
+    q = frugalml.apply(tiny_model, QuantizeDynamic())
+    kinds = {type(m).__module__ for m in q.module.modules()}
+    assert any("quantized" in k for k in kinds)
+    assert [p.name for p in q.replay] == ["quantize_dynamic"]
+    assert isinstance(q.source.encoder.layer[0].intermediate.dense, torch.nn.Linear)
+    assert _cos(q.encode(TEXTS), tiny_model.encode(TEXTS)).mean() > 0.9
+
+
+def test_magnitude_prune_zeroes_the_fraction_and_recovery_keeps_zeros(tiny_model: Model) -> None:
+    pruned = frugalml.apply(
+        tiny_model, MagnitudePrune(sparsity=0.4, recovery_epochs=1), texts=TEXTS
+    )
+    w = pruned.module.encoder.layer[1].intermediate.dense.weight
+    assert float((w == 0).float().mean()) == pytest.approx(0.4, abs=0.01)
+    assert pruned.extra["recovery"]["steps"] > 0
+
+
+def test_distillation_brings_the_student_back_towards_the_teacher(tiny_model: Model) -> None:
+    import copy
+
+    import torch
+
+    from frugalml.passes.distill import distill
+
+    ref = tiny_model.encode(TEXTS)
+    student = copy.deepcopy(tiny_model.module)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in student.encoder.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    damaged = tiny_model.evolve(module=student)
+    before = _cos(damaged.encode(TEXTS), ref).mean()
+    stats = distill(student, tiny_model, TEXTS, ref, epochs=8, lr=1e-3, batch_size=16)
+    assert stats["loss_last"] < stats["loss_first"]
+    assert _cos(damaged.encode(TEXTS), ref).mean() > before + 0.01
+    dropped = frugalml.apply(tiny_model, LayerDrop(keep=1, epochs=2), texts=TEXTS)
+    assert dropped.extra["distill"]["steps"] == 2 * 2  # 48 texts in batches of 32, 2 epochs
+
+
+def test_bad_pass_settings_fail_the_candidate(tiny_model: Model) -> None:
+    with pytest.raises(CandidateFailed, match="keep=9"):
+        frugalml.apply(tiny_model, LayerDrop(keep=9), texts=TEXTS)
+    with pytest.raises(CandidateFailed, match="fractions"):
+        frugalml.apply(tiny_model, StructuredPrune(heads=0, ffn=0))
+
+
+def test_runtime_settings_change_how_not_what(tiny_model: Model) -> None:
+    fast = frugalml.apply(tiny_model, RuntimeSettings(threads=1, batch_size=3, length_sort=False))
+    assert (fast.runtime.threads, fast.runtime.batch_size, fast.runtime.length_sort) == (
+        1,
+        3,
+        False,
+    )
+    np.testing.assert_allclose(fast.encode(TEXTS), tiny_model.encode(TEXTS), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_torch_compile_gives_the_same_outputs(tiny_model: Model) -> None:
+    import shutil
+
+    if not (shutil.which("g++") or shutil.which("clang++")):
+        pytest.skip("no C++ compiler for torch.compile on CPU")
+    compiled = frugalml.apply(tiny_model, TorchCompile())
+    np.testing.assert_allclose(compiled.encode(TEXTS[:8]), tiny_model.encode(TEXTS[:8]), atol=1e-4)
+
+
+@pytest.mark.gpu
+def test_half_precision_on_gpu(tmp_path: Path) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    model = load(tiny_bert(tmp_path / "m"), device="cuda")
+    half = frugalml.apply(model, [HalfPrecision("float16"), TorchCompile()])
+    assert _cos(half.encode(TEXTS), model.encode(TEXTS)).mean() > 0.99

@@ -1,0 +1,225 @@
+"""Search: Pareto/bound (pure), ask/tell order, and the runner end to end on a tiny real model."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import frugalml
+from frugalml.data import stdlib_sentences
+from frugalml.errors import BadInput
+from frugalml.ledger import Ledger
+from frugalml.passes import LayerDrop, OnnxExport, QuantizeDynamic, RuntimeSettings
+from frugalml.search.constraints import Cheapest, QualityBound
+from frugalml.search.pareto import dominates, pareto_front
+from frugalml.search.space import Strategy, base_pipelines
+from tinymodels import tiny_bert, write_jsonl
+
+
+def rec(i: str, q: float, c: float, status: str = "ok") -> dict:  # type: ignore[type-arg]
+    return {"id": i, "quality": q, "cost_usd_per_1m": c, "status": status, "higher_is_better": True}
+
+
+def test_pareto_front_is_the_non_dominated_set_cheapest_first() -> None:
+    rs = [
+        rec("a", 90, 10),
+        rec("b", 89, 5),
+        rec("c", 88, 6),
+        rec("d", 91, 20),
+        rec("e", 85, 1),
+        rec("f", 99, 0.5, status="failed"),
+        rec("g", 89, 5),
+    ]
+    front = pareto_front(rs)
+    assert [r["id"] for r in front] == ["e", "b", "g", "a", "d"]  # c is dominated by b
+    assert dominates(rs[1], rs[2]) and not dominates(rs[0], rs[1])
+    assert not dominates(rs[1], rs[6]) and not dominates(rs[6], rs[1])  # equal: no one wins
+    # float noise on quality is a tie, not a win
+    assert dominates(rec("x", 100.0, 1), rec("y", 100.0 + 1e-9, 2))
+
+
+def test_bound_and_cheapest_pick() -> None:
+    bound = QualityBound(baseline=90.0, max_drop=1.0)
+    rs = [rec("base", 90, 10), rec("q8", 89.2, 3), rec("tiny", 85, 1), rec("nan", math.nan, 1)]
+    assert [bound.allows(r) for r in rs] == [True, True, False, False]
+    assert Cheapest().pick(rs, bound)["id"] == "q8"
+    assert Cheapest().pick(rs, QualityBound(90.0, 0.0))["id"] == "base"
+    with pytest.raises(BadInput):
+        QualityBound(90.0, -1.0)
+
+
+def test_strategy_asks_convert_then_runtime_then_structure() -> None:
+    tiers = base_pipelines(engine="torch", device="cpu", layers=6, has_tune_text=True)
+    assert tiers["convert"][0] == (OnnxExport(), QuantizeDynamic(per_channel=True))
+    assert any(isinstance(p[0], LayerDrop) for p in tiers["structure"])
+    strategy = Strategy(
+        {"convert": tiers["convert"][:2], "structure": tiers["structure"][:1]}, bound_max_drop=1.0
+    )
+    seen = []
+    costs = {0: 10.0, 1: 2.0, 2: 3.0}
+    while (cand := strategy.ask()) is not None:
+        seen.append(cand)
+        n = len(seen) - 1
+        strategy.tell(cand, {**rec(cand.id, 90 - 0.1 * n, costs.get(n, 5.0)), "batch_size": 32})
+    tiers_seen = [c.tier for c in seen]
+    assert tiers_seen[:3] == ["baseline", "convert", "convert"]
+    assert tiers_seen[3] == "runtime"
+    # runtime variants of the two cheapest in bound: c01 first (cost 2), then c02 (cost 3)
+    runtime = [c for c in seen if c.tier == "runtime"]
+    assert runtime[0].pipeline[:-1] == seen[1].pipeline
+    assert isinstance(runtime[0].pipeline[-1], RuntimeSettings)
+    assert "structure" in tiers_seen
+    assert len({c.id for c in seen}) == len(seen)
+    assert len({c.pipeline for c in seen}) == len(seen)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_bert(tmp_path_factory.mktemp("tiny") / "m")
+
+
+@pytest.fixture(scope="module")
+def texts_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "texts.jsonl"
+    return write_jsonl(path, [{"text": t} for t in stdlib_sentences(64, seed=11)])
+
+
+def test_evaluate_reports_the_eval_keys_and_recomputes_quality(
+    tiny: Path, texts_file: Path
+) -> None:
+    from frugalml.search.evaluate import EVAL_KEYS, evaluate
+
+    r = evaluate(tiny, "fidelity", texts_file, repeats=2, instance="aws/c7i.large")
+    d = r.to_dict()
+    assert list(d)[: len(EVAL_KEYS)] == list(EVAL_KEYS)
+    assert d["metric"] == "agreement" and d["higher_is_better"] is True
+    assert r.quality == pytest.approx(100.0, abs=1e-3)  # a plain model vs itself
+    assert r.texts_timed == 2 * 32 and r.rows == 32
+    assert r.cost_usd_per_1m == pytest.approx(1e6 / r.throughput_per_s / 3600 * 0.08925)
+    assert r.latency_ms_p99 >= r.latency_ms_p50 > 0
+    assert r.energy_source in ("rapl", "estimate", "nvml") and r.energy_j_per_1k > 0
+    assert r.quality_on(np.arange(r.rows)) == pytest.approx(r.quality)
+    local = evaluate(tiny, "fidelity", texts_file, repeats=1, instance="local")
+    assert local.cost_usd_per_1m == pytest.approx(
+        local.energy_j_per_1k * 1000 / 3.6e6 * local.usd_per_hour * 0
+        + local.energy_j_per_1k * 1000 / 3.6e6 * _kwh_price(local.region)
+    )
+
+
+def _kwh_price(region: str) -> float:
+    from frugalml.measure.prices import resolve
+
+    return resolve("local", region).usd_per_kwh
+
+
+def test_evaluate_refuses_nan_outputs(tiny: Path, texts_file: Path) -> None:
+    import torch
+
+    from frugalml.errors import CandidateFailed
+    from frugalml.search.evaluate import evaluate
+
+    model = frugalml.load(tiny)
+    with torch.no_grad():
+        model.module.encoder.layer[0].output.dense.weight.fill_(float("nan"))
+    with pytest.raises(CandidateFailed, match="NaN"):
+        evaluate(
+            model, "fidelity", texts_file, repeats=1, reference=np.ones((32, 32), dtype=np.float32)
+        )
+
+
+def test_optimize_records_failures_and_goes_on(
+    tiny: Path, texts_file: Path, tmp_path: Path
+) -> None:
+    """A failing candidate is a record with its error; the others run, best is saved."""
+    ledger = f"sqlite:///{tmp_path / 'l.db'}"
+    tiers = {
+        "convert": [
+            (OnnxExport(), QuantizeDynamic(per_channel=True)),
+            (LayerDrop(keep=9), OnnxExport()),
+            (OnnxExport(),),
+        ]
+    }
+    events: list[str] = []
+    res = frugalml.optimize(
+        tiny,
+        "fidelity",
+        texts_file,
+        out=tmp_path / "out",
+        ledger=ledger,
+        tiers=tiers,
+        max_quality_drop=5.0,
+        repeats=1,
+        runtime_variants=1,
+        listener=lambda e, _i: events.append(e),
+    )
+    by_label = {c["label"]: c for c in res.candidates}
+    failed = by_label["layer_drop(keep=9) + onnx_export"]
+    assert failed["status"] == "failed" and "keep=9" in failed["error"]
+    ok = [c for c in res.candidates if c["status"] == "ok"]
+    assert len(ok) >= 3 and res.best is not None and res.best["chosen"]
+    assert {"start", "done"} <= set(events)
+    # files
+    out = tmp_path / "out"
+    cands = json.loads((out / "candidates.json").read_text())
+    assert [c["id"] for c in cands] == [c["id"] for c in res.candidates]
+    assert all(c["optimize_run_id"] == res.run_id for c in cands)
+    assert (out / "report.md").read_text().count("| c0") >= len(cands)
+    manifest = json.loads((out / "best" / "frugal.json").read_text())
+    assert manifest["optimize_run_id"] == res.run_id and manifest["candidate_id"] == res.best["id"]
+    best = frugalml.load(out)  # the output folder resolves to best/
+    assert [p.name for p in best.passes] == [p["name"] for p in res.best["passes"]]
+    # ledger: the optimize run with one candidate child per record, failures included
+    with Ledger(ledger) as book:
+        parent = book.get(res.run_id)
+        children = book.runs(parent_id=res.run_id)
+    assert parent.kind == "optimize" and parent.status == "finished"
+    assert len(children) == len(cands) and {c.kind for c in children} == {"candidate"}
+    assert sum(c.status == "failed" for c in children) == 1
+    assert all(c.usage is not None for c in children)
+    chosen = next(c for c in children if c.id == res.best["run_id"])
+    assert chosen.quality["agreement"] == pytest.approx(res.best["quality"])
+
+
+def test_optimize_is_reproducible_with_a_seed(tiny: Path, texts_file: Path, tmp_path: Path) -> None:
+    """Same seed: same candidates, same splits, same quality (timings vary, quality not)."""
+    tiers = {"convert": [(OnnxExport(), QuantizeDynamic()), (QuantizeDynamic(),)]}
+    runs = [
+        frugalml.optimize(
+            tiny,
+            "fidelity",
+            texts_file,
+            out=tmp_path / f"o{i}",
+            seed=3,
+            ledger=f"sqlite:///{tmp_path / 'l.db'}",
+            tiers=tiers,
+            repeats=1,
+            runtime_variants=0,
+        )
+        for i in range(2)
+    ]
+    a, b = ([(c["label"], round(c["quality"], 6)) for c in r.candidates] for r in runs)
+    assert a == b and len(a) == 3
+
+
+def test_a_candidate_out_of_memory_fails_alone(
+    tiny: Path, texts_file: Path, tmp_path: Path
+) -> None:
+    from frugalml.errors import CandidateFailed
+    from frugalml.search.worker import run_isolated
+
+    spec = {
+        "model": str(tiny),
+        "task": "fidelity",
+        "out": str(tmp_path / "ok"),
+        "data": {"path": str(texts_file), "options": {}},
+        "repeats": 1,
+    }
+    assert run_isolated(spec, tmp_path).quality == pytest.approx(100.0, abs=1e-3)
+    with pytest.raises(CandidateFailed, match="memory"):
+        run_isolated(
+            {**spec, "out": str(tmp_path / "oom")}, tmp_path, memory_limit_bytes=64 * 2**20
+        )
