@@ -89,6 +89,8 @@ def base_pipelines(
                 (LayerDrop(keep=layers - max(1, layers // 3)), OnnxExport(), q8pc),
                 (LayerDrop(keep=layers - 1), OnnxExport(), q8pc),
             ]
+            if layers >= 4:  # half the blocks: the biggest saving, the hardest to keep in bound
+                structure.append((LayerDrop(keep=layers // 2), OnnxExport(), q8pc))
         if has_tune_text:
             structure.append((StructuredPrune(heads=0.25, ffn=0.25), OnnxExport(), q8pc))
         structure.append((TorchCompile(),))
