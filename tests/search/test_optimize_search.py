@@ -258,3 +258,32 @@ def test_evaluate_on_gpu_reads_energy_from_nvml(tiny: Path, texts_file: Path) ->
     assert r.device == "cuda" and r.peak_memory_bytes > 0
     assert r.energy_source in ("nvml", "estimate")
     assert r.quality == pytest.approx(100.0, abs=1e-2)
+
+
+def test_an_interrupted_search_still_reports_what_it_found(
+    tiny: Path, texts_file: Path, tmp_path: Path
+) -> None:
+    def stop_after_first_variant(event: str, info: dict) -> None:  # type: ignore[type-arg]
+        if event == "done" and info["record"]["id"] == "c01":
+            raise KeyboardInterrupt
+
+    tiers = {"convert": [(OnnxExport(), QuantizeDynamic()), (OnnxExport(),)]}
+    with pytest.raises(KeyboardInterrupt):
+        frugalml.optimize(
+            tiny,
+            "fidelity",
+            texts_file,
+            out=tmp_path / "o",
+            repeats=1,
+            ledger=f"sqlite:///{tmp_path / 'l.db'}",
+            tiers=tiers,
+            max_quality_drop=50,
+            runtime_variants=0,
+            listener=stop_after_first_variant,
+        )
+    cands = json.loads((tmp_path / "o" / "candidates.json").read_text())
+    assert [c["id"] for c in cands] == ["c00", "c01"]
+    assert "interrupted" in (tmp_path / "o" / "report.md").read_text()
+    with Ledger(f"sqlite:///{tmp_path / 'l.db'}") as book:
+        run = book.runs(kind="optimize")[0]
+    assert run.status == "failed" and "interrupted" in (run.error or "")
