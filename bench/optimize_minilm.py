@@ -82,10 +82,12 @@ def build_optimum(out: Path) -> Path:
     venv_py = HERE / ".venv-optimum" / "bin" / "python"
     if not venv_py.exists():
         log("building bench/.venv-optimum (Optimum's own environment) ...")
-        subprocess.run(["bash", str(HERE / "setup_optimum.sh")], check=True)
+        subprocess.run(["bash", str(HERE / "setup_optimum.sh")], check=True, stdout=sys.stderr)
     target = out / "model_quantized.onnx"
     if not target.exists():
-        subprocess.run([str(venv_py), str(HERE / "optimum_int8.py"), str(out)], check=True)
+        subprocess.run(
+            [str(venv_py), str(HERE / "optimum_int8.py"), str(out)], check=True, stdout=sys.stderr
+        )
     return target
 
 

@@ -52,6 +52,25 @@ def test_bound_and_cheapest_pick() -> None:
         QualityBound(90.0, -1.0)
 
 
+def test_a_cheapest_structural_candidate_gets_its_batch_sizes_next() -> None:
+    strategy = Strategy(
+        {
+            "convert": [(QuantizeDynamic(),)],
+            "structure": [(LayerDrop(keep=2),), (LayerDrop(keep=1),)],
+        },
+        bound_max_drop=1.0,
+    )
+    seen = []
+    while (cand := strategy.ask()) is not None:
+        seen.append(cand)
+        cost = 1.0 if cand.pipeline == (LayerDrop(keep=2),) else 10.0
+        strategy.tell(cand, {**rec(cand.id, 90.0, cost), "batch_size": 32})
+    labels = [c.label for c in seen]
+    i = labels.index("layer_drop(keep=2)")
+    assert labels[i + 1].startswith("layer_drop(keep=2) + runtime_settings")
+    assert labels.index("layer_drop(keep=1)") > i + 1
+
+
 def test_strategy_asks_convert_then_runtime_then_structure() -> None:
     tiers = base_pipelines(engine="torch", device="cpu", layers=6, has_tune_text=True)
     assert tiers["convert"][0] == (OnnxExport(), QuantizeDynamic(per_channel=True))
@@ -73,6 +92,8 @@ def test_strategy_asks_convert_then_runtime_then_structure() -> None:
     assert runtime[0].pipeline[:-1] == seen[1].pipeline
     assert isinstance(runtime[0].pipeline[-1], RuntimeSettings)
     assert "structure" in tiers_seen
+    # the structural candidate came out cheapest (cost 5 < 10 but 2 is cheaper): no extra
+    # runtime variants right after it; had it been cheapest, they would follow at once
     assert len({c.id for c in seen}) == len(seen)
     assert len({c.pipeline for c in seen}) == len(seen)
 
@@ -223,3 +244,46 @@ def test_a_candidate_out_of_memory_fails_alone(
         run_isolated(
             {**spec, "out": str(tmp_path / "oom")}, tmp_path, memory_limit_bytes=64 * 2**20
         )
+
+
+@pytest.mark.gpu
+def test_evaluate_on_gpu_reads_energy_from_nvml(tiny: Path, texts_file: Path) -> None:
+    import torch
+
+    from frugalml.search.evaluate import evaluate
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    r = evaluate(tiny, "fidelity", texts_file, device="cuda", repeats=1)
+    assert r.device == "cuda" and r.peak_memory_bytes > 0
+    assert r.energy_source in ("nvml", "estimate")
+    assert r.quality == pytest.approx(100.0, abs=1e-2)
+
+
+def test_an_interrupted_search_still_reports_what_it_found(
+    tiny: Path, texts_file: Path, tmp_path: Path
+) -> None:
+    def stop_after_first_variant(event: str, info: dict) -> None:  # type: ignore[type-arg]
+        if event == "done" and info["record"]["id"] == "c01":
+            raise KeyboardInterrupt
+
+    tiers = {"convert": [(OnnxExport(), QuantizeDynamic()), (OnnxExport(),)]}
+    with pytest.raises(KeyboardInterrupt):
+        frugalml.optimize(
+            tiny,
+            "fidelity",
+            texts_file,
+            out=tmp_path / "o",
+            repeats=1,
+            ledger=f"sqlite:///{tmp_path / 'l.db'}",
+            tiers=tiers,
+            max_quality_drop=50,
+            runtime_variants=0,
+            listener=stop_after_first_variant,
+        )
+    cands = json.loads((tmp_path / "o" / "candidates.json").read_text())
+    assert [c["id"] for c in cands] == ["c00", "c01"]
+    assert "interrupted" in (tmp_path / "o" / "report.md").read_text()
+    with Ledger(f"sqlite:///{tmp_path / 'l.db'}") as book:
+        run = book.runs(kind="optimize")[0]
+    assert run.status == "failed" and "interrupted" in (run.error or "")

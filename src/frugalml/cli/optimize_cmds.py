@@ -384,7 +384,8 @@ def optimize(
         typer.Option(
             "--passes",
             help="Only try pipelines made of these passes, comma-separated (e.g. "
-            "onnx_export,quantize_dynamic). Default: all that suit the model and device.",
+            "onnx_export,quantize_dynamic,runtime_settings; runtime_settings lets it try batch "
+            "sizes). Default: every pass that suits the model and device.",
         ),
     ] = None,
     max_memory_mb: Annotated[

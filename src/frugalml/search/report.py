@@ -68,7 +68,8 @@ def write_markdown(result: OptimizeResult) -> Path:
             "",
         ]
     else:
-        lines += ["**No candidate meets the bound.** " + "; ".join(result.notes), ""]
+        lines += ["**No candidate meets the bound.**", ""]
+    lines += [f"> {note}" for note in result.notes] + ([""] if result.notes else [])
     lines += [
         "## Pareto front (quality vs $ per 1M requests)",
         "",

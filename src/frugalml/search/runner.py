@@ -266,31 +266,37 @@ def optimize(
         }
         spec_of = str(model) if not isinstance(model, Model) else None
         deadline = started + budget_minutes * 60.0
-        while (cand := strategy.ask()) is not None:
-            if cand.tier != "baseline" and time.monotonic() > deadline:
-                skipped = 1 + strategy.pending()
-                emit("budget", {"skipped": skipped})
-                break
-            emit("start", {"candidate": cand, "queued": strategy.estimate_remaining()})
-            record = _run_candidate(
-                cand,
-                builder,
-                book,
-                run.id,
-                instance,
-                region,
-                common,
-                work,
-                spec_of if not cand.pipeline else None,
-                emit,
-                keep_candidates,
-                memory_limit_mb,
-                evaluator,
-            )
-            strategy.tell(cand, record)
-            records.append(record)
-            emit("done", {"record": record})
-            _finish(records, max_quality_drop, out_dir, run.id, write_best=False)
+        interrupted = False
+        try:
+            while (cand := strategy.ask()) is not None:
+                if cand.tier != "baseline" and time.monotonic() > deadline:
+                    skipped = 1 + strategy.pending()
+                    emit("budget", {"skipped": skipped})
+                    break
+                emit("start", {"candidate": cand, "queued": strategy.estimate_remaining()})
+                record = _run_candidate(
+                    cand,
+                    builder,
+                    book,
+                    run.id,
+                    instance,
+                    region,
+                    common,
+                    work,
+                    spec_of if not cand.pipeline else None,
+                    emit,
+                    keep_candidates,
+                    memory_limit_mb,
+                    evaluator,
+                )
+                strategy.tell(cand, record)
+                records.append(record)
+                emit("done", {"record": record})
+                _finish(records, max_quality_drop, out_dir, run.id, write_best=False)
+        except KeyboardInterrupt:  # keep what was found: report it, then stop
+            interrupted = True
+            if not any(r["tier"] == "baseline" and r["status"] == "ok" for r in records):
+                raise
         result = _finish(
             records,
             max_quality_drop,
@@ -317,6 +323,8 @@ def optimize(
             data=str(dataset.source),
             notes=result["notes"],
         )
+        if interrupted:
+            res.notes.append("interrupted: the report covers the candidates evaluated so far")
         from frugalml.search.report import write_reports
 
         paths = write_reports(res)
@@ -332,6 +340,8 @@ def optimize(
                     "baseline_" + the_task.metric: float(res.baseline["quality"]),
                 }
             )
+        if interrupted:
+            raise KeyboardInterrupt
     if not keep_candidates:
         shutil.rmtree(work / "cands", ignore_errors=True)
         shutil.rmtree(work / "passes", ignore_errors=True)

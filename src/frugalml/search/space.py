@@ -3,10 +3,12 @@
 ``base_pipelines`` lists sensible composed pipelines for a model's engine and device, most
 promising first, in three tiers: cheap conversions (ONNX, int8, bf16: seconds to build), then
 runtime settings (batch size) of the best candidates so far, then expensive structural
-variants (layer dropping + distillation, structured pruning + recovery, compile), then runtime
-settings again for whatever became best. ``Strategy`` hands candidates out one at a time
-(``ask``) and learns from results (``tell``); the runner decides how to evaluate them. Every
-pipeline is checked against the ordering rules (``passes.pipeline.problem``).
+variants (layer dropping + distillation, structured pruning + recovery, compile) — a
+structural candidate that becomes the cheapest in bound has its batch sizes tried right
+after it — then runtime settings again for whatever became best. ``Strategy`` hands
+candidates out one at a time (``ask``) and learns from results (``tell``); the runner decides
+how to evaluate them. Every pipeline is checked against the ordering rules
+(``passes.pipeline.problem``).
 """
 
 from __future__ import annotations
@@ -87,6 +89,8 @@ def base_pipelines(
                 (LayerDrop(keep=layers - max(1, layers // 3)), OnnxExport(), q8pc),
                 (LayerDrop(keep=layers - 1), OnnxExport(), q8pc),
             ]
+            if layers >= 4:  # half the blocks: the biggest saving, the hardest to keep in bound
+                structure.append((LayerDrop(keep=layers // 2), OnnxExport(), q8pc))
         if has_tune_text:
             structure.append((StructuredPrune(heads=0.25, ffn=0.25), OnnxExport(), q8pc))
         structure.append((TorchCompile(),))
@@ -134,13 +138,9 @@ class Strategy:
         self._queue.extend(self._new(p, tier) for p in pipes)
 
     def _runtime_variants(self) -> list[Pipeline]:
-        if self._baseline is None:
+        bound = self._bound()
+        if bound is None:
             return []
-        bound = QualityBound(
-            float(self._baseline["quality"]),
-            self.bound_max_drop,
-            bool(self._baseline.get("higher_is_better", True)),
-        )
         records = [(c, r) for c, r in self._done.values() if c.tier != "runtime"]
         chosen: list[Candidate] = []
         pool = list(records)
@@ -151,14 +151,7 @@ class Strategy:
             cand = next(c for c, r in pool if r is best)
             chosen.append(cand)
             pool = [(c, r) for c, r in pool if c is not cand]
-        sizes = BATCH_SIZES_GPU if self.device.startswith("cuda") else BATCH_SIZES_CPU
-        out: list[Pipeline] = []
-        for cand in chosen:
-            current = self._done[cand.id][1].get("batch_size", 32)
-            for bs in sizes:
-                if bs != current:
-                    out.append((*cand.pipeline, RuntimeSettings(batch_size=bs)))
-        return out
+        return [p for cand in chosen for p in self._variants_of(cand)]
 
     def ask(self) -> Candidate | None:
         """The next candidate, or None when the space is exhausted."""
@@ -176,6 +169,32 @@ class Strategy:
         self._done[cand.id] = (cand, record)
         if cand.tier == "baseline" and record.get("status") == "ok":
             self._baseline = record
+        if cand.tier == "structure" and self.runtime_top > 0 and self._is_cheapest(cand):
+            # a new best from the expensive tier: try its batch sizes next, before the
+            # remaining structural candidates (cheap to try, and the budget may end first)
+            fresh = [p for p in self._variants_of(cand) if p not in self._tried]
+            self._queue[:0] = [self._new(p, "runtime") for p in fresh]
+
+    def _bound(self) -> QualityBound | None:
+        if self._baseline is None:
+            return None
+        return QualityBound(
+            float(self._baseline["quality"]),
+            self.bound_max_drop,
+            bool(self._baseline.get("higher_is_better", True)),
+        )
+
+    def _is_cheapest(self, cand: Candidate) -> bool:
+        bound = self._bound()
+        if bound is None:
+            return False
+        best = Cheapest().pick([r for c, r in self._done.values() if c.tier != "runtime"], bound)
+        return best is not None and best is self._done[cand.id][1]
+
+    def _variants_of(self, cand: Candidate) -> list[Pipeline]:
+        sizes = BATCH_SIZES_GPU if self.device.startswith("cuda") else BATCH_SIZES_CPU
+        current = self._done[cand.id][1].get("batch_size", 32)
+        return [(*cand.pipeline, RuntimeSettings(batch_size=bs)) for bs in sizes if bs != current]
 
     def pending(self) -> int:
         """Candidates queued now (later phases may add more)."""
