@@ -151,12 +151,15 @@ def worker_main(spec_path: str) -> int:
             seed=spec.seed,
         ).to(spec.device)
         model.eval()
+        # test hook: a deliberately slow evaluator, to show the trainer never waits for it
+        delay_s = float(os.environ.get("FRUGAL_TEST_EVAL_DELAY_S", "0") or 0)
         send({"ready": True})
         for line in sys.stdin:
             if not line.strip():
                 break
             step, path, train_s = line.rstrip("\n").split("\t")
             t0 = time.perf_counter()
+            time.sleep(delay_s)
             load_trainable_state(model, load_file(path, device=spec.device))
             acc = accuracy(model, spec.dev, spec.pad_id, spec.batch_size, spec.device)
             send(

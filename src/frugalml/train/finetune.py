@@ -29,6 +29,10 @@ from frugalml.errors import BadInput, FrugalError
 from frugalml.records import Usage
 
 DEFAULT_LR = {"full": 5e-5, "lora": 1e-3}
+# The classification head starts from random weights, and a sentence encoder's pooler (which
+# feeds it) was never trained (all-MiniLM-L6-v2's has weights of std ~0.01): at the encoder's
+# learning rate they barely move in a short run, so they train at a larger one.
+DEFAULT_HEAD_LR = 1e-3
 STOP_REASONS = ("completed", "target", "time-limit", "pruned", "nan")
 
 
@@ -56,9 +60,11 @@ class FinetuneConfig:
     """How to fine-tune. Every field has a default that works for MiniLM-sized encoders.
 
     Learning rate ``None`` picks 5e-5 for ``full`` and 1e-3 for ``lora`` (adapters start at
-    zero and need a larger step). ``target_accuracy`` is dev accuracy in points (0-100); a
-    value ≤ 1 is read as a fraction. Checkpoints are evaluated every ``eval_every`` steps, or
-    ``evals_per_run`` times spread over the run, and always at the last step.
+    zero and need a larger step); the new head and the pooler train at ``head_learning_rate``
+    (default: the larger of the learning rate and 1e-3). ``target_accuracy`` is dev accuracy
+    in points (0-100); a value ≤ 1 is read as a fraction. Checkpoints are evaluated every
+    ``eval_every`` steps, or ``evals_per_run`` times spread over the run, and always at the
+    last step.
     """
 
     recipe: str = "lora"  # full | lora
@@ -69,6 +75,7 @@ class FinetuneConfig:
     target_accuracy: float | None = None  # points; stop at the first checkpoint reaching it
     max_minutes: float | None = None  # wall-clock budget for the whole run
     learning_rate: float | None = None
+    head_learning_rate: float | None = None  # new head + pooler; None: max(lr, 1e-3)
     batch_size: int = 32
     epochs: float = 1.0
     max_steps: int | None = None  # overrides epochs
@@ -94,6 +101,12 @@ class FinetuneConfig:
     @property
     def lr(self) -> float:
         return self.learning_rate if self.learning_rate is not None else DEFAULT_LR[self.recipe]
+
+    @property
+    def head_lr(self) -> float:
+        if self.head_learning_rate is not None:
+            return self.head_learning_rate
+        return max(self.lr, DEFAULT_HEAD_LR)
 
     @property
     def target_points(self) -> float | None:
@@ -142,6 +155,7 @@ class FinetuneConfig:
     def to_params(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["learning_rate"] = self.lr
+        data["head_learning_rate"] = self.head_lr
         data["lora_targets"] = list(self.lora_targets)
         return data
 

@@ -136,16 +136,22 @@ class Trainer:
     def _optimizer(self, steps: int) -> tuple[Any, Any]:
         import torch
 
+        from frugalml.train.recipes import is_head
+
         cfg = self.cfg
-        decay: list[Any] = []
-        no_decay: list[Any] = []
+        groups: dict[tuple[bool, bool], list[Any]] = {}
         for n, p in self.model.named_parameters():
             if p.requires_grad:
-                (no_decay if p.ndim < 2 or "LayerNorm" in n else decay).append(p)
+                decays = p.ndim >= 2 and "LayerNorm" not in n
+                groups.setdefault((is_head(n), decays), []).append(p)
         opt = torch.optim.AdamW(
             [
-                {"params": decay, "weight_decay": cfg.weight_decay},
-                {"params": no_decay, "weight_decay": 0.0},
+                {
+                    "params": params,
+                    "lr": cfg.head_lr if head else cfg.lr,
+                    "weight_decay": cfg.weight_decay if decays else 0.0,
+                }
+                for (head, decays), params in sorted(groups.items())
             ],
             lr=cfg.lr,
         )
@@ -218,6 +224,8 @@ class Trainer:
         n = len(self.enc_train)
         steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * math.ceil(n / cfg.batch_size)))
         every = cfg.eval_every or max(1, math.ceil(steps / cfg.evals_per_run))
+        if cfg.eval_mode == "none":
+            every = steps  # only the final model is evaluated
         setup_s = self._now()
         batches = self._batches(steps)
         curriculum_s = self._now() - setup_s
@@ -379,7 +387,8 @@ class Trainer:
             )
         else:
             kept = "no checkpoint had been evaluated, so none was kept"
-        return f"{lead}; {kept}", "lower --lr, use --precision fp32, or check the data"
+        tips = "lower --lr" + (", use --precision fp32" if self.cfg.precision != "fp32" else "")
+        return f"{lead}; {kept}", f"{tips}, or check the data for broken rows"
 
 
 class _Bar:

@@ -30,6 +30,13 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 LORA_MODULES_TO_SAVE = ("classifier", "pooler", "score")
 
 
+def is_head(param_name: str) -> bool:
+    """True for the new classification head and the pooler that feeds it (trained from a
+    near-random start, so they get their own, larger learning rate)."""
+    parts = param_name.split(".")
+    return any(m in parts for m in LORA_MODULES_TO_SAVE)
+
+
 def quiet_transformers() -> None:
     """Silence load-time chatter ('newly initialized weights', progress bars) on stderr."""
     from transformers.utils import logging as hf_logging
