@@ -92,9 +92,9 @@ def _load(
 
     return load_data(
         path,
-        format=fmt_name,
+        format=fmt_name,  # type: ignore[arg-type]  # load_data checks it
         text_col=text_col,
-        text2_col=text2_col,  # type: ignore[arg-type]
+        text2_col=text2_col,
         label_col=label_col,
         encoding=encoding,
     )
