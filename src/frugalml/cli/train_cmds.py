@@ -174,7 +174,7 @@ def finetune(
     ] = None,
     lr: Annotated[
         float | None,
-        typer.Option("--lr", help="Peak learning rate (default 5e-5 full, 1e-3 LoRA)."),
+        typer.Option("--lr", help="Peak learning rate (default 5e-5 full, 2e-3 LoRA)."),
     ] = None,
     epochs: EpochsOpt = 1.0,
     max_steps: Annotated[

@@ -28,7 +28,7 @@ from frugalml.data import Dataset
 from frugalml.errors import BadInput, FrugalError
 from frugalml.records import Usage
 
-DEFAULT_LR = {"full": 5e-5, "lora": 1e-3}
+DEFAULT_LR = {"full": 5e-5, "lora": 2e-3}
 # The classification head starts from random weights, and a sentence encoder's pooler (which
 # feeds it) was never trained (all-MiniLM-L6-v2's has weights of std ~0.01): at the encoder's
 # learning rate they barely move in a short run, so they train at a larger one.
@@ -59,7 +59,7 @@ class OutOfMemory(FrugalError):
 class FinetuneConfig:
     """How to fine-tune. Every field has a default that works for MiniLM-sized encoders.
 
-    Learning rate ``None`` picks 5e-5 for ``full`` and 1e-3 for ``lora`` (adapters start at
+    Learning rate ``None`` picks 5e-5 for ``full`` and 2e-3 for ``lora`` (adapters start at
     zero and need a larger step); the new head and the pooler train at ``head_learning_rate``
     (default: the larger of the learning rate and 1e-3). ``target_accuracy`` is dev accuracy
     in points (0-100); a value ≤ 1 is read as a fraction. Checkpoints are evaluated every
@@ -86,7 +86,9 @@ class FinetuneConfig:
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.1
-    lora_targets: tuple[str, ...] = ("query", "value")
+    # every linear layer of the encoder (BERT names): on MiniLM/SST-2, q+v adapters alone trail
+    # full fine-tuning by ~9 points after one short epoch; all four are within ~1 point
+    lora_targets: tuple[str, ...] = ("query", "key", "value", "dense")
     eval_every: int | None = None  # steps between evaluated checkpoints
     evals_per_run: int = 5
     eval_mode: str = "async"  # async (separate process) | sync (blocking) | none (final only)

@@ -63,7 +63,7 @@ def build_model(
     lora_r: int = 8,
     lora_alpha: int = 16,
     lora_dropout: float = 0.1,
-    lora_targets: tuple[str, ...] = ("query", "value"),
+    lora_targets: tuple[str, ...] = ("query", "key", "value", "dense"),
     seed: int = 0,
 ) -> Any:
     """A sequence classifier for ``labels`` from a local folder, wrapped for ``recipe``.

@@ -32,7 +32,7 @@ from frugalml.train.finetune import FinetuneConfig, TrainingDiverged, finetune
 
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("hyperband", "median", "none")
-LR_RANGE = {"lora": (1e-4, 3e-3), "full": (1e-5, 2e-4)}
+LR_RANGE = {"lora": (3e-4, 5e-3), "full": (1e-5, 3e-4)}
 COMPUTE_KEYS = ("wall_s", "cpu_s", "device_s", "energy_j", "cost_usd", "co2_g")
 
 
