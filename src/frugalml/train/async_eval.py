@@ -267,9 +267,18 @@ class AsyncEvaluator:
         if self._error:
             raise FrugalError(
                 f"the evaluator failed: {self._error.strip().splitlines()[-1]}",
-                hint=f"see {self.folder / 'evaluator.log'}; --eval-mode sync "
-                "evaluates in the training process",
+                hint="--eval-mode sync evaluates in the training process",
             )
+
+    def _log_tail(self) -> str:
+        self._log.flush()
+        try:
+            lines = [
+                ln for ln in (self.folder / "evaluator.log").read_text().splitlines() if ln.strip()
+            ]
+        except OSError:
+            return ""
+        return f": {lines[-1].strip()[:200]}" if lines else ""
 
     def poll(self) -> list[EvalResult]:
         """Results that have arrived (possibly none). Never waits."""
@@ -285,8 +294,8 @@ class AsyncEvaluator:
             self._check()
             if self._eof:
                 raise FrugalError(
-                    f"the evaluator process died (exit code "
-                    f"{self._proc.poll()}) with checkpoints left to evaluate",
+                    f"the evaluator process died (exit code {self._proc.poll()}) with "
+                    f"checkpoints left to evaluate{self._log_tail()}",
                     hint="rerun with --eval-mode sync to evaluate in-process",
                 )
             if time.monotonic() > deadline:

@@ -18,6 +18,7 @@ standard Hugging Face folder (LoRA merged) plus ``frugal.json``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -290,6 +291,7 @@ def finetune(
         instance=instance,
         region=region,
     ) as run:
+        run_id = run.id
         trainer = Trainer(
             model_spec=str(model),
             model_path=model_path,
@@ -304,7 +306,11 @@ def finetune(
             on_eval=on_eval,
             on_step=on_step,
         )
-        result = trainer.run()
+        try:
+            result = trainer.run()
+        except FrugalError as e:  # callers (tune) find the failed run's cost by its id
+            e.run_id = run_id  # type: ignore[attr-defined]
+            raise
         run.log_quality(**_quality(result))
         if result.model_dir:
             run.log_artifacts(model=result.model_dir)
@@ -315,13 +321,14 @@ def finetune(
 
 
 def _quality(r: FinetuneResult) -> dict[str, float]:
-    q = {
-        "accuracy": r.accuracy,
+    q = {  # no NaN: JSON columns (PostgreSQL) refuse it
         "steps": float(r.steps),
         "examples_per_s": r.examples_per_s,
         "loop_s": r.loop_s,
         "best_step": float(r.best_step),
     }
+    if math.isfinite(r.accuracy):
+        q = {"accuracy": r.accuracy, **q}
     if r.time_to_target_s is not None:
         q["time_to_target_s"] = r.time_to_target_s
     if r.steps_to_target is not None:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from frugalml.data import Dataset
-from frugalml.errors import BadInput
+from frugalml.errors import BadInput, FrugalError
 from frugalml.train.finetune import FinetuneConfig, TrainingDiverged, finetune
 
 SAMPLERS = ("tpe", "random")
@@ -264,6 +264,19 @@ def _run_study(
                     _compute(book, e.run_id),
                 )
                 raise optuna.TrialPruned(str(e)) from e
+            except FrugalError as e:  # e.g. out of memory at this batch size: a failed trial
+                run_id = getattr(e, "run_id", None)
+                summaries[trial.number] = TrialSummary(
+                    trial.number,
+                    "failed",
+                    max(reported, default=None),
+                    trial.params,
+                    0,
+                    0,
+                    run_id,
+                    _compute(book, run_id),
+                )
+                raise
             pruned = res.stopped == "pruned"
             summaries[trial.number] = TrialSummary(
                 trial.number,
@@ -293,7 +306,7 @@ def _run_study(
                 n_trials=tcfg.trials,
                 callbacks=[after],
                 timeout=tcfg.max_minutes * 60 if tcfg.max_minutes else None,
-                catch=(BadInput,),
+                catch=(FrugalError,),
                 gc_after_trial=True,
             )
         finally:
