@@ -197,6 +197,11 @@ class FinetuneResult:
     step_s_median: float
     compile_s: float | None  # first step minus a median step, with --compile
     examples_per_s: float  # examples seen / loop seconds
+    # memory (bytes; RSS on CPU, torch-allocated on CUDA) held after loading and building the
+    # model, and what training added on top at its peak (activations, gradients, optimizer
+    # state); the run's overall peak is ``usage.peak_host_bytes`` / ``peak_device_bytes``
+    setup_memory_bytes: int
+    train_memory_bytes: int
     trainable_params: int
     total_params: int
     recipe: str

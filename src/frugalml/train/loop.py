@@ -43,6 +43,28 @@ def _is_oom(e: BaseException) -> bool:
     )
 
 
+def _memory_now(device: str) -> int:
+    """Memory held now: GPU memory allocated by torch on CUDA, else this process's RSS."""
+    import torch
+
+    if device.startswith("cuda"):
+        return int(torch.cuda.memory_allocated(device))
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
+
+
+def _memory_peak(device: str) -> int:
+    """Peak since the run started (the tracker resets the marks at its start)."""
+    import torch
+
+    from frugalml.measure import memory
+
+    if device.startswith("cuda"):
+        return int(torch.cuda.max_memory_allocated(device))
+    return memory.peak_rss_bytes()
+
+
 class Trainer:
     """Fine-tunes one model; see ``frugalml.train.finetune.finetune`` for the contract."""
 
@@ -227,6 +249,7 @@ class Trainer:
         if cfg.eval_mode == "none":
             every = steps  # only the final model is evaluated
         setup_s = self._now()
+        setup_bytes = _memory_now(self.device)
         batches = self._batches(steps)
         curriculum_s = self._now() - setup_s
         opt, sched = self._optimizer(steps)
@@ -287,6 +310,7 @@ class Trainer:
                 if self.stop is not None:
                     break
             loop_s = time.perf_counter() - loop_t0
+            train_bytes = max(0, _memory_peak(self.device) - setup_bytes)
             if self.stop in (None, "time-limit") and last_submit != self.step:
                 evaluator.submit(self.step, trainable_state(self.model), self._now())
             if self.stop in (None, "time-limit", "nan"):
@@ -317,6 +341,8 @@ class Trainer:
             step_s_median=median,
             compile_s=max(0.0, first - median) if cfg.compile else None,
             examples_per_s=seen / loop_s if loop_s > 0 else 0.0,
+            setup_memory_bytes=setup_bytes,
+            train_memory_bytes=train_bytes,
             trainable_params=self.trainable,
             total_params=self.total,
             recipe=cfg.recipe,
