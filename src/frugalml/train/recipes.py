@@ -62,7 +62,7 @@ def build_model(
     recipe: str = "lora",
     lora_r: int = 8,
     lora_alpha: int = 16,
-    lora_dropout: float = 0.1,
+    lora_dropout: float = 0.0,
     lora_targets: tuple[str, ...] = ("query", "key", "value", "dense"),
     seed: int = 0,
 ) -> Any:
