@@ -9,7 +9,8 @@ so the step count at which the target is first met does not depend on the machin
 and stops at the first checkpoint reaching ``--target`` points. Reported: steps to target
 (median over seeds; runs that never reach it count as not reached), time to target (run
 start, including the curriculum's own scoring pass, to the end of that step), the scoring
-pass's seconds, and the final/best accuracy.
+pass's seconds, the best accuracy and the run's CPU seconds (the run ends at the target, so
+this is the compute to reach it, evaluations and scoring included).
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def main() -> None:
                 "time_to_target_s_median": median([r["time_to_target_s"] for r in hit]),
                 "scoring_s_median": median([r["curriculum_s"] for r in mine]),
                 "best_accuracy_median": median([r["best_accuracy"] for r in mine]),
+                "run_cpu_s_median": median([r["cpu_s"] for r in mine if r["cpu_s"] is not None]),
             }
         )
     print_table(
@@ -101,6 +103,7 @@ def main() -> None:
             "time_to_target_s_median",
             "scoring_s_median",
             "best_accuracy_median",
+            "run_cpu_s_median",
         ],
     )
     report = {
