@@ -111,12 +111,12 @@ def test_async_training_never_waits_for_a_slow_evaluator(tiny_model, data, monke
         recipe="lora", eval_mode="async", max_steps=9, eval_every=3, eval_nice=0, **TINY
     )
     r = finetune(tiny_model, train, dev, cfg)
-    assert [e.step for e in r.evals] == [3, 6, 9]  # every result still arrives, in order
-    assert all(e.eval_s >= delay_s for e in r.evals)
+    assert [e.step for e in r.evals] == [3, 6, 9]  # every checkpoint still gets a result
     # a loop that waited for each evaluation would take >= 3 x 8 s; this one did not wait
     assert r.loop_s < 3 * delay_s, r.loop_s
-    loop_end = r.setup_s + r.curriculum_s + r.loop_s
-    assert r.evals[-2].seen_s > loop_end  # step 6's result came after training had ended
+    # what the slow evaluator had not returned when training ended, the trainer evaluated
+    assert all(e.eval_s >= delay_s for e in r.evals if e.by == "evaluator")
+    assert r.evals[-1].by == "trainer"
 
 
 def test_nan_loss_stops_and_keeps_best_checkpoint(tiny_model, data, tmp_path, sqlite_url) -> None:  # type: ignore[no-untyped-def]

@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ class EvalResult:
     eval_s: float  # seconds the evaluation itself took
     path: str  # the checkpoint file (safetensors)
     train_s: float  # trainer's seconds since the run started when the checkpoint was taken
+    by: str = "evaluator"  # "evaluator" (the separate process) or "trainer" (in the loop/after)
 
 
 @dataclass(frozen=True)
@@ -210,8 +212,11 @@ class AsyncEvaluator:
         )
         self._writer.start()
         self.pending = 0
+        self._submitted: dict[int, tuple[str, float]] = {}  # step -> (path, train_s)
+        self._returned: set[int] = set()
         self._error: str | None = None
         self._eof = False
+        self._closed = False
 
     def _read_loop(self) -> None:
         assert self._proc.stdout is not None
@@ -237,6 +242,7 @@ class AsyncEvaluator:
     def submit(self, step: int, state: dict[str, Any], train_s: float) -> None:
         """Queue a checkpoint (``trainable_state`` copy) taken at ``step``; returns at once."""
         self.pending += 1
+        self._submitted[step] = (str(_checkpoint_path(self.folder, step)), train_s)
         self._writes.put((step, state, train_s))
 
     def _take(self, timeout: float | None) -> list[EvalResult]:
@@ -257,6 +263,7 @@ class AsyncEvaluator:
                 self._eof = True
             elif "step" in msg:
                 self.pending -= 1
+                self._returned.add(msg["step"])
                 out.append(
                     EvalResult(
                         msg["step"], msg["accuracy"], msg["eval_s"], msg["path"], msg["train_s"]
@@ -270,46 +277,43 @@ class AsyncEvaluator:
                 hint="--eval-mode sync evaluates in the training process",
             )
 
-    def _log_tail(self) -> str:
-        self._log.flush()
-        try:
-            lines = [
-                ln for ln in (self.folder / "evaluator.log").read_text().splitlines() if ln.strip()
-            ]
-        except OSError:
-            return ""
-        return f": {lines[-1].strip()[:200]}" if lines else ""
-
     def poll(self) -> list[EvalResult]:
         """Results that have arrived (possibly none). Never waits."""
         results = self._take(None)
         self._check()
         return results
 
-    def drain(self, timeout_s: float = 3600.0) -> list[EvalResult]:
-        """Wait for every submitted checkpoint's result (after training, not during it)."""
-        deadline = time.monotonic() + timeout_s
-        results: list[EvalResult] = []
-        while self.pending > 0:
-            self._check()
-            if self._eof:
-                raise FrugalError(
-                    f"the evaluator process died (exit code {self._proc.poll()}) with "
-                    f"checkpoints left to evaluate{self._log_tail()}",
-                    hint="rerun with --eval-mode sync to evaluate in-process",
-                )
-            if time.monotonic() > deadline:
-                raise FrugalError(f"evaluation did not finish within {timeout_s:.0f} s")
-            results.extend(self._take(1.0))
-        self._check()
+    def finish(self, evaluate: Callable[[str], float]) -> list[EvalResult]:
+        """After the loop: the results that came back, plus the outstanding checkpoints
+        evaluated by ``evaluate(path) -> accuracy`` in the trainer's own process.
+
+        The trainer no longer waits on the evaluator process here: at low priority on a busy
+        CPU it could take long to get through a backlog, while the trainer, now idle, is as
+        fast. The evaluator is stopped (any evaluation it was in the middle of is dropped).
+        """
+        self._writer_stop()
+        results = self._take(None)
+        self._stop_process(terminate=True)
+        results += self._take(None)
+        for step, (path, train_s) in sorted(self._submitted.items()):
+            if step in self._returned:
+                continue
+            t0 = time.perf_counter()
+            acc = evaluate(path)
+            results.append(
+                EvalResult(step, acc, time.perf_counter() - t0, path, train_s, by="trainer")
+            )
+            self._returned.add(step)
+            self.pending -= 1
         return results
 
-    def close(self) -> None:
-        """Stop the writer and the evaluator (pending checkpoints are dropped)."""
+    def _writer_stop(self) -> None:
         self._writes.put(None)
-        self._writer.join(timeout=60)
+        self._writer.join(timeout=600)  # every queued checkpoint is on disk afterwards
+
+    def _stop_process(self, *, terminate: bool) -> None:
         if self._proc.poll() is None:
-            if self.pending > 0:  # early stop: results no longer wanted, don't spend on them
+            if terminate:
                 self._proc.terminate()
             else:
                 with contextlib.suppress(OSError, ValueError):
@@ -322,6 +326,15 @@ class AsyncEvaluator:
             self._proc.kill()
             self._proc.wait(timeout=10)
         self._reader.join(timeout=10)
+
+    def close(self) -> None:
+        """Stop the writer and the evaluator (pending checkpoints are dropped). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._writer_stop()
+        # early stop: outstanding results are no longer wanted, so don't spend on them
+        self._stop_process(terminate=self.pending > 0)
         for stream in (self._proc.stdin, self._proc.stdout):
             with contextlib.suppress(OSError, ValueError):
                 if stream is not None:
@@ -345,13 +358,15 @@ class SyncEvaluator:
         acc = accuracy(
             self.model, self.spec.dev, self.spec.pad_id, self.spec.batch_size, self.spec.device
         )
-        self._done.append(EvalResult(step, acc, time.perf_counter() - t0, str(path), train_s))
+        self._done.append(
+            EvalResult(step, acc, time.perf_counter() - t0, str(path), train_s, by="trainer")
+        )
 
     def poll(self) -> list[EvalResult]:
         done, self._done = self._done, []
         return done
 
-    def drain(self, timeout_s: float = 3600.0) -> list[EvalResult]:
+    def finish(self, evaluate: Callable[[str], float]) -> list[EvalResult]:
         return self.poll()
 
     def close(self) -> None:

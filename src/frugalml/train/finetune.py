@@ -166,13 +166,14 @@ class FinetuneConfig:
 @dataclass(frozen=True)
 class EvalPoint:
     """One evaluated checkpoint: dev accuracy (points) at ``step``, taken ``train_s`` seconds
-    into the run, evaluated in ``eval_s`` seconds; the trainer saw it at ``seen_s``."""
+    into the run, evaluated in ``eval_s`` seconds by ``by``; the trainer saw it at ``seen_s``."""
 
     step: int
     accuracy: float
     train_s: float
     eval_s: float
     seen_s: float
+    by: str = "evaluator"  # evaluator process, or "trainer" (sync mode; leftovers after the loop)
 
 
 @dataclass(frozen=True)

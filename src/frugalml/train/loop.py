@@ -210,7 +210,7 @@ class Trainer:
     # ---- results --------------------------------------------------------------------------
     def _take(self, results: list[EvalResult]) -> None:
         for r in results:
-            self.evals.append(EvalPoint(r.step, r.accuracy, r.train_s, r.eval_s, self._now()))
+            self.evals.append(EvalPoint(r.step, r.accuracy, r.train_s, r.eval_s, self._now(), r.by))
             if self.best is None or r.accuracy > self.best.accuracy:
                 if self.best is not None:
                     Path(self.best.path).unlink(missing_ok=True)
@@ -223,6 +223,18 @@ class Trainer:
                 self.stop = self.stop or "target"
             if self.on_eval is not None and self.on_eval(r.step, r.accuracy):
                 self.stop = self.stop or "pruned"
+
+    def _evaluate_path(self, path: str) -> float:
+        """Dev accuracy of a checkpoint file, in this process (loads it into the model)."""
+        from safetensors.torch import load_file
+
+        from frugalml.train.async_eval import accuracy
+        from frugalml.train.recipes import load_trainable_state
+
+        load_trainable_state(self.model, load_file(path, device=self.device))
+        return accuracy(
+            self.model, self.enc_dev, self.pad_id, self.cfg.eval_batch_size, self.device
+        )
 
     # ---- the loop ------------------------------------------------------------------------
     def run(self) -> FinetuneResult:
@@ -314,7 +326,7 @@ class Trainer:
             if self.stop in (None, "time-limit") and last_submit != self.step:
                 evaluator.submit(self.step, trainable_state(self.model), self._now())
             if self.stop in (None, "time-limit", "nan"):
-                self._take(evaluator.drain())  # after the loop: results still matter
+                self._take(evaluator.finish(self._evaluate_path))  # results still matter
             bar.update(self.step, loss_v, self.best)
         finally:
             bar.close()
