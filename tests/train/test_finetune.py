@@ -207,3 +207,19 @@ def test_compile_reports_compile_time(tiny_model, data) -> None:  # type: ignore
     r = finetune(tiny_model, train, dev, cfg)
     assert r.steps == 4 and r.compile_s is not None
     assert r.first_step_s > r.step_s_median and r.compile_s > 0
+
+
+def test_unmerged_lora_saves_an_adapter(tiny_model, data, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from peft import AutoPeftModelForSequenceClassification
+
+    train, dev = data
+    out = tmp_path / "adapter"
+    cfg = FinetuneConfig(eval_mode="none", max_steps=2, merge_lora=False, **TINY)
+    r = finetune(tiny_model, train, dev, cfg, out=out)
+    manifest = json.loads((out / "frugal.json").read_text())
+    assert manifest["kind"] == "peft-lora-sequence-classification" and not manifest["merged"]
+    assert (out / "adapter_config.json").is_file()
+    assert (out / "adapter_model.safetensors").is_file()
+    assert r.model_dir == str(out)
+    model = AutoPeftModelForSequenceClassification.from_pretrained(str(out))
+    assert model.peft_config["default"].r == 8
