@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from frugalml.cli import ledger_cmds, optimize_cmds, prove_cmds  # noqa: F401  (registers commands)
+from frugalml.cli import (  # noqa: F401  (importing a module registers its commands)
+    ledger_cmds,
+    optimize_cmds,
+    prove_cmds,
+    train_cmds,
+)
 from frugalml.cli.app import app, err
 from frugalml.errors import FrugalError
 

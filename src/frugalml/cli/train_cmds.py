@@ -1,0 +1,497 @@
+"""Training commands: ``finetune`` and ``tune``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from frugalml.cli import format as fmt
+from frugalml.cli.app import (
+    InstanceOpt,
+    JsonOpt,
+    LedgerOpt,
+    RegionOpt,
+    app,
+    console,
+    print_json,
+)
+from frugalml.errors import BadInput
+
+TaskOpt = Annotated[str, typer.Option("--task", help="What to train for: classification.")]
+DataOpt = Annotated[
+    Path,
+    typer.Option(
+        "--data",
+        help="Training data: 'label text' lines (SST-2, TREC), CSV/TSV with a header, or JSONL.",
+        show_default=False,
+    ),
+]
+EvalOpt = Annotated[
+    Path,
+    typer.Option(
+        "--eval", help="Dev data to evaluate checkpoints on (same formats).", show_default=False
+    ),
+]
+FormatOpt = Annotated[
+    str, typer.Option("--format", help="Data format: auto, label-text, csv, tsv, jsonl.")
+]
+TextColOpt = Annotated[
+    str | None,
+    typer.Option("--text-col", help="Text column (name, or 0-based index without a header)."),
+]
+Text2ColOpt = Annotated[
+    str | None, typer.Option("--text2-col", help="Second text column, for sentence pairs.")
+]
+LabelColOpt = Annotated[str | None, typer.Option("--label-col", help="Label column.")]
+EncodingOpt = Annotated[
+    str | None, typer.Option("--encoding", help="Text encoding (default: UTF-8, else ISO-8859-1).")
+]
+RecipeOpt = Annotated[
+    str,
+    typer.Option(
+        "--recipe",
+        help="full: train every weight; lora: train low-rank adapters + the head "
+        "(peft), merged into the weights when saved.",
+    ),
+]
+PrecisionOpt = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help="fp32, bf16 (autocast; CPUs with AVX512-BF16/AMX or GPUs) or fp16 (CUDA only).",
+    ),
+]
+LengthOpt = Annotated[
+    int, typer.Option("--max-length", help="Tokens per example (truncated).", min=8)
+]
+EpochsOpt = Annotated[float, typer.Option("--epochs", help="Passes over the training data.")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", help="Examples per step.", min=1)]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for data order and head init.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
+MinutesOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-minutes", help="Wall-clock budget; stops (and keeps the best checkpoint) when spent."
+    ),
+]
+
+
+def _load(
+    path: Path,
+    fmt_name: str,
+    text_col: str | None,
+    text2_col: str | None,
+    label_col: str | None,
+    encoding: str | None,
+) -> Any:
+    from frugalml.data import load_data
+
+    return load_data(
+        path,
+        format=fmt_name,  # type: ignore[arg-type]  # load_data checks it
+        text_col=text_col,
+        text2_col=text2_col,
+        label_col=label_col,
+        encoding=encoding,
+    )
+
+
+def _check_task(task: str) -> None:
+    if task != "classification":
+        raise BadInput(
+            f"unknown task '{task}' for training", hint="fine-tuning supports --task classification"
+        )
+
+
+def parse_target(text: str | None) -> float | None:
+    """``accuracy=85`` or ``accuracy=0.85`` → 85.0 (points)."""
+    if text is None:
+        return None
+    metric, _, value = text.partition("=")
+    if metric.strip() != "accuracy" or not value:
+        raise BadInput(
+            f"cannot read target '{text}'",
+            hint="write it as accuracy=V, e.g. accuracy=85 (points) or accuracy=0.85",
+        )
+    try:
+        v = float(value)
+    except ValueError as e:
+        raise BadInput(f"target accuracy '{value}' is not a number") from e
+    return v * 100.0 if v <= 1.0 else v
+
+
+@app.command()
+def finetune(
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="'minilm' (bundled all-MiniLM-L6-v2) or a local Hugging Face model folder."
+        ),
+    ],
+    data: DataOpt,
+    eval_data: EvalOpt,
+    task: TaskOpt = "classification",
+    recipe: RecipeOpt = "lora",
+    precision: PrecisionOpt = "fp32",
+    grad_checkpointing: Annotated[
+        bool,
+        typer.Option(
+            "--grad-checkpointing",
+            help="Recompute activations in the backward pass: less memory, ~30% more compute.",
+        ),
+    ] = False,
+    compile_model: Annotated[
+        bool,
+        typer.Option(
+            "--compile", help="torch.compile the model; its compile time is reported apart."
+        ),
+    ] = False,
+    curriculum: Annotated[
+        str,
+        typer.Option(
+            "--curriculum",
+            help="none: shuffled; length: short examples first, then all; loss: "
+            "easy-first by the initial (linear-probe) loss.",
+        ),
+    ] = "none",
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target",
+            help="Stop at the first checkpoint reaching it: accuracy=V (points or fraction).",
+        ),
+    ] = None,
+    max_minutes: MinutesOpt = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Folder for the saved model (default frugal-out/finetune-TIME)."
+        ),
+    ] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option("--lr", help="Peak learning rate (default 5e-5 full, 2e-3 LoRA)."),
+    ] = None,
+    epochs: EpochsOpt = 1.0,
+    max_steps: Annotated[
+        int | None,
+        typer.Option("--max-steps", help="Stop after this many steps (overrides --epochs).", min=1),
+    ] = None,
+    batch_size: BatchOpt = 32,
+    max_length: LengthOpt = 128,
+    lora_r: Annotated[int, typer.Option("--lora-r", help="LoRA rank.", min=1)] = 8,
+    lora_alpha: Annotated[
+        int, typer.Option("--lora-alpha", help="LoRA alpha (scale).", min=1)
+    ] = 16,
+    eval_every: Annotated[
+        int | None,
+        typer.Option(
+            "--eval-every", help="Steps between evaluated checkpoints (default: 5 per run).", min=1
+        ),
+    ] = None,
+    eval_mode: Annotated[
+        str,
+        typer.Option(
+            "--eval-mode",
+            help="async: a separate process evaluates while training continues; "
+            "sync: evaluate in the loop (blocking); none: only the final model.",
+        ),
+    ] = "async",
+    merge: Annotated[
+        bool,
+        typer.Option(
+            "--merge/--no-merge",
+            help="Save LoRA merged into the weights (a plain HF model) or as an adapter.",
+        ),
+    ] = True,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    data_format: FormatOpt = "auto",
+    text_col: TextColOpt = None,
+    text2_col: Text2ColOpt = None,
+    label_col: LabelColOpt = None,
+    encoding: EncodingOpt = None,
+    instance: InstanceOpt = None,
+    region: RegionOpt = None,
+    ledger: LedgerOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Fine-tune an encoder with a classification head, measured as one ledger run.
+
+    Trains on --data, evaluates checkpoints on --eval in a separate process while training
+    continues, stops early at --target, and saves the best checkpoint as a standard Hugging
+    Face folder (LoRA merged) with frugal.json, which `frugal eval` and `frugal optimize`
+    accept. Records time-to-target, seconds, peak memory, energy, $ and CO2.
+
+    Example: frugal finetune minilm --data train.tsv --eval dev.tsv --recipe lora
+    --target accuracy=85 --max-length 64
+    """
+    from frugalml.train.finetune import FinetuneConfig
+    from frugalml.train.finetune import finetune as run_finetune
+
+    _check_task(task)
+    config = FinetuneConfig(
+        recipe=recipe,
+        precision=precision,
+        grad_checkpointing=grad_checkpointing,
+        compile=compile_model,
+        curriculum=curriculum,
+        target_accuracy=parse_target(target),
+        max_minutes=max_minutes,
+        learning_rate=lr,
+        batch_size=batch_size,
+        epochs=epochs,
+        max_steps=max_steps,
+        max_length=max_length,
+        lora_r=lora_r,
+        lora_alpha=lora_alpha,
+        eval_every=eval_every,
+        eval_mode=eval_mode,
+        merge_lora=merge,
+        device=device,
+        seed=seed,
+    )
+    config.validate()
+    train = _load(data, data_format, text_col, text2_col, label_col, encoding)
+    dev = _load(eval_data, data_format, text_col, text2_col, label_col, encoding)
+    out_dir = out or Path("frugal-out") / f"finetune-{time.strftime('%Y%m%d-%H%M%S')}"
+    result = run_finetune(
+        model,
+        train,
+        dev,
+        config,
+        out=out_dir,
+        ledger=ledger,
+        instance=instance,
+        region=region,
+        progress=not json_out,
+    )
+    if json_out:
+        print_json(result.to_dict())
+        return
+    rows: list[tuple[str, str]] = [
+        ("run", result.run_id),
+        ("model saved to", result.model_dir or "-"),
+        ("dev accuracy", f"{result.accuracy:.2f} (best checkpoint, step {result.best_step})"),
+        ("stopped", f"{result.stopped} after {result.steps} of {result.planned_steps} steps"),
+    ]
+    if result.target_accuracy is not None:
+        reached = (
+            f"{fmt.seconds(result.time_to_target_s)} (step {result.steps_to_target})"
+            if result.time_to_target_s is not None
+            else "not reached"
+        )
+        rows.append((f"time to {result.target_accuracy:g}", reached))
+    rows += [
+        (
+            "recipe",
+            f"{result.recipe}, {result.precision}, {result.trainable_params:,} of "
+            f"{result.total_params:,} parameters trained",
+        ),
+        (
+            "throughput",
+            f"{result.examples_per_s:.1f} examples/s "
+            f"(median step {fmt.seconds(result.step_s_median)})",
+        ),
+    ]
+    if result.compile_s is not None:
+        rows.append(("compile (first step)", fmt.seconds(result.compile_s)))
+    if result.curriculum_s > 0.01:
+        rows.append(("curriculum scoring", fmt.seconds(result.curriculum_s)))
+    if result.usage:
+        rows += fmt.usage_rows(result.usage)
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for label, value in rows:
+        table.add_row(label, value)
+    console.print(table)
+
+
+@app.command()
+def tune(
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="'minilm' (bundled all-MiniLM-L6-v2) or a local Hugging Face model folder."
+        ),
+    ],
+    data: DataOpt,
+    eval_data: EvalOpt,
+    task: TaskOpt = "classification",
+    trials: Annotated[int, typer.Option("--trials", help="Trials to run.", min=1)] = 20,
+    sampler: Annotated[str, typer.Option("--sampler", help="tpe or random.")] = "tpe",
+    pruner: Annotated[
+        str, typer.Option("--pruner", help="hyperband, median or none: stop losing trials early.")
+    ] = "hyperband",
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            help="Optuna storage URL (e.g. sqlite:///optuna.db) to keep or resume the "
+            "study; default in memory.",
+        ),
+    ] = None,
+    study_name: Annotated[
+        str | None, typer.Option("--study-name", help="Study name in --storage.")
+    ] = None,
+    recipe: Annotated[
+        str | None,
+        typer.Option("--recipe", help="Search only this recipe (full or lora); default both."),
+    ] = None,
+    compare: Annotated[
+        bool,
+        typer.Option(
+            "--compare-unpruned",
+            help="Also run the same study without pruning to measure the "
+            "compute saved (else it is estimated).",
+        ),
+    ] = False,
+    eval_mode: Annotated[
+        str,
+        typer.Option(
+            "--eval-mode",
+            help="async: checkpoints evaluated by a separate process while the trial trains; "
+            "sync: in the loop (blocking).",
+        ),
+    ] = "async",
+    evals: Annotated[
+        int,
+        typer.Option(
+            "--evals", help="Evaluated checkpoints per trial (the pruner's resource).", min=1
+        ),
+    ] = 9,
+    epochs: EpochsOpt = 1.0,
+    max_length: LengthOpt = 128,
+    seed: SeedOpt = 0,
+    max_minutes: MinutesOpt = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Keep each completed trial's model under OUT/trial-NNN."),
+    ] = None,
+    device: DeviceOpt = "auto",
+    data_format: FormatOpt = "auto",
+    text_col: TextColOpt = None,
+    text2_col: Text2ColOpt = None,
+    label_col: LabelColOpt = None,
+    encoding: EncodingOpt = None,
+    instance: InstanceOpt = None,
+    region: RegionOpt = None,
+    ledger: LedgerOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Search fine-tuning hyperparameters with Optuna, pruning losing trials early.
+
+    Space: recipe, learning rate, LoRA rank and alpha, batch size, warm-up. Every trial is a
+    ledger run (kind trial) under one tune run, with its measured cost; each checkpoint's dev
+    accuracy is reported to the pruner as it arrives. The summary gives the best accuracy,
+    the total compute, and the compute pruning saved (measured with --compare-unpruned, else
+    estimated from each pruned trial's cost per step).
+    """
+    from frugalml.train.finetune import FinetuneConfig
+    from frugalml.train.tune import TuneConfig
+    from frugalml.train.tune import tune as run_tune
+
+    _check_task(task)
+    base = FinetuneConfig(
+        epochs=epochs,
+        max_length=max_length,
+        evals_per_run=evals,
+        eval_mode=eval_mode,
+        device=device,
+        seed=seed,
+    )
+    config = TuneConfig(
+        trials=trials,
+        sampler=sampler,
+        pruner=pruner,
+        storage=storage,
+        study_name=study_name,
+        seed=seed,
+        max_minutes=max_minutes,
+        recipes=(recipe,) if recipe else ("lora", "full"),
+        compare_unpruned=compare,
+        base=base,
+    )
+    config.validate()
+    train = _load(data, data_format, text_col, text2_col, label_col, encoding)
+    dev = _load(eval_data, data_format, text_col, text2_col, label_col, encoding)
+    result = run_tune(
+        model,
+        train,
+        dev,
+        config,
+        ledger=ledger,
+        out=out,
+        progress=not json_out,
+        instance=instance,
+        region=region,
+    )
+    if json_out:
+        print_json(result.to_dict())
+        return
+    _print_study(result.study)
+    if result.unpruned is not None:
+        _print_study(result.unpruned)
+    s = result.study
+    key = "device_s" if s.compute["device_s"] > 0 else "cpu_s"
+    what = "device" if key == "device_s" else "CPU"
+    console.print(
+        f"[bold]best dev accuracy[/] {_acc(s.best_accuracy)} "
+        f"(trial run {(s.best_run_id or '-')[:12]}); {len(s.trials)} trials, "
+        f"{s.pruned} pruned"
+    )
+    console.print(
+        f"[bold]total compute[/] {fmt.seconds(s.compute[key])} {what}, "
+        f"{fmt.seconds(s.compute['wall_s'])} wall, {fmt.usd(s.compute['cost_usd'])}, "
+        f"{fmt.joules(s.compute['energy_j'])}"
+    )
+    if result.saved_fraction is None:
+        console.print("[bold]compute saved by pruning[/] - (no trial was pruned)")
+    elif result.saved_basis == "measured" and result.unpruned is not None:
+        u = result.unpruned
+        console.print(
+            f"[bold]compute saved by pruning[/] {result.saved_fraction:.0%} "
+            f"(measured: same study without pruning used "
+            f"{fmt.seconds(u.compute[key])} {what}, {fmt.usd(u.compute['cost_usd'])}; "
+            f"its best {_acc(u.best_accuracy)})"
+        )
+    else:
+        est = result.unpruned_estimate
+        console.print(
+            f"[bold]compute saved by pruning[/] {result.saved_fraction:.0%} "
+            f"({result.saved_basis}: without pruning ~{fmt.seconds(est[key])} {what}, "
+            f"~{fmt.usd(est['cost_usd'])}; pass --compare-unpruned to measure it)"
+        )
+
+
+def _acc(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _print_study(s: Any) -> None:
+    table = Table(
+        title=f"trials (pruner: {s.pruner}; tune run {s.run_id[:12]})", title_justify="left"
+    )
+    for col in ("#", "state", "dev acc", "steps", "CPU", "cost", "params"):
+        table.add_column(
+            col, justify="right" if col in ("#", "dev acc", "steps", "CPU", "cost") else "left"
+        )
+    for t in s.trials:
+        params = ", ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items()
+        )
+        table.add_row(
+            str(t.number),
+            t.state,
+            _acc(t.accuracy),
+            f"{t.steps}/{t.planned_steps}",
+            fmt.seconds(t.compute["cpu_s"]),
+            fmt.usd(t.compute["cost_usd"]),
+            params,
+        )
+    console.print(table)
