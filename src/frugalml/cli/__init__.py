@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from frugalml.cli import ledger_cmds  # noqa: F401  (registers commands)
+from frugalml.cli import data_cmds, ledger_cmds  # noqa: F401  (registers commands)
 from frugalml.cli.app import app, err
 from frugalml.errors import FrugalError
 

@@ -1,0 +1,669 @@
+"""``frugal data audit | clean | select``: don't pay to train on duplicated or mislabelled rows.
+
+Each command is recorded in the ledger as a run of kind ``data`` (its cost in seconds, $,
+joules and CO2; its counts as quality figures), so the cost of cleaning is a number next to
+the training it saves.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from frugalml.cli import format as fmt
+from frugalml.cli.app import (
+    InstanceOpt,
+    JsonOpt,
+    LedgerOpt,
+    RegionOpt,
+    app,
+    console,
+    err,
+    print_json,
+)
+
+if TYPE_CHECKING:
+    from frugalml.data import Dataset
+    from frugalml.measure.track import Run
+    from frugalml.train.data import AuditConfig, AuditReport
+
+data_app = typer.Typer(
+    name="data",
+    help="Audit, clean and subsample training data: exact and near duplicates, conflicting "
+    "labels, label issues (cleanlab), informative subsets. Every command is a ledger run.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(data_app, name="data")
+
+DataArg = Annotated[
+    Path,
+    typer.Argument(
+        help="Data file: `label text` lines (SST-2, TREC), STS-B TSV, CSV/TSV with a header, or "
+        "JSONL.",
+        show_default=False,
+    ),
+]
+FormatOpt = Annotated[
+    str, typer.Option("--format", help="Input format: auto, label-text, stsb, csv, tsv, jsonl.")
+]
+TextColOpt = Annotated[
+    str | None,
+    typer.Option("--text-col", help="Text column name (or 0-based index for headerless CSV/TSV)."),
+]
+Text2ColOpt = Annotated[
+    str | None, typer.Option("--text2-col", help="Second text column, for sentence pairs.")
+]
+LabelColOpt = Annotated[str | None, typer.Option("--label-col", help="Label column.")]
+EncodingOpt = Annotated[
+    str | None, typer.Option("--encoding", help="Text encoding (default: UTF-8, else ISO-8859-1).")
+]
+TaskOpt = Annotated[
+    str,
+    typer.Option(
+        "--task",
+        help="What the data is for: auto, classification (needs labels; enables "
+        "label-issue detection), similarity (sentence pairs), text (unlabelled).",
+    ),
+]
+NearOpt = Annotated[bool, typer.Option("--near/--no-near", help="Look for near duplicates too.")]
+MethodOpt = Annotated[
+    str,
+    typer.Option(
+        "--method",
+        help="Near-duplicate method: minhash (MinHash LSH on word shingles) or "
+        "embedding (cosine of --embedder vectors).",
+    ),
+]
+ThresholdOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--threshold",
+        help="Near-duplicate similarity threshold: Jaccard for minhash (default "
+        "0.8), cosine for embedding (default 0.95).",
+        show_default=False,
+    ),
+]
+NgramOpt = Annotated[
+    int,
+    typer.Option("--ngram", help="Words per MinHash shingle (1 suits sentences, 2-3 paragraphs)."),
+]
+IssuesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--label-issues/--no-label-issues",
+        help="Find label issues: cleanlab on out-of-fold probabilities of a logistic-regression "
+        "probe (classification data with 2+ classes).",
+    ),
+]
+EmbedderOpt = Annotated[
+    str,
+    typer.Option(
+        "--embedder",
+        help="Features for the probe and embedding methods: minilm (bundled "
+        "all-MiniLM-L6-v2; ~20-60 s per 7k sentences on 2 CPU cores) or tfidf (seconds).",
+    ),
+]
+FoldsOpt = Annotated[int, typer.Option("--folds", help="Folds for out-of-fold probabilities.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
+ShowOpt = Annotated[
+    int,
+    typer.Option(
+        "--show", help="Examples to print per finding (tables only; --json lists them all).", min=0
+    ),
+]
+
+
+def _load(
+    data: Path,
+    format: str,
+    text_col: str | None,
+    text2_col: str | None,
+    label_col: str | None,
+    encoding: str | None,
+) -> tuple[Dataset, dict[str, Any]]:
+    from frugalml.data import load_data
+
+    opts: dict[str, Any] = {
+        "format": format,
+        "text_col": text_col,
+        "text2_col": text2_col,
+        "label_col": label_col,
+        "encoding": encoding,
+    }
+    return load_data(data, **opts), opts
+
+
+@contextmanager
+def _progress(enabled: bool = True) -> Iterator[Any]:
+    """A Rich progress bar on stderr; yields the ``(step, done, total)`` callback."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not enabled,
+    )
+    tasks: dict[str, Any] = {}
+
+    def update(step: str, done: int, total: int) -> None:
+        if step not in tasks:
+            tasks[step] = bar.add_task(step, total=total)
+        bar.update(tasks[step], completed=done, total=total)
+
+    with bar:
+        yield update
+
+
+def _run_summary(run: Run) -> dict[str, Any]:
+    u = run.usage
+    out: dict[str, Any] = {"id": run.id}
+    if u is not None:
+        out.update(
+            wall_s=round(u.wall_s, 3),
+            cpu_s=round(u.cpu_s, 3),
+            cost_usd=u.cost_usd,
+            energy_j=u.energy_j,
+            energy_source=u.energy_source,
+            co2_g=u.co2_g,
+            instance=u.instance,
+        )
+    return out
+
+
+def _print_run(run: Run) -> None:
+    u = run.usage
+    if u is None:
+        return
+    console.print(
+        f"[dim]ledger run {run.id[:12]} (kind data): {fmt.seconds(u.wall_s)}, "
+        f"{fmt.usd(u.cost_usd)}, {fmt.joules(u.energy_j, u.energy_source)}, "
+        f"{fmt.grams(u.co2_g)} CO2[/]",
+        highlight=False,
+    )
+
+
+def _config(
+    task: str,
+    near: bool,
+    method: str,
+    threshold: float | None,
+    ngram: int,
+    label_issues: bool,
+    embedder: str,
+    folds: int,
+    seed: int,
+) -> AuditConfig:
+    from frugalml.train.data import AuditConfig
+
+    return AuditConfig(
+        task=task,
+        near=near,
+        near_method=method,
+        threshold=threshold,
+        ngram=ngram,
+        label_issues=label_issues,
+        embedder=embedder,
+        folds=folds,
+        seed=seed,
+    )
+
+
+def _params(data: Path, ds: Dataset, cfg: AuditConfig) -> dict[str, Any]:
+    return {
+        "data": str(data),
+        "rows": len(ds),
+        "format": ds.format,
+        "task": cfg.task,
+        "near": cfg.near,
+        "near_method": cfg.near_method,
+        "threshold": cfg.near_threshold,
+        "ngram": cfg.ngram,
+        "label_issues": cfg.label_issues,
+        "embedder": cfg.embedder,
+        "folds": cfg.folds,
+        "seed": cfg.seed,
+    }
+
+
+def _quality(report: AuditReport) -> dict[str, float]:
+    q: dict[str, float] = {k: float(v) for k, v in report.counts().items()}
+    if report.probe_accuracy is not None:
+        q["probe_accuracy"] = report.probe_accuracy
+    return q
+
+
+def _short(text: str, width: int = 90) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _print_report(report: AuditReport, ds: Dataset, show: int, verb: str) -> None:
+    c = report.counts()
+    cfg = report.config
+    n = report.rows
+    balance = ", ".join(f"{k}: {v} ({100 * v / n:.1f}%)" for k, v in report.class_balance.items())
+    console.print(
+        f"[bold]{ds.source}[/]: {n} rows, {ds.format}, task {report.task}"
+        + (f"; labels {balance}" if balance else ""),
+        highlight=False,
+    )
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_column(style="dim")
+    table.add_row("exact duplicates", str(c["exact_duplicates"]), "case and whitespace ignored")
+    if report.task == "classification":
+        table.add_row(
+            "conflicting labels",
+            str(c["conflicting_label_groups"]),
+            f"groups of identical texts with different labels "
+            f"({c['conflicting_label_rows']} rows removed)",
+        )
+    if cfg.near:
+        how = (
+            f"MinHash LSH, Jaccard ≥ {cfg.near_threshold:g} on {cfg.ngram}-word shingles"
+            if cfg.near_method == "minhash"
+            else f"{cfg.embedder} cosine ≥ {cfg.near_threshold:g}"
+        )
+        extra = (
+            f", {c['near_duplicates_with_other_label']} with another label"
+            if report.task == "classification"
+            else ""
+        )
+        table.add_row("near duplicates", str(c["near_duplicates"]), how + extra)
+    if report.label_issues_skipped:
+        table.add_row("label issues", "-", f"skipped: {report.label_issues_skipped}")
+    elif cfg.label_issues:
+        acc = report.probe_accuracy or 0.0
+        table.add_row(
+            "label issues",
+            str(c["label_issues"]),
+            f"cleanlab on {cfg.embedder} + logistic "
+            f"regression, {cfg.folds}-fold out-of-fold accuracy {100 * acc:.1f}%",
+        )
+    console.print(table)
+    names = {
+        "exact_duplicate": "exact duplicates",
+        "conflicting_labels": "conflicting labels",
+        "near_duplicate": "near duplicates",
+        "label_issue": "label issues",
+    }
+    parts = [f"{c[f'remove_{k}']} {name}" for k, name in names.items() if c[f"remove_{k}"]]
+    pct = 100 * c["removed"] / n
+    console.print(
+        f"[bold]{verb}[/] {c['removed']} rows ({pct:.1f}%)"
+        + (f": {', '.join(parts)}" if parts else "")
+        + f"; {c['kept']} rows kept.",
+        highlight=False,
+    )
+    if show and report.label_issues:
+        t = Table(
+            title=f"worst label issues ({min(show, len(report.label_issues))} of "
+            f"{len(report.label_issues)})",
+            title_justify="left",
+        )
+        for col in ("row", "given", "suggested", "p(given)", "text"):
+            t.add_column(col, overflow="fold")
+        for x in report.label_issues[:show]:
+            t.add_row(
+                str(x.index), x.given, x.suggested, f"{x.given_prob:.2f}", _short(ds.texts[x.index])
+            )
+        console.print(t)
+    dups = [r for r in report.removals if r.reason != "label-issue"]
+    if show and dups:
+        t = Table(title=f"duplicates ({min(show, len(dups))} of {len(dups)})", title_justify="left")
+        for col in ("row", "reason", "detail", "text"):
+            t.add_column(col, overflow="fold")
+        for r in dups[:show]:
+            t.add_row(str(r.index), r.reason, r.detail, _short(ds.texts[r.index], 70))
+        console.print(t)
+
+
+@data_app.command("audit")
+def audit_cmd(
+    data: DataArg,
+    task: TaskOpt = "auto",
+    near: NearOpt = True,
+    method: MethodOpt = "minhash",
+    threshold: ThresholdOpt = None,
+    ngram: NgramOpt = 1,
+    label_issues: IssuesOpt = True,
+    embedder: EmbedderOpt = "minilm",
+    folds: FoldsOpt = 5,
+    seed: SeedOpt = 0,
+    show: ShowOpt = 10,
+    format: FormatOpt = "auto",
+    text_col: TextColOpt = None,
+    text2_col: Text2ColOpt = None,
+    label_col: LabelColOpt = None,
+    encoding: EncodingOpt = None,
+    ledger: LedgerOpt = None,
+    instance: InstanceOpt = None,
+    region: RegionOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Report duplicates, conflicting labels, label issues and class balance; change nothing.
+
+    Says what `frugal data clean` would remove and why, with counts. --json prints every
+    finding: `removals` (0-based data row `index`, `reason`, `detail`, the `kept` row it
+    duplicates) and `label_issues` (given vs suggested label with the probe's probabilities).
+    """
+    from frugalml.measure.track import track
+    from frugalml.train.data import audit, resolve_task
+
+    cfg = _config(task, near, method, threshold, ngram, label_issues, embedder, folds, seed)
+    ds, _ = _load(data, format, text_col, text2_col, label_col, encoding)
+    resolve_task(ds, cfg.task)
+    with (
+        track(
+            f"data audit {data.name}",
+            kind="data",
+            ledger=ledger,
+            instance=instance,
+            region=region,
+            params=_params(data, ds, cfg),
+        ) as run,
+        _progress() as bar,
+    ):
+        report = audit(ds, cfg, progress=bar)
+        run.log_quality(**_quality(report))
+    if json_out:
+        print_json({**report.to_dict(ds), "data": str(data), "run": _run_summary(run)})
+        return
+    if report.label_issues_skipped and cfg.label_issues:
+        err.print(f"[yellow]label-issue detection skipped:[/] {report.label_issues_skipped}")
+    _print_report(report, ds, show, "clean would remove")
+    _print_run(run)
+
+
+def _sidecar(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+@data_app.command("clean")
+def clean_cmd(
+    data: DataArg,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="Write the cleaned data here (the input's format; never over the input).",
+            show_default=False,
+        ),
+    ],
+    report_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Where to write the JSON report of removed rows (default: OUT.report.json).",
+            show_default=False,
+        ),
+    ] = None,
+    task: TaskOpt = "auto",
+    near: NearOpt = True,
+    method: MethodOpt = "minhash",
+    threshold: ThresholdOpt = None,
+    ngram: NgramOpt = 1,
+    label_issues: IssuesOpt = True,
+    embedder: EmbedderOpt = "minilm",
+    folds: FoldsOpt = 5,
+    seed: SeedOpt = 0,
+    show: ShowOpt = 5,
+    format: FormatOpt = "auto",
+    text_col: TextColOpt = None,
+    text2_col: Text2ColOpt = None,
+    label_col: LabelColOpt = None,
+    encoding: EncodingOpt = None,
+    ledger: LedgerOpt = None,
+    instance: InstanceOpt = None,
+    region: RegionOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Remove duplicates, conflicting labels and label issues; write the rest to --out.
+
+    The kept rows are copied verbatim in the input's format, so `frugal finetune` and friends
+    read OUT as they read DATA. A JSON report (--report) lists every removed row: 0-based data
+    row index, reason, detail and text. Exits 2, writing nothing, if no row would be left.
+    """
+    from frugalml.errors import BadInput
+    from frugalml.measure.track import track
+    from frugalml.train.data import audit, resolve_task, write_rows
+    from frugalml.train.data.write import check_out
+
+    cfg = _config(task, near, method, threshold, ngram, label_issues, embedder, folds, seed)
+    ds, opts = _load(data, format, text_col, text2_col, label_col, encoding)
+    resolve_task(ds, cfg.task)
+    check_out(ds, out)
+    report_file = report_path or out.with_name(out.name + ".report.json")
+    check_out(ds, report_file)
+    params = {**_params(data, ds, cfg), "out": str(out)}
+    with (
+        track(
+            f"data clean {data.name}",
+            kind="data",
+            ledger=ledger,
+            instance=instance,
+            region=region,
+            params=params,
+        ) as run,
+        _progress() as bar,
+    ):
+        report = audit(ds, cfg, progress=bar)
+        run.log_quality(**_quality(report))
+        kept = report.kept()
+        if not kept:
+            c = report.counts()
+            raise BadInput(
+                f"{data} would be empty after cleaning: all {c['rows']} rows are "
+                f"duplicates, conflicting or label issues; nothing was written",
+                hint="loosen --threshold, or pass --no-near / --no-label-issues",
+            )
+        written = write_rows(ds, kept, out, opts)
+        run.log_artifacts(cleaned=str(out), report=str(report_file))
+    doc: dict[str, Any] = {
+        **report.to_dict(ds),
+        "data": str(data),
+        "out": str(out),
+        "out_format": written,
+        "report": str(report_file),
+        "run": _run_summary(run),
+    }
+    _sidecar(report_file, doc)
+    if json_out:
+        print_json(doc)
+        return
+    if report.label_issues_skipped and cfg.label_issues:
+        err.print(f"[yellow]label-issue detection skipped:[/] {report.label_issues_skipped}")
+    _print_report(report, ds, show, "removed")
+    console.print(
+        f"wrote {len(kept)} rows to [bold]{out}[/] ({written}); removed rows and "
+        f"reasons in {report_file}",
+        highlight=False,
+    )
+    _print_run(run)
+
+
+@data_app.command("select")
+def select_cmd(
+    data: DataArg,
+    fraction: Annotated[
+        float,
+        typer.Option("--fraction", help="Share of rows to keep, in (0, 1].", show_default=False),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="Write the subset here (the input's format; never over the input).",
+            show_default=False,
+        ),
+    ],
+    strategy: Annotated[
+        str,
+        typer.Option(
+            "--strategy",
+            help="random (seeded, stratified by label), uncertainty (rows the "
+            "out-of-fold probe is least sure of; label issues and duplicates left out first) or "
+            "diversity (k-center greedy on --embedder vectors within each label).",
+        ),
+    ] = "uncertainty",
+    random_share: Annotated[
+        float,
+        typer.Option(
+            "--random-share",
+            help="Share of each label's quota drawn at random in the "
+            "uncertainty/diversity strategies, in [0, 1).",
+        ),
+    ] = 0.0,
+    embedder: EmbedderOpt = "minilm",
+    folds: FoldsOpt = 5,
+    seed: SeedOpt = 0,
+    report_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Where to write the JSON report (default: OUT.report.json).",
+            show_default=False,
+        ),
+    ] = None,
+    format: FormatOpt = "auto",
+    text_col: TextColOpt = None,
+    text2_col: Text2ColOpt = None,
+    label_col: LabelColOpt = None,
+    encoding: EncodingOpt = None,
+    ledger: LedgerOpt = None,
+    instance: InstanceOpt = None,
+    region: RegionOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Keep an informative --fraction of the rows, class balance preserved, and write them.
+
+    Every label keeps its share of the subset. The report (--report, and --json) lists the
+    selected 0-based row indices and the rows the informative strategies held back (label
+    issues, duplicates) with reasons.
+    """
+    from frugalml.measure.track import track
+    from frugalml.train.data import SelectConfig, select_rows, write_rows
+    from frugalml.train.data.embed import check_embedder
+    from frugalml.train.data.write import check_out
+
+    cfg = SelectConfig(fraction=fraction, strategy=strategy, seed=seed, random_share=random_share)
+    check_embedder(embedder)
+    ds, opts = _load(data, format, text_col, text2_col, label_col, encoding)
+    check_out(ds, out)
+    report_file = report_path or out.with_name(out.name + ".report.json")
+    check_out(ds, report_file)
+    params = {
+        "data": str(data),
+        "rows": len(ds),
+        "format": ds.format,
+        "fraction": fraction,
+        "strategy": strategy,
+        "random_share": random_share,
+        "embedder": embedder,
+        "folds": folds,
+        "seed": seed,
+        "out": str(out),
+    }
+    with (
+        track(
+            f"data select {data.name}",
+            kind="data",
+            ledger=ledger,
+            instance=instance,
+            region=region,
+            params=params,
+        ) as run,
+        _progress() as bar,
+    ):
+        sel = select_rows(ds, cfg, embedder=embedder, folds=folds, progress=bar)
+        quality = {
+            "rows": float(len(ds)),
+            "selected": float(len(sel.indices)),
+            "held_back": float(len(sel.held_back)),
+        }
+        if sel.probe_accuracy is not None:
+            quality["probe_accuracy"] = sel.probe_accuracy
+        run.log_quality(**quality)
+        written = write_rows(ds, sel.indices, out, opts)
+        run.log_artifacts(subset=str(out), report=str(report_file))
+    doc: dict[str, Any] = {
+        "data": str(data),
+        "out": str(out),
+        "out_format": written,
+        "rows": len(ds),
+        "selected": len(sel.indices),
+        "fraction": fraction,
+        "strategy": strategy,
+        "random_share": random_share,
+        "embedder": embedder if strategy != "random" else None,
+        "seed": seed,
+        "class_balance_before": _balance(ds.labels, range(len(ds))),
+        "class_balance_after": _balance(ds.labels, sel.indices),
+        "probe_accuracy": sel.probe_accuracy,
+        "seconds": {k: round(v, 3) for k, v in sel.seconds.items()},
+        "held_back": [{"index": i, "reason": r} for i, r in sorted(sel.held_back.items())],
+        "indices": sel.indices,
+        "report": str(report_file),
+        "run": _run_summary(run),
+    }
+    _sidecar(report_file, doc)
+    if json_out:
+        print_json(doc)
+        return
+    before, after = doc["class_balance_before"], doc["class_balance_after"]
+    console.print(
+        f"[bold]{data}[/]: selected {len(sel.indices)} of {len(ds)} rows "
+        f"({100 * len(sel.indices) / len(ds):.1f}%) by {strategy}",
+        highlight=False,
+    )
+    if before:
+        t = Table(box=None)
+        for col in ("label", "rows", "selected"):
+            t.add_column(col, justify="right")
+        for k in before:
+            t.add_row(k, str(before[k]), str(after.get(k, 0)))
+        console.print(t)
+    if sel.held_back:
+        console.print(
+            f"{len(sel.held_back)} rows held back first (label issues, duplicates)"
+            + (
+                f"; probe out-of-fold accuracy {100 * sel.probe_accuracy:.1f}%"
+                if sel.probe_accuracy is not None
+                else ""
+            ),
+            highlight=False,
+        )
+    console.print(
+        f"wrote {len(sel.indices)} rows to [bold]{out}[/] ({written}); report in {report_file}",
+        highlight=False,
+    )
+    _print_run(run)
+
+
+def _balance(labels: Any, indices: Any) -> dict[str, int]:
+    if labels is None:
+        return {}
+    from collections import Counter
+
+    counts = Counter(labels[i] for i in indices)
+    return dict(sorted(counts.items(), key=lambda kv: (len(kv[0]), kv[0])))

@@ -1,0 +1,1 @@
+"""Training: recipes for cheaper fine-tuning, and data tools (``frugalml.train.data``)."""
