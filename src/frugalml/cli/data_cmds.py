@@ -394,6 +394,28 @@ def audit_cmd(
     _print_run(run)
 
 
+def _empty_after_cleaning(data: Path, report: AuditReport) -> Exception:
+    from frugalml.errors import BadInput
+
+    c = report.counts()
+    why = [
+        f"{c[f'remove_{k}']} {k.replace('_', ' ')}"
+        for k in ("exact_duplicate", "conflicting_labels", "near_duplicate", "label_issue")
+        if c[f"remove_{k}"]
+    ]
+    fixes = {
+        "conflicting_labels": "fix the conflicting labels",
+        "near_duplicate": "raise --threshold or pass --no-near",
+        "label_issue": "pass --no-label-issues",
+    }
+    hint = "; ".join(v for k, v in fixes.items() if c[f"remove_{k}"]) or "check the data"
+    return BadInput(
+        f"{data} would be empty after cleaning: all {c['rows']} rows removed "
+        f"({', '.join(why)}); nothing was written",
+        hint=hint,
+    )
+
+
 def _sidecar(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
@@ -444,7 +466,6 @@ def clean_cmd(
     read OUT as they read DATA. A JSON report (--report) lists every removed row: 0-based data
     row index, reason, detail and text. Exits 2, writing nothing, if no row would be left.
     """
-    from frugalml.errors import BadInput
     from frugalml.measure.track import track
     from frugalml.train.data import audit, resolve_task, write_rows
     from frugalml.train.data.write import check_out
@@ -471,12 +492,7 @@ def clean_cmd(
         run.log_quality(**_quality(report))
         kept = report.kept()
         if not kept:
-            c = report.counts()
-            raise BadInput(
-                f"{data} would be empty after cleaning: all {c['rows']} rows are "
-                f"duplicates, conflicting or label issues; nothing was written",
-                hint="loosen --threshold, or pass --no-near / --no-label-issues",
-            )
+            raise _empty_after_cleaning(data, report)
         written = write_rows(ds, kept, out, opts)
         run.log_artifacts(cleaned=str(out), report=str(report_file))
     doc: dict[str, Any] = {
