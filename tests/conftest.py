@@ -25,8 +25,9 @@ SHARED_DATA = Path(os.environ.get("FRUGAL_SHARED_DATA", ROOT.parent / "shared" /
 
 
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path_factory: pytest.TempPathFactory,
-                   monkeypatch: pytest.MonkeyPatch) -> Path:
+def _isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     home = tmp_path_factory.mktemp("frugal-home")
     monkeypatch.setenv("FRUGAL_HOME", str(home))
     monkeypatch.setenv("FRUGAL_CONFIG", str(home / "no-config.toml"))
@@ -51,8 +52,10 @@ def postgres_url() -> Iterator[str]:
     if not admin:
         if _require("FRUGAL_REQUIRE_POSTGRES"):
             pytest.fail("FRUGAL_REQUIRE_POSTGRES is set but FRUGAL_TEST_POSTGRES_URL is not")
-        pytest.skip("no PostgreSQL server: set FRUGAL_TEST_POSTGRES_URL "
-                    "(eval \"$(bash scripts/start_postgres.sh)\")")
+        pytest.skip(
+            "no PostgreSQL server: set FRUGAL_TEST_POSTGRES_URL "
+            '(eval "$(bash scripts/start_postgres.sh)")'
+        )
     import sqlalchemy as sa
 
     name = f"frugal_t_{uuid.uuid4().hex[:12]}"
@@ -93,12 +96,21 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def _run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600,
-             input: str | None = None, cwd: str | Path | None = None,
-             ) -> subprocess.CompletedProcess[str]:
+def _run_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+    input: str | None = None,
+    cwd: str | Path | None = None,
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "frugalml", *args], capture_output=True, text=True,
-        env={**os.environ, **(env or {})}, timeout=timeout, input=input, cwd=cwd,
+        [sys.executable, "-m", "frugalml", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+        input=input,
+        cwd=cwd,
     )
 
 

@@ -31,7 +31,18 @@ _LAZY = {
     "time_calls": "frugalml.measure.timing",
 }
 
-__all__ = ["__version__", *sorted(_LAZY)]
+__all__ = [
+    "FrugalError",
+    "Hardware",
+    "Ledger",
+    "Run",
+    "RunRecord",
+    "Usage",
+    "__version__",
+    "load_data",
+    "time_calls",
+    "track",
+]
 
 if TYPE_CHECKING:
     from frugalml.data import load_data

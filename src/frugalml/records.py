@@ -42,7 +42,7 @@ class Hardware:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Hardware:
-        return _from_dict(cls, data)  # type: ignore[no-any-return]
+        return _from_dict(cls, data)
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class Usage:
     def from_dict(cls, data: dict[str, Any]) -> Usage:
         data = dict(data)
         data["energy_parts"] = tuple(EnergyPart(**p) for p in data.get("energy_parts") or ())
-        return _from_dict(cls, data)  # type: ignore[no-any-return]
+        return _from_dict(cls, data)
 
     @property
     def energy_label(self) -> str:
@@ -152,8 +152,20 @@ class RunRecord:
             "usage": self.usage.to_dict() if self.usage else None,
         }
         flat = self.usage.to_dict() if self.usage else {}
-        for key in ("wall_s", "cpu_s", "device_s", "peak_host_bytes", "peak_device_bytes",
-                    "energy_j", "energy_source", "cost_usd", "instance_cost_usd",
-                    "energy_cost_usd", "co2_g", "instance", "region"):
+        for key in (
+            "wall_s",
+            "cpu_s",
+            "device_s",
+            "peak_host_bytes",
+            "peak_device_bytes",
+            "energy_j",
+            "energy_source",
+            "cost_usd",
+            "instance_cost_usd",
+            "energy_cost_usd",
+            "co2_g",
+            "instance",
+            "region",
+        ):
             data[key] = flat.get(key)
         return data

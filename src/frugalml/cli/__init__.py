@@ -13,8 +13,11 @@ def main() -> None:
     try:
         app(prog_name="frugal")
     except FrugalError as e:
-        err.print(f"[bold red]frugal: error:[/] {e.message}" + (f" — {e.hint}" if e.hint else ""),
-                  highlight=False, soft_wrap=True)
+        err.print(
+            f"[bold red]frugal: error:[/] {e.message}" + (f" — {e.hint}" if e.hint else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         err.print("[bold red]frugal: interrupted[/]")

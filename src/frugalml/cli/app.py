@@ -26,18 +26,34 @@ app = typer.Typer(
 console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
-LedgerOpt = Annotated[str | None, typer.Option(
-    "--ledger", envvar="FRUGAL_LEDGER", show_envvar=True,
-    help="Ledger URL: sqlite:///FILE (or a bare path) or postgresql+psycopg://USER@HOST/DB. "
-    "Default: sqlite file in the frugal data folder ($FRUGAL_HOME or ~/.local/share/frugal).")]
+LedgerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ledger",
+        envvar="FRUGAL_LEDGER",
+        show_envvar=True,
+        help="Ledger URL: sqlite:///FILE (or a bare path) or postgresql+psycopg://USER@HOST/DB. "
+        "Default: sqlite file in the frugal data folder ($FRUGAL_HOME or ~/.local/share/frugal).",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of tables.")]
-InstanceOpt = Annotated[str | None, typer.Option(
-    "--instance", help="Price the run as this instance type (see `frugal prices`); add :spot for "
-    "the spot price. Default: config file's, else 'auto' (this machine at cloud per-vCPU/GPU "
-    "rates).")]
-RegionOpt = Annotated[str | None, typer.Option(
-    "--region", help="Electricity price and grid-carbon region (see `frugal prices`). Default: "
-    "the instance's region, else 'world'.")]
+InstanceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--instance",
+        help="Price the run as this instance type (see `frugal prices`); add :spot for "
+        "the spot price. Default: config file's, else 'auto' (this machine at cloud per-vCPU/GPU "
+        "rates).",
+    ),
+]
+RegionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--region",
+        help="Electricity price and grid-carbon region (see `frugal prices`). Default: "
+        "the instance's region, else 'world'.",
+    ),
+]
 
 
 def print_json(data: Any) -> None:
@@ -54,7 +70,11 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """frugal: measure → ledger → cut → search → prove."""

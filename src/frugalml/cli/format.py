@@ -74,18 +74,19 @@ def when(value: datetime | None) -> str:
 
 def usage_rows(u: Usage) -> list[tuple[str, str]]:
     """(label, value) pairs describing a usage, every estimate labelled."""
-    energy_detail = "; ".join(f"{p.domain} {joules(p.energy_j)} {p.source}"
-                              for p in u.energy_parts)
+    energy_detail = "; ".join(f"{p.domain} {joules(p.energy_j)} {p.source}" for p in u.energy_parts)
     return [
         ("wall time", seconds(u.wall_s)),
         ("CPU time", seconds(u.cpu_s)),
         ("device time", seconds(u.device_s)),
         ("peak host memory", nbytes(u.peak_host_bytes)),
         ("peak device memory", nbytes(u.peak_device_bytes)),
-        ("energy", f"{joules(u.energy_j, u.energy_source)}"
-                   + (f" [{energy_detail}]" if energy_detail else "")),
-        ("instance cost", f"{usd(u.instance_cost_usd)} ({u.instance} at "
-                          f"{usd(u.usd_per_hour)}/h)"),
+        (
+            "energy",
+            f"{joules(u.energy_j, u.energy_source)}"
+            + (f" [{energy_detail}]" if energy_detail else ""),
+        ),
+        ("instance cost", f"{usd(u.instance_cost_usd)} ({u.instance} at {usd(u.usd_per_hour)}/h)"),
         ("energy cost", f"{usd(u.energy_cost_usd)} ({u.region} at {usd(u.usd_per_kwh)}/kWh)"),
         ("cost", usd(u.cost_usd)),
         ("CO2", f"{grams(u.co2_g)} ({u.region} at {u.g_co2_per_kwh:g} g/kWh)"),

@@ -26,9 +26,13 @@ from frugalml.records import RunRecord
     no_args_is_help=True,
 )
 def measure(
-    command: Annotated[list[str], typer.Argument(
-        help="The command to run and measure, after --, e.g. `frugal measure -- python train.py`.",
-        show_default=False)],
+    command: Annotated[
+        list[str],
+        typer.Argument(
+            help="The command to run and measure, after --: `frugal measure -- python train.py`.",
+            show_default=False,
+        ),
+    ],
     name: Annotated[str | None, typer.Option(help="Run name (default: the command).")] = None,
     instance: InstanceOpt = None,
     region: RegionOpt = None,
@@ -53,8 +57,13 @@ def measure(
     run_name = name or " ".join(command)[:200]
     hw = hardware()
     with Ledger(ledger) as book:
-        run_id = book.start_run(run_name, kind="command", params={"argv": command},
-                                hardware=hw, environment=environment())
+        run_id = book.start_run(
+            run_name,
+            kind="command",
+            params={"argv": command},
+            hardware=hw,
+            environment=environment(),
+        )
         meter = UsageMeter(price, hw)
         beat = Heartbeat(book, run_id, DEFAULT_HEARTBEAT_S, on_beat=meter.sample)
         beat.start()
@@ -65,8 +74,12 @@ def measure(
             book.finish_run(run_id, status="failed", error=f"{type(e).__name__}: {e}")
             raise
         beat.stop()
-        book.finish_run(run_id, status="finished" if code == 0 else "failed", usage=usage,
-                        error=None if code == 0 else f"exit code {code}")
+        book.finish_run(
+            run_id,
+            status="finished" if code == 0 else "failed",
+            usage=usage,
+            error=None if code == 0 else f"exit code {code}",
+        )
         record = book.get(run_id)
     if json_out:
         print_json(record.to_dict())
@@ -92,10 +105,16 @@ def runs(
     ledger: LedgerOpt = None,
     limit: Annotated[int, typer.Option(help="Show at most this many runs.", min=1)] = 20,
     name: Annotated[str | None, typer.Option(help="Only runs with this name.")] = None,
-    kind: Annotated[str | None, typer.Option(help="Only runs of this kind (command, job, "
-                                                  "optimize, candidate, eval, train...).")] = None,
-    status: Annotated[str | None, typer.Option(
-        help="Only runs with this status: running, finished, failed or crashed.")] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            help="Only runs of this kind (command, job, optimize, candidate, eval, train...)."
+        ),
+    ] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(help="Only runs with this status: running, finished, failed or crashed."),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """List runs in the ledger, newest first.
@@ -116,22 +135,31 @@ def runs(
         print_json([r.to_dict() for r in records])
         return
     if not records:
-        console.print("No runs in the ledger yet. Try `frugal measure -- python -c "
-                      "\"sum(range(10**7))\"`.")
+        console.print(
+            'No runs in the ledger yet. Try `frugal measure -- python -c "sum(range(10**7))"`.'
+        )
         return
     table = Table(title=f"runs ({len(records)} newest)", title_justify="left")
     for col in ("id", "name", "kind", "status", "started", "wall", "cost", "energy", "quality"):
-        table.add_column(col, no_wrap=col in ("id", "started"),
-                         justify="right" if col in ("wall", "cost", "energy") else "left")
+        table.add_column(
+            col,
+            no_wrap=col in ("id", "started"),
+            justify="right" if col in ("wall", "cost", "energy") else "left",
+        )
     colors = {"finished": "green", "failed": "red", "crashed": "magenta", "running": "yellow"}
     for r in records:
         u = r.usage
         quality = ", ".join(f"{k}={v:.4g}" for k, v in list(r.quality.items())[:3])
         table.add_row(
-            r.id[:12], r.name[:48], r.kind, f"[{colors.get(r.status, 'white')}]{r.status}[/]",
-            fmt.when(r.started_at), fmt.seconds(u.wall_s) if u else "-",
+            r.id[:12],
+            r.name[:48],
+            r.kind,
+            f"[{colors.get(r.status, 'white')}]{r.status}[/]",
+            fmt.when(r.started_at),
+            fmt.seconds(u.wall_s) if u else "-",
             fmt.usd(u.cost_usd) if u else "-",
-            fmt.joules(u.energy_j, u.energy_source) if u else "-", quality or "-",
+            fmt.joules(u.energy_j, u.energy_source) if u else "-",
+            quality or "-",
         )
     console.print(table)
 
@@ -157,9 +185,13 @@ def show(
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     rows: list[tuple[str, str]] = [
-        ("id", record.id), ("name", record.name), ("kind", record.kind),
-        ("status", record.status), ("started", fmt.when(record.started_at)),
-        ("ended", fmt.when(record.ended_at)), ("parent", record.parent_id or "-"),
+        ("id", record.id),
+        ("name", record.name),
+        ("kind", record.kind),
+        ("status", record.status),
+        ("started", fmt.when(record.started_at)),
+        ("ended", fmt.when(record.ended_at)),
+        ("parent", record.parent_id or "-"),
         ("children", str(len(children))),
     ]
     if record.usage:
@@ -170,11 +202,17 @@ def show(
     if record.hardware:
         hw = record.hardware
         gpu = f"{hw.gpu_count} x {hw.gpu_name} (driver {hw.gpu_driver})" if hw.gpu_count else "none"
-        rows += [("CPU", f"{hw.cpu_model}, {hw.cpu_logical_cores} logical cores"),
-                 ("memory", fmt.nbytes(hw.memory_bytes)), ("GPU", gpu), ("host", hw.hostname)]
+        rows += [
+            ("CPU", f"{hw.cpu_model}, {hw.cpu_logical_cores} logical cores"),
+            ("memory", fmt.nbytes(hw.memory_bytes)),
+            ("GPU", gpu),
+            ("host", hw.hostname),
+        ]
     env = record.environment
-    rows += [("python / torch", f"{env.get('python')} / {env.get('torch')}"),
-             ("git commit", str(env.get("git_commit") or "-"))]
+    rows += [
+        ("python / torch", f"{env.get('python')} / {env.get('torch')}"),
+        ("git commit", str(env.get("git_commit") or "-")),
+    ]
     if record.error:
         rows.append(("error", record.error))
     for label, value in rows:
@@ -184,8 +222,9 @@ def show(
 
 @app.command()
 def prices(
-    instance: Annotated[str | None, typer.Option(
-        help="Show how this instance (and --region) would be priced.")] = None,
+    instance: Annotated[
+        str | None, typer.Option(help="Show how this instance (and --region) would be priced.")
+    ] = None,
     region: RegionOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -203,34 +242,51 @@ def prices(
         if json_out:
             print_json(price.__dict__)
         else:
-            console.print(f"[bold]{price.instance}[/]: {fmt.usd(price.usd_per_hour)}/h "
-                          f"({price.instance_source}); region [bold]{price.region}[/]: "
-                          f"{fmt.usd(price.usd_per_kwh)}/kWh, {price.g_co2_per_kwh:g} gCO2/kWh "
-                          f"({price.region_source})")
+            console.print(
+                f"[bold]{price.instance}[/]: {fmt.usd(price.usd_per_hour)}/h "
+                f"({price.instance_source}); region [bold]{price.region}[/]: "
+                f"{fmt.usd(price.usd_per_kwh)}/kWh, {price.g_co2_per_kwh:g} gCO2/kWh "
+                f"({price.region_source})"
+            )
         return
     if json_out:
-        print_json({k: cat[k] for k in ("meta", "defaults", "instances", "regions", "gpus",
-                                        "cpus")})
+        print_json(
+            {k: cat[k] for k in ("meta", "defaults", "instances", "regions", "gpus", "cpus")}
+        )
         return
     table = Table(title="instances", title_justify="left")
     for col in ("name", "$/h", "spot $/h", "vCPUs", "GPUs", "region", "source", "checked"):
         table.add_column(col, overflow="fold")
     for key, e in sorted(cat["instances"].items()):
         gpus = f"{e.get('gpus', 0)} x {e['gpu_model']}" if e.get("gpus") else "-"
-        table.add_row(key, fmt.usd(e["usd_per_hour"]), fmt.usd(e.get("spot_usd_per_hour")),
-                      str(e.get("vcpus", "-")), gpus, e.get("region", "-"), e.get("source", ""),
-                      e.get("checked", ""))
+        table.add_row(
+            key,
+            fmt.usd(e["usd_per_hour"]),
+            fmt.usd(e.get("spot_usd_per_hour")),
+            str(e.get("vcpus", "-")),
+            gpus,
+            e.get("region", "-"),
+            e.get("source", ""),
+            e.get("checked", ""),
+        )
     console.print(table)
     regions = Table(title="regions", title_justify="left")
     for col in ("name", "$/kWh", "gCO2/kWh", "source", "checked"):
         regions.add_column(col, overflow="fold")
     for key, e in sorted(cat["regions"].items()):
-        regions.add_row(key, fmt.usd(e["usd_per_kwh"]), f"{e['g_co2_per_kwh']:g}",
-                        e.get("source", ""), e.get("checked", ""))
+        regions.add_row(
+            key,
+            fmt.usd(e["usd_per_kwh"]),
+            f"{e['g_co2_per_kwh']:g}",
+            e.get("source", ""),
+            e.get("checked", ""),
+        )
     console.print(regions)
     d = cat["defaults"]
-    console.print(f"Default instance 'auto': usable vCPUs x {fmt.usd(d['cpu_usd_per_vcpu_hour'])}"
-                  f"/h ({d['cpu_usd_per_vcpu_hour_source']}) + each GPU at its cloud rate; "
-                  f"default region '{d['region']}'. CPU energy estimates use "
-                  f"{d['cpu_w_per_busy_core']} W per busy logical CPU unless the CPU model is "
-                  "in the catalog.")
+    console.print(
+        f"Default instance 'auto': usable vCPUs x {fmt.usd(d['cpu_usd_per_vcpu_hour'])}"
+        f"/h ({d['cpu_usd_per_vcpu_hour_source']}) + each GPU at its cloud rate; "
+        f"default region '{d['region']}'. CPU energy estimates use "
+        f"{d['cpu_w_per_busy_core']} W per busy logical CPU unless the CPU model is "
+        "in the catalog."
+    )

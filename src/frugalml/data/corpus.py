@@ -8,6 +8,7 @@ imported or run) are exactly that: prose written by CPython's developers.
 from __future__ import annotations
 
 import ast
+import functools
 import random
 import re
 import sysconfig
@@ -15,12 +16,47 @@ from pathlib import Path
 
 # Modules with plenty of prose in their docstrings; read in this order.
 MODULES = (
-    "argparse", "asyncio/events", "calendar", "collections/__init__", "configparser",
-    "contextlib", "csv", "dataclasses", "datetime", "decimal", "difflib", "email/message",
-    "fractions", "functools", "gettext", "heapq", "http/client", "imaplib", "inspect",
-    "ipaddress", "logging/__init__", "mailbox", "pathlib", "pickle", "pprint", "random",
-    "shutil", "smtplib", "socket", "statistics", "string", "subprocess", "tarfile", "tempfile",
-    "textwrap", "threading", "typing", "unittest/case", "urllib/parse", "uuid", "zipfile",
+    "argparse",
+    "asyncio/events",
+    "calendar",
+    "collections/__init__",
+    "configparser",
+    "contextlib",
+    "csv",
+    "dataclasses",
+    "datetime",
+    "decimal",
+    "difflib",
+    "email/message",
+    "fractions",
+    "functools",
+    "gettext",
+    "heapq",
+    "http/client",
+    "imaplib",
+    "inspect",
+    "ipaddress",
+    "logging/__init__",
+    "mailbox",
+    "pathlib",
+    "pickle",
+    "pprint",
+    "random",
+    "shutil",
+    "smtplib",
+    "socket",
+    "statistics",
+    "string",
+    "subprocess",
+    "tarfile",
+    "tempfile",
+    "textwrap",
+    "threading",
+    "typing",
+    "unittest/case",
+    "urllib/parse",
+    "uuid",
+    "zipfile",
 )
 
 _SPACE = re.compile(r"\s+")
@@ -41,13 +77,22 @@ def _docstrings(path: Path) -> list[str]:
     return out
 
 
-def stdlib_sentences(n: int | None = None, *, seed: int = 0, min_chars: int = 30,
-                     max_chars: int = 300) -> list[str]:
+def stdlib_sentences(
+    n: int | None = None, *, seed: int = 0, min_chars: int = 30, max_chars: int = 300
+) -> list[str]:
     """Distinct prose sentences from standard-library docstrings (code lines skipped).
 
     With ``n``, a seeded sample of ``n`` of them. Raises ``RuntimeError`` if the standard
     library's sources are not installed (some slim images strip them).
     """
+    sentences = list(_all_sentences(min_chars, max_chars))
+    if n is not None and n < len(sentences):
+        sentences = random.Random(seed).sample(sentences, n)
+    return sentences
+
+
+@functools.cache
+def _all_sentences(min_chars: int, max_chars: int) -> tuple[str, ...]:
     root = Path(sysconfig.get_paths()["stdlib"])
     seen: set[str] = set()
     sentences: list[str] = []
@@ -68,6 +113,4 @@ def stdlib_sentences(n: int | None = None, *, seed: int = 0, min_chars: int = 30
                         sentences.append(sentence)
     if not sentences:
         raise RuntimeError(f"no standard-library sources found under {root}")
-    if n is not None and n < len(sentences):
-        sentences = random.Random(seed).sample(sentences, n)
-    return sentences
+    return tuple(sentences)

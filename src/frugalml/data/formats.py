@@ -21,7 +21,7 @@ import json
 import math
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -80,12 +80,16 @@ class Dataset:
     def take(self, indices: Sequence[int]) -> Dataset:
         """The rows at ``indices``, in that order."""
 
-        def pick(seq: tuple | None) -> tuple | None:  # type: ignore[type-arg]
+        def pick(seq: tuple | None) -> tuple | None:
             return None if seq is None else tuple(seq[i] for i in indices)
 
-        return replace(self, texts=tuple(self.texts[i] for i in indices),
-                       texts2=pick(self.texts2), scores=pick(self.scores),
-                       labels=pick(self.labels))
+        return replace(
+            self,
+            texts=tuple(self.texts[i] for i in indices),
+            texts2=pick(self.texts2),
+            scores=pick(self.scores),
+            labels=pick(self.labels),
+        )
 
     def split(self, test_fraction: float, seed: int = 0) -> tuple[Dataset, Dataset]:
         """(train, test): a seeded shuffle split; stratified by label when there are labels."""
@@ -125,11 +129,15 @@ def _read_text(path: Path, encoding: str | None) -> tuple[str, str]:
         try:
             return raw.decode(encoding), encoding
         except (UnicodeDecodeError, LookupError) as e:
-            raise BadInput(f"{path} is not valid {encoding}: {e}",
-                           hint="pass the right --encoding (e.g. utf-8, iso-8859-1)") from e
+            raise BadInput(
+                f"{path} is not valid {encoding}: {e}",
+                hint="pass the right --encoding (e.g. utf-8, iso-8859-1)",
+            ) from e
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in raw[:4096]:
-        raise BadInput(f"{path} looks like UTF-16 or a binary file, not text",
-                       hint="save it as UTF-8 text, or pass --encoding utf-16")
+        raise BadInput(
+            f"{path} looks like UTF-16 or a binary file, not text",
+            hint="save it as UTF-8 text, or pass --encoding utf-16",
+        )
     try:
         return raw.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError:
@@ -195,8 +203,9 @@ def load_data(
     elif fmt == "jsonl":
         ds = _read_jsonl(p, text, text_col, text2_col, label_col, score_col)
     else:
-        ds = _read_delimited(p, text, "\t" if fmt == "tsv" else ",", text_col, text2_col,
-                             label_col, score_col)
+        ds = _read_delimited(
+            p, text, "\t" if fmt == "tsv" else ",", text_col, text2_col, label_col, score_col
+        )
     if len(ds) == 0:
         raise BadInput(f"{p} has no data rows", hint="check the file and its format")
     return replace(ds, source=str(p), format=fmt, encoding=used_encoding)
@@ -212,8 +221,10 @@ def _read_stsb(path: Path, text: str) -> Dataset:
         cols = line.split("\t")
         score = _float(cols[4]) if len(cols) >= 7 else None
         if score is None:
-            raise BadInput(f"{path}:{n}: not an STS-B row (score in column 5, sentences in 6-7)",
-                           hint="pass --format csv/tsv with column options for other layouts")
+            raise BadInput(
+                f"{path}:{n}: not an STS-B row (score in column 5, sentences in 6-7)",
+                hint="pass --format csv/tsv with column options for other layouts",
+            )
         scores.append(score)
         s1.append(cols[5].strip())
         s2.append(cols[6].strip())
@@ -237,26 +248,41 @@ def _read_label_text(path: Path, text: str, fine: bool) -> Dataset:
     return Dataset(texts=tuple(texts), labels=tuple(labels))
 
 
-def _pick(columns: list[str], explicit: str | None, names: Sequence[str], what: str,
-          path: Path, required: bool) -> str | None:
+def _pick(
+    columns: list[str],
+    explicit: str | None,
+    names: Sequence[str],
+    what: str,
+    path: Path,
+    required: bool,
+) -> str | None:
     if explicit is not None:
         if explicit in columns:
             return explicit
-        raise BadInput(f"{path} has no {what} column '{explicit}'",
-                       hint=f"columns are: {', '.join(columns)}")
+        raise BadInput(
+            f"{path} has no {what} column '{explicit}'", hint=f"columns are: {', '.join(columns)}"
+        )
     lowered = {c.lower().strip(): c for c in columns}
     for name in names:
         if name in lowered:
             return lowered[name]
     if required:
-        raise BadInput(f"{path} has no {what} column",
-                       hint=f"columns are: {', '.join(columns)}; name one with --{what}-col")
+        raise BadInput(
+            f"{path} has no {what} column",
+            hint=f"columns are: {', '.join(columns)}; name one with --{what}-col",
+        )
     return None
 
 
-def _rows_to_dataset(path: Path, columns: list[str], rows: list[dict[str, object]],
-                     text_col: str | None, text2_col: str | None, label_col: str | None,
-                     score_col: str | None) -> Dataset:
+def _rows_to_dataset(
+    path: Path,
+    columns: list[str],
+    rows: Sequence[Mapping[str, object]],
+    text_col: str | None,
+    text2_col: str | None,
+    label_col: str | None,
+    score_col: str | None,
+) -> Dataset:
     t1 = _pick(columns, text_col, TEXT_NAMES, "text", path, required=True)
     t2 = _pick(columns, text2_col, TEXT2_NAMES, "text2", path, required=False)
     lab = _pick(columns, label_col, LABEL_NAMES, "label", path, required=False)
@@ -265,8 +291,9 @@ def _rows_to_dataset(path: Path, columns: list[str], rows: list[dict[str, object
     for n, row in enumerate(rows, 1):
         value = row.get(t1)  # type: ignore[arg-type]
         if value is None or str(value).strip() == "":
-            raise BadInput(f"{path}: row {n} has an empty '{t1}'",
-                           hint="remove empty rows or fix the column")
+            raise BadInput(
+                f"{path}: row {n} has an empty '{t1}'", hint="remove empty rows or fix the column"
+            )
         texts.append(str(value).strip())
         if t2:
             texts2.append(str(row.get(t2) or "").strip())
@@ -274,19 +301,32 @@ def _rows_to_dataset(path: Path, columns: list[str], rows: list[dict[str, object
             label = row.get(lab)
             if label is None or str(label).strip() == "":
                 raise BadInput(f"{path}: row {n} has no '{lab}'")
-            labels.append(str(int(label) if isinstance(label, float) and label.is_integer()
-                              else label).strip())
+            labels.append(
+                str(
+                    int(label) if isinstance(label, float) and label.is_integer() else label
+                ).strip()
+            )
         if sc:
             score = _float(str(row.get(sc)))
             if score is None:
                 raise BadInput(f"{path}: row {n} has a non-numeric '{sc}': {row.get(sc)!r}")
             scores.append(score)
-    return Dataset(texts=tuple(texts), texts2=tuple(texts2) if t2 else None,
-                   scores=tuple(scores) if sc else None, labels=tuple(labels) if lab else None)
+    return Dataset(
+        texts=tuple(texts),
+        texts2=tuple(texts2) if t2 else None,
+        scores=tuple(scores) if sc else None,
+        labels=tuple(labels) if lab else None,
+    )
 
 
-def _read_jsonl(path: Path, text: str, text_col: str | None, text2_col: str | None,
-                label_col: str | None, score_col: str | None) -> Dataset:
+def _read_jsonl(
+    path: Path,
+    text: str,
+    text_col: str | None,
+    text2_col: str | None,
+    label_col: str | None,
+    score_col: str | None,
+) -> Dataset:
     rows: list[dict[str, object]] = []
     stripped = text.strip()
     if stripped.startswith("["):  # a JSON array of objects is accepted too
@@ -302,8 +342,10 @@ def _read_jsonl(path: Path, text: str, text_col: str | None, text2_col: str | No
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
-                raise BadInput(f"{path}:{n}: invalid JSON line: {e.msg}",
-                               hint="JSONL wants one JSON object per line") from e
+                raise BadInput(
+                    f"{path}:{n}: invalid JSON line: {e.msg}",
+                    hint="JSONL wants one JSON object per line",
+                ) from e
             if not isinstance(obj, dict):
                 raise BadInput(f"{path}:{n}: expected a JSON object, got {type(obj).__name__}")
             rows.append(obj)
@@ -313,17 +355,24 @@ def _read_jsonl(path: Path, text: str, text_col: str | None, text2_col: str | No
     return _rows_to_dataset(path, columns, rows, text_col, text2_col, label_col, score_col)
 
 
-def _read_delimited(path: Path, text: str, delimiter: str, text_col: str | None,
-                    text2_col: str | None, label_col: str | None,
-                    score_col: str | None) -> Dataset:
+def _read_delimited(
+    path: Path,
+    text: str,
+    delimiter: str,
+    text_col: str | None,
+    text2_col: str | None,
+    label_col: str | None,
+    score_col: str | None,
+) -> Dataset:
     explicit = [c for c in (text_col, text2_col, label_col, score_col) if c is not None]
     by_index = bool(explicit) and all(c.isdigit() for c in explicit)
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     try:
         table = [r for r in reader if any(cell.strip() for cell in r)]
     except csv.Error as e:
-        raise BadInput(f"{path}: cannot parse as {'TSV' if delimiter == chr(9) else 'CSV'}: {e}")\
-            from e
+        raise BadInput(
+            f"{path}: cannot parse as {'TSV' if delimiter == chr(9) else 'CSV'}: {e}"
+        ) from e
     if not table:
         return Dataset(texts=())
     if by_index:

@@ -9,5 +9,13 @@ from frugalml.measure.prices import Price, resolve
 from frugalml.measure.timing import LatencyStats, device_sync, time_calls
 from frugalml.measure.track import Run, UsageMeter, track
 
-__all__ = ["LatencyStats", "Price", "Run", "UsageMeter", "device_sync", "resolve", "time_calls",
-           "track"]
+__all__ = [
+    "LatencyStats",
+    "Price",
+    "Run",
+    "UsageMeter",
+    "device_sync",
+    "resolve",
+    "time_calls",
+    "track",
+]

@@ -13,7 +13,7 @@ import functools
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from frugalml.records import EnergyPart
 
@@ -38,7 +38,7 @@ class GpuInventory:
 
 
 @functools.cache
-def _nvml():  # type: ignore[no-untyped-def]
+def _nvml() -> Any:
     """The initialised pynvml module, or None when there is no NVIDIA driver."""
     try:
         import pynvml

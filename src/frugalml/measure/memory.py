@@ -5,6 +5,7 @@ from __future__ import annotations
 import resource
 import sys
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -47,7 +48,7 @@ def tree_rss_bytes(pid: int) -> int:
     return total
 
 
-def _torch_cuda():  # type: ignore[no-untyped-def]
+def _torch_cuda() -> Any:
     """torch.cuda if torch is already imported and CUDA initialised; never initialises it."""
     torch = sys.modules.get("torch")
     if torch is None:

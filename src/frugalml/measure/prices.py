@@ -34,8 +34,11 @@ def catalog() -> dict[str, Any]:
         merged[section] = {**base.get(section, {})}
         for key, value in (user.get(section) or {}).items():
             if isinstance(value, dict) and isinstance(merged[section].get(key), dict):
-                merged[section][key] = {**merged[section][key], **value, "source": value.get(
-                    "source", "user config")}
+                merged[section][key] = {
+                    **merged[section][key],
+                    **value,
+                    "source": value.get("source", "user config"),
+                }
             elif isinstance(value, dict):
                 merged[section][key] = {"source": "user config", **value}
             else:
@@ -89,7 +92,9 @@ def gpu_watts(gpu_name: str | None) -> float:
     return float(found[1]["tdp_w"]) if found else float(cat["defaults"]["gpu_w"])
 
 
-def _auto_instance(cat: dict[str, Any], vcpus: int, gpu_names: tuple[str, ...]) -> tuple[float, str]:
+def _auto_instance(
+    cat: dict[str, Any], vcpus: int, gpu_names: tuple[str, ...]
+) -> tuple[float, str]:
     rate = float(cat["defaults"]["cpu_usd_per_vcpu_hour"])
     usd = vcpus * rate
     parts = [f"{vcpus} vCPU x {rate:.4f} $/h ({cat['defaults']['cpu_usd_per_vcpu_hour_source']})"]
@@ -102,8 +107,13 @@ def _auto_instance(cat: dict[str, Any], vcpus: int, gpu_names: tuple[str, ...]) 
     return usd, "auto: " + " + ".join(parts)
 
 
-def resolve(instance: str | None = None, region: str | None = None, *,
-            vcpus: int | None = None, gpu_names: tuple[str, ...] | None = None) -> Price:
+def resolve(
+    instance: str | None = None,
+    region: str | None = None,
+    *,
+    vcpus: int | None = None,
+    gpu_names: tuple[str, ...] | None = None,
+) -> Price:
     """Prices for ``instance`` in ``region``; ``None`` means the config's choice or the default.
 
     Raises ``BadInput`` naming the choices when an instance or region is unknown.
@@ -112,16 +122,21 @@ def resolve(instance: str | None = None, region: str | None = None, *,
     instance = instance or cat["user"].get("instance") or AUTO
     name, _, variant = instance.partition(":")
     if variant not in ("", "spot", "ondemand"):
-        raise BadInput(f"unknown price variant '{variant}' in instance '{instance}'",
-                       hint="use NAME or NAME:spot")
+        raise BadInput(
+            f"unknown price variant '{variant}' in instance '{instance}'",
+            hint="use NAME or NAME:spot",
+        )
     if name == AUTO:
         if vcpus is None or gpu_names is None:
             from frugalml.measure.hardware import hardware
 
             hw = hardware()
             vcpus = hw.cpu_logical_cores if vcpus is None else vcpus
-            gpu_names = tuple([hw.gpu_name] * hw.gpu_count) if gpu_names is None and hw.gpu_name \
+            gpu_names = (
+                tuple([hw.gpu_name] * hw.gpu_count)
+                if gpu_names is None and hw.gpu_name
                 else (gpu_names or ())
+            )
         usd_per_hour, source = _auto_instance(cat, vcpus, gpu_names)
         entry: dict[str, Any] = {"usd_per_hour": usd_per_hour, "source": source}
         priced = True
@@ -136,11 +151,12 @@ def resolve(instance: str | None = None, region: str | None = None, *,
         priced = name != "local"
         if variant == "spot":
             if "spot_usd_per_hour" not in entry:
-                raise BadInput(f"instance '{name}' has no spot price in the catalog",
-                               hint="set spot_usd_per_hour for it in your config file")
+                raise BadInput(
+                    f"instance '{name}' has no spot price in the catalog",
+                    hint="set spot_usd_per_hour for it in your config file",
+                )
             entry = {**entry, "usd_per_hour": entry["spot_usd_per_hour"]}
-    region = region or cat["user"].get("region") or entry.get("region") or \
-        cat["defaults"]["region"]
+    region = region or cat["user"].get("region") or entry.get("region") or cat["defaults"]["region"]
     if region not in cat["regions"]:
         raise BadInput(
             f"unknown region '{region}'",

@@ -84,11 +84,14 @@ def run_command(argv: Sequence[str], meter: UsageMeter) -> tuple[int, Usage]:
     try:
         proc = subprocess.Popen(list(argv))
     except FileNotFoundError as e:
-        raise BadInput(f"command not found: {argv[0]}",
-                       hint="check the spelling and that it is on PATH") from e
+        raise BadInput(
+            f"command not found: {argv[0]}", hint="check the spelling and that it is on PATH"
+        ) from e
     except PermissionError as e:
-        raise BadInput(f"cannot execute {argv[0]}: permission denied",
-                       hint="make it executable or run it through its interpreter") from e
+        raise BadInput(
+            f"cannot execute {argv[0]}: permission denied",
+            hint="make it executable or run it through its interpreter",
+        ) from e
     sampler = _TreeSampler(proc.pid)
     sampler.start()
     forwarded: dict[int, object] = {}
@@ -104,10 +107,13 @@ def run_command(argv: Sequence[str], meter: UsageMeter) -> tuple[int, Usage]:
         code = proc.wait()
     finally:
         sampler.stop()
-        for sig, handler in forwarded.items():
-            signal.signal(sig, handler)  # type: ignore[arg-type]
+        for signum, handler in forwarded.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
     child_max = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     child_max = child_max if sys.platform == "darwin" else child_max * 1024
-    usage = meter.stop(peak_host_bytes=max(sampler.peak_rss, child_max),
-                       device_count=sampler.gpus_seen, peak_device_bytes=sampler.peak_gpu_bytes)
+    usage = meter.stop(
+        peak_host_bytes=max(sampler.peak_rss, child_max),
+        device_count=sampler.gpus_seen,
+        peak_device_bytes=sampler.peak_gpu_bytes,
+    )
     return (128 - code if code < 0 else code), usage

@@ -49,8 +49,13 @@ class LatencyStats:
         return asdict(self)
 
 
-def summarize(latencies_s: Sequence[float], items: int, *, warmup_s: float = 0.0,
-              repeat_totals: Sequence[tuple[float, int]] = ()) -> LatencyStats:
+def summarize(
+    latencies_s: Sequence[float],
+    items: int,
+    *,
+    warmup_s: float = 0.0,
+    repeat_totals: Sequence[tuple[float, int]] = (),
+) -> LatencyStats:
     """Stats from per-call latencies (seconds). ``repeat_totals``: (seconds, items) per pass."""
     if not latencies_s:
         raise ValueError("no timed calls")
@@ -59,10 +64,16 @@ def summarize(latencies_s: Sequence[float], items: int, *, warmup_s: float = 0.0
     totals = list(repeat_totals) or [(total, items)]
     ips = statistics.median(n / s for s, n in totals if s > 0) if total > 0 else 0.0
     return LatencyStats(
-        calls=len(latencies_s), items=items, warmup_s=warmup_s, total_s=total,
-        mean_ms=float(lat_ms.mean()), p50_ms=float(np.percentile(lat_ms, 50)),
-        p90_ms=float(np.percentile(lat_ms, 90)), p99_ms=float(np.percentile(lat_ms, 99)),
-        items_per_s=float(ips), repeats=len(totals),
+        calls=len(latencies_s),
+        items=items,
+        warmup_s=warmup_s,
+        total_s=total,
+        mean_ms=float(lat_ms.mean()),
+        p50_ms=float(np.percentile(lat_ms, 50)),
+        p90_ms=float(np.percentile(lat_ms, 90)),
+        p99_ms=float(np.percentile(lat_ms, 99)),
+        items_per_s=float(ips),
+        repeats=len(totals),
     )
 
 

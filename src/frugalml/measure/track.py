@@ -56,8 +56,9 @@ class UsageMeter:
     elapsed_override_s: float | None = field(default=None)
 
     def start(self) -> None:
-        self._energy = EnergySession(cpu_w_per_busy_core=cpu_watts(self.hw.cpu_model),
-                                     gpu_w=gpu_watts(self.hw.gpu_name))
+        self._energy = EnergySession(
+            cpu_w_per_busy_core=cpu_watts(self.hw.cpu_model), gpu_w=gpu_watts(self.hw.gpu_name)
+        )
         self._energy.start()
         self._rss_reset = memory.reset_peak_rss()
         memory.reset_peak_device()
@@ -68,8 +69,13 @@ class UsageMeter:
         if self._energy:
             self._energy.sample()
 
-    def stop(self, *, peak_host_bytes: int | None = None, device_count: int | None = None,
-             peak_device_bytes: int | None = None) -> Usage:
+    def stop(
+        self,
+        *,
+        peak_host_bytes: int | None = None,
+        device_count: int | None = None,
+        peak_device_bytes: int | None = None,
+    ) -> Usage:
         from frugalml.measure.timing import device_sync
 
         device_sync()
@@ -86,26 +92,42 @@ class UsageMeter:
         energy_j = sum(p.energy_j for p in parts)
         instance_cost, energy_cost, cost, co2 = self.price.cost(wall_s, energy_j)
         return Usage(
-            wall_s=wall_s, cpu_s=cpu_s, device_s=device_s, peak_host_bytes=int(peak_host_bytes),
-            peak_device_bytes=int(peak_device_bytes), energy_j=energy_j,
+            wall_s=wall_s,
+            cpu_s=cpu_s,
+            device_s=device_s,
+            peak_host_bytes=int(peak_host_bytes),
+            peak_device_bytes=int(peak_device_bytes),
+            energy_j=energy_j,
             energy_source=overall_source(parts),  # type: ignore[arg-type]
-            instance_cost_usd=instance_cost, energy_cost_usd=energy_cost, cost_usd=cost,
-            co2_g=co2, instance=self.price.instance, region=self.price.region,
-            usd_per_hour=self.price.usd_per_hour, usd_per_kwh=self.price.usd_per_kwh,
-            g_co2_per_kwh=self.price.g_co2_per_kwh, energy_parts=parts,
+            instance_cost_usd=instance_cost,
+            energy_cost_usd=energy_cost,
+            cost_usd=cost,
+            co2_g=co2,
+            instance=self.price.instance,
+            region=self.price.region,
+            usd_per_hour=self.price.usd_per_hour,
+            usd_per_kwh=self.price.usd_per_kwh,
+            g_co2_per_kwh=self.price.g_co2_per_kwh,
+            energy_parts=parts,
         )
 
 
 class Heartbeat:
     """A daemon thread that beats a run every ``interval_s`` (and samples energy counters)."""
 
-    def __init__(self, ledger: Ledger, run_id: str, interval_s: float,
-                 on_beat: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        run_id: str,
+        interval_s: float,
+        on_beat: Callable[[], None] | None = None,
+    ) -> None:
         self._ledger, self._run_id, self._interval = ledger, run_id, interval_s
         self._on_beat = on_beat
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"frugal-heartbeat-{run_id[:8]}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name=f"frugal-heartbeat-{run_id[:8]}", daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -151,7 +173,7 @@ class Run:
         return f"Run(id={self.id[:12]!r}, name={self.name!r})"
 
 
-class track:  # noqa: N801 - used like a function: `with track(...)` / `@track(...)`
+class track:  # used like a function: `with track(...)` / `@track(...)`
     """Measure a block or a function as one run in the ledger.
 
     Args:
@@ -166,11 +188,18 @@ class track:  # noqa: N801 - used like a function: `with track(...)` / `@track(.
         heartbeat_s: seconds between heartbeats; a run silent for 4 beats is ``crashed``.
     """
 
-    def __init__(self, name: str | Callable[..., Any] | None = None, *,
-                 ledger: Ledger | str | None = None, instance: str | None = None,
-                 region: str | None = None, kind: str = "job",
-                 params: dict[str, Any] | None = None, parent: Run | str | None = None,
-                 heartbeat_s: float = DEFAULT_HEARTBEAT_S) -> None:
+    def __init__(
+        self,
+        name: str | Callable[..., Any] | None = None,
+        *,
+        ledger: Ledger | str | None = None,
+        instance: str | None = None,
+        region: str | None = None,
+        kind: str = "job",
+        params: dict[str, Any] | None = None,
+        parent: Run | str | None = None,
+        heartbeat_s: float = DEFAULT_HEARTBEAT_S,
+    ) -> None:
         self._fn: Callable[..., Any] | None = None
         if callable(name):  # bare @track
             self._fn, name = name, getattr(name, "__qualname__", "job")
@@ -191,9 +220,15 @@ class track:  # noqa: N801 - used like a function: `with track(...)` / `@track(.
     def __enter__(self) -> Run:
         ledger, owned = self._open_ledger()
         hw = hardware()
-        run_id = ledger.start_run(self.name, kind=self.kind, params=self.params,
-                                  parent_id=self.parent_id, hardware=hw,
-                                  environment=environment(), heartbeat_s=self.heartbeat_s)
+        run_id = ledger.start_run(
+            self.name,
+            kind=self.kind,
+            params=self.params,
+            parent_id=self.parent_id,
+            hardware=hw,
+            environment=environment(),
+            heartbeat_s=self.heartbeat_s,
+        )
         run = Run(ledger, run_id, self.name)
         run.params.update(self.params)
         meter = UsageMeter(self.price, hw)
@@ -203,14 +238,19 @@ class track:  # noqa: N801 - used like a function: `with track(...)` / `@track(.
         self._state.append((run, meter, beat, owned))
         return run
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         run, meter, beat, owned = self._state.pop()
         usage = meter.stop()
         beat.stop()
         run.usage = usage
         failed = exc_type is not None and not (
-            issubclass(exc_type, SystemExit) and exc is not None and exc.code in (0, None))
+            isinstance(exc, SystemExit) and exc.code in (0, None)
+        )
         error = None
         if failed:
             assert exc_type is not None
@@ -218,8 +258,9 @@ class track:  # noqa: N801 - used like a function: `with track(...)` / `@track(.
                 error = "interrupted (KeyboardInterrupt)"
             else:
                 error = "".join(traceback.format_exception(exc_type, exc, tb)[-12:]).strip()
-        run.ledger.finish_run(run.id, status="failed" if failed else "finished", usage=usage,
-                              error=error)
+        run.ledger.finish_run(
+            run.id, status="failed" if failed else "finished", usage=usage, error=error
+        )
         if owned:
             run.ledger.close()
 

@@ -1,0 +1,427 @@
+"""The training loop behind ``finetune``: one object per run, used once (``Trainer.run``).
+
+The loop never waits for evaluation: it hands each checkpoint to the evaluator and polls for
+results after every step. It stops at the planned step count, at the time limit, when a
+checkpoint reaches the target accuracy, when ``on_eval`` asks (pruning), or when the loss is
+NaN/inf. Afterwards it waits for outstanding results (only when they still matter), loads the
+best evaluated checkpoint back into the model and saves it.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from frugalml import __version__
+from frugalml.data import Dataset
+from frugalml.errors import FrugalError
+from frugalml.train.async_eval import AsyncEvaluator, EvalResult, EvalSpec, SyncEvaluator
+from frugalml.train.finetune import (
+    EvalPoint,
+    FinetuneConfig,
+    FinetuneResult,
+    OnEval,
+    OnStep,
+    OutOfMemory,
+)
+from frugalml.train.prepare import Labels, collate, encode
+
+
+def _is_oom(e: BaseException) -> bool:
+    import torch
+
+    if isinstance(e, torch.OutOfMemoryError):
+        return True
+    text = str(e).lower()
+    return isinstance(e, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
+    )
+
+
+class Trainer:
+    """Fine-tunes one model; see ``frugalml.train.finetune.finetune`` for the contract."""
+
+    def __init__(
+        self,
+        *,
+        model_spec: str,
+        model_path: Path,
+        labels: Labels,
+        train: Dataset,
+        dev: Dataset,
+        config: FinetuneConfig,
+        device: str,
+        out: Path | None,
+        run_id: str,
+        progress: bool = False,
+        on_eval: OnEval | None = None,
+        on_step: OnStep | None = None,
+    ) -> None:
+        self.model_spec, self.model_path, self.labels = model_spec, model_path, labels
+        self.train_data, self.dev_data, self.cfg, self.device = train, dev, config, device
+        self.out, self.run_id, self.progress = out, run_id, progress
+        self.on_eval, self.on_step = on_eval, on_step
+        self.t0 = time.perf_counter()
+        self.evals: list[EvalPoint] = []
+        self.best: EvalResult | None = None
+        self.first_target: EvalResult | None = None
+        self.stop: str | None = None
+        self.nan_step: int | None = None
+        self.step = 0
+
+    def _now(self) -> float:
+        return time.perf_counter() - self.t0
+
+    # ---- setup --------------------------------------------------------------------------
+    def _build(self) -> None:
+        import torch
+
+        from frugalml.train.recipes import (
+            build_model,
+            count_params,
+            enable_grad_checkpointing,
+            load_tokenizer,
+        )
+
+        cfg = self.cfg
+        self.tokenizer = load_tokenizer(self.model_path)
+        self.pad_id = self.tokenizer.pad_token_id or 0
+        self.enc_train = encode(self.tokenizer, self.train_data, self.labels, cfg.max_length)
+        self.enc_dev = encode(self.tokenizer, self.dev_data, self.labels, cfg.max_length)
+        self.model = build_model(
+            self.model_path,
+            self.labels,
+            recipe=cfg.recipe,
+            lora_r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            lora_targets=cfg.lora_targets,
+            seed=cfg.seed,
+        ).to(self.device)
+        if cfg.grad_checkpointing:
+            enable_grad_checkpointing(self.model)
+        self.model.train()
+        self.trainable, self.total = count_params(self.model)
+        torch.manual_seed(cfg.seed)  # dropout stream, same for every recipe
+
+    def _batches(self, steps: int) -> Any:
+        from frugalml.train import curriculum as cur
+
+        cfg, n = self.cfg, len(self.enc_train)
+        if cfg.curriculum == "none":
+            return cur.shuffled_batches(n, cfg.batch_size, steps, cfg.seed)
+        if cfg.curriculum == "length":
+            difficulty = cur.length_difficulty(self.enc_train.lengths())
+        else:
+            rows = list(range(n))
+            chunks = (
+                collate(self.enc_train, rows[i : i + 64], self.pad_id) for i in range(0, n, 64)
+            )
+            moved = ({k: v.to(self.device) for k, v in b.items()} for b in chunks)
+            difficulty = cur.loss_difficulty(self.model, moved, self.enc_train.labels, cfg.seed)
+        return cur.curriculum_batches(
+            difficulty,
+            cfg.batch_size,
+            steps,
+            cfg.seed,
+            start=cfg.curriculum_start,
+            ramp_steps=int(cfg.curriculum_ramp * steps),
+        )
+
+    def _optimizer(self, steps: int) -> tuple[Any, Any]:
+        import torch
+
+        cfg = self.cfg
+        decay: list[Any] = []
+        no_decay: list[Any] = []
+        for n, p in self.model.named_parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim < 2 or "LayerNorm" in n else decay).append(p)
+        opt = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": cfg.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=cfg.lr,
+        )
+        warm = max(1, int(cfg.warmup_ratio * steps)) if cfg.warmup_ratio > 0 else 0
+
+        def factor(i: int) -> float:  # linear warm-up, then linear decay to 0 at ``steps``
+            if i < warm:
+                return (i + 1) / warm
+            return max(0.0, (steps - i) / max(1, steps - warm))
+
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+    def _evaluator(self, folder: Path) -> Any:
+        cfg = self.cfg
+        spec = EvalSpec(
+            model_path=str(self.model_path),
+            labels=self.labels,
+            recipe=cfg.recipe,
+            lora_r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            lora_targets=cfg.lora_targets,
+            seed=cfg.seed,
+            dev=self.enc_dev,
+            pad_id=self.pad_id,
+            batch_size=cfg.eval_batch_size,
+            device=self.device,
+            nice=cfg.eval_nice if self.device == "cpu" else 0,
+        )
+        if cfg.eval_mode == "async":
+            return AsyncEvaluator(spec, folder)
+        return SyncEvaluator(spec, folder, self.model)
+
+    # ---- results --------------------------------------------------------------------------
+    def _take(self, results: list[EvalResult]) -> None:
+        for r in results:
+            self.evals.append(EvalPoint(r.step, r.accuracy, r.train_s, r.eval_s, self._now()))
+            if self.best is None or r.accuracy > self.best.accuracy:
+                if self.best is not None:
+                    Path(self.best.path).unlink(missing_ok=True)
+                self.best = r
+            else:
+                Path(r.path).unlink(missing_ok=True)
+            target = self.cfg.target_points
+            if target is not None and self.first_target is None and r.accuracy >= target:
+                self.first_target = r
+                self.stop = self.stop or "target"
+            if self.on_eval is not None and self.on_eval(r.step, r.accuracy):
+                self.stop = self.stop or "pruned"
+
+    # ---- the loop ------------------------------------------------------------------------
+    def run(self) -> FinetuneResult:
+        folder = (
+            (self.out / ".checkpoints")
+            if self.out
+            else Path(tempfile.mkdtemp(prefix="frugal-ckpt-"))
+        )
+        try:
+            return self._run(folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _run(self, folder: Path) -> FinetuneResult:
+        import torch
+
+        from frugalml.train.recipes import autocast, trainable_state
+
+        cfg = self.cfg
+        self._build()
+        n = len(self.enc_train)
+        steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * math.ceil(n / cfg.batch_size)))
+        every = cfg.eval_every or max(1, math.ceil(steps / cfg.evals_per_run))
+        setup_s = self._now()
+        batches = self._batches(steps)
+        curriculum_s = self._now() - setup_s
+        opt, sched = self._optimizer(steps)
+        scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
+        forward = torch.compile(self.model) if cfg.compile else self.model
+        pad_to = cfg.max_length if cfg.compile else None  # fixed shapes: no recompiles
+        deadline = cfg.max_minutes * 60 if cfg.max_minutes else math.inf
+        evaluator = self._evaluator(folder)
+        bar = _Bar(self.progress, steps)
+        step_times: list[float] = []
+        seen, last_submit, loss_v = 0, 0, float("nan")
+        loop_t0 = time.perf_counter()
+        try:
+            for rows in batches:
+                t = time.perf_counter()
+                batch = {
+                    k: v.to(self.device)
+                    for k, v in collate(self.enc_train, rows, self.pad_id, pad_to).items()
+                }
+                try:
+                    with autocast(cfg.precision, self.device):
+                        loss = forward(**batch).loss
+                    if scaler is not None:
+                        scaler.scale(loss).backward()
+                        scaler.unscale_(opt)
+                    else:
+                        loss.backward()
+                    torch.nn.utils.clip_grad_norm_(
+                        [p for p in self.model.parameters() if p.requires_grad], cfg.max_grad_norm
+                    )
+                    if scaler is not None:
+                        scaler.step(opt)
+                        scaler.update()
+                    else:
+                        opt.step()
+                    sched.step()
+                    opt.zero_grad(set_to_none=True)
+                    self.step += 1
+                    seen += len(rows)
+                    loss_v = float(loss.detach())
+                    if self.on_step is not None:
+                        self.on_step(self.step, self.model, loss_v)
+                except (RuntimeError, torch.OutOfMemoryError) as e:
+                    if _is_oom(e):
+                        raise self._oom(e) from e
+                    raise
+                step_times.append(time.perf_counter() - t)
+                if not math.isfinite(loss_v):
+                    self.nan_step, self.stop = self.step, "nan"
+                    break
+                if self.step % every == 0 or self.step == steps:
+                    evaluator.submit(self.step, trainable_state(self.model), self._now())
+                    last_submit = self.step
+                self._take(evaluator.poll())
+                bar.update(self.step, loss_v, self.best)
+                if self.stop is None and self._now() > deadline:
+                    self.stop = "time-limit"
+                if self.stop is not None:
+                    break
+            loop_s = time.perf_counter() - loop_t0
+            if self.stop in (None, "time-limit") and last_submit != self.step:
+                evaluator.submit(self.step, trainable_state(self.model), self._now())
+            if self.stop in (None, "time-limit", "nan"):
+                self._take(evaluator.drain())  # after the loop: results still matter
+            bar.update(self.step, loss_v, self.best)
+        finally:
+            bar.close()
+            evaluator.close()
+        model_dir = self._save(folder)
+        first = step_times[0] if step_times else 0.0
+        median = statistics.median(step_times[1:]) if len(step_times) > 1 else first
+        return FinetuneResult(
+            run_id=self.run_id,
+            model_dir=model_dir,
+            accuracy=self.best.accuracy if self.best else float("nan"),
+            best_step=self.best.step if self.best else 0,
+            steps=self.step,
+            planned_steps=steps,
+            examples_seen=seen,
+            stopped=self.stop or "completed",
+            target_accuracy=cfg.target_points,
+            time_to_target_s=self.first_target.train_s if self.first_target else None,
+            steps_to_target=self.first_target.step if self.first_target else None,
+            setup_s=setup_s,
+            curriculum_s=curriculum_s,
+            loop_s=loop_s,
+            first_step_s=first,
+            step_s_median=median,
+            compile_s=max(0.0, first - median) if cfg.compile else None,
+            examples_per_s=seen / loop_s if loop_s > 0 else 0.0,
+            trainable_params=self.trainable,
+            total_params=self.total,
+            recipe=cfg.recipe,
+            precision=cfg.precision,
+            curriculum=cfg.curriculum,
+            learning_rate=cfg.lr,
+            labels=self.labels.names,
+            evals=tuple(sorted(self.evals, key=lambda e: e.step)),
+        )
+
+    def _save(self, folder: Path) -> str | None:
+        """Load the best checkpoint into the model and save it (see ``recipes.save_model``)."""
+        from safetensors.torch import load_file
+
+        from frugalml.train.recipes import load_trainable_state, save_model
+
+        if self.best is None:
+            return None
+        out = self.out
+        if out is None and self.stop == "nan":  # keep the best model where the error says
+            out = Path(tempfile.mkdtemp(prefix=f"frugal-best-{self.run_id[:8]}-"))
+        if out is None:
+            return None
+        load_trainable_state(self.model, load_file(self.best.path, device=self.device))
+        manifest = {
+            "base_model": self.model_spec,
+            "base_model_path": str(self.model_path),
+            "recipe": self.cfg.recipe,
+            "precision": self.cfg.precision,
+            "labels": list(self.labels.names),
+            "max_length": self.cfg.max_length,
+            "step": self.best.step,
+            "dev_accuracy": self.best.accuracy,
+            "run_id": self.run_id,
+            "frugal_version": __version__,
+        }
+        save_model(self.model, self.tokenizer, out, manifest, merge=self.cfg.merge_lora)
+        return str(out)
+
+    def _oom(self, e: BaseException) -> FrugalError:
+        cfg = self.cfg
+        tips = [
+            f"a smaller --batch-size (now {cfg.batch_size})",
+            f"a shorter --max-length (now {cfg.max_length})",
+        ]
+        if not cfg.grad_checkpointing:
+            tips.append("--grad-checkpointing")
+        if cfg.recipe != "lora":
+            tips.append("--recipe lora")
+        if cfg.precision == "fp32":
+            tips.append("--precision bf16")
+        where = "the GPU" if self.device.startswith("cuda") else "host memory"
+        return OutOfMemory(
+            f"out of memory on {where} at step {self.step + 1} ({str(e).splitlines()[0][:120]})",
+            hint="try " + ", ".join(tips),
+        )
+
+    def diverged_message(self, result: FinetuneResult) -> tuple[str, str]:
+        lead = (
+            f"the loss became NaN/inf at step {self.nan_step} "
+            f"(learning rate {self.cfg.lr:g}, precision {self.cfg.precision}); "
+            "training stopped"
+        )
+        if result.model_dir:
+            kept = (
+                f"kept the best checkpoint (step {result.best_step}, dev accuracy "
+                f"{result.accuracy:.2f}) at {result.model_dir}"
+            )
+        else:
+            kept = "no checkpoint had been evaluated, so none was kept"
+        return f"{lead}; {kept}", "lower --lr, use --precision fp32, or check the data"
+
+
+class _Bar:
+    """A Rich progress bar on stderr (or nothing)."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self._progress: Any = None
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("[bold]training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("steps"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self._task = self._progress.add_task("train", total=total, info="")
+        self._progress.start()
+
+    def update(self, step: int, loss: float, best: EvalResult | None) -> None:
+        if self._progress is None:
+            return
+        info = f"loss {loss:.4f}" + (f" · dev {best.accuracy:.2f} @ {best.step}" if best else "")
+        self._progress.update(self._task, completed=step, info=info)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+__all__ = ["Trainer"]

@@ -1,0 +1,57 @@
+"""run_command: a whole process tree is measured; exit codes pass through."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import pytest
+
+from frugalml.errors import BadInput
+from frugalml.measure.hardware import hardware
+from frugalml.measure.prices import resolve
+from frugalml.measure.process import run_command
+from frugalml.measure.track import UsageMeter
+
+TREE = textwrap.dedent("""
+    import subprocess, sys, time
+    child = '''
+    import time
+    block = bytearray(150 * 1024 * 1024)   # 150 MiB in a grandchild
+    end = time.process_time() + 0.6   # CPU seconds: holds on a loaded machine
+    while time.process_time() < end: pass
+    '''
+    p = subprocess.Popen([sys.executable, '-c', child])
+    end = time.process_time() + 0.4
+    while time.process_time() < end: pass
+    p.wait()
+    sys.exit(7)
+""")
+
+
+def _meter() -> UsageMeter:
+    return UsageMeter(resolve("local", "fr"), hardware())
+
+
+def test_tree_cpu_memory_and_exit_code() -> None:
+    code, usage = run_command([sys.executable, "-c", TREE], _meter())
+    assert code == 7
+    assert usage.wall_s >= 0.6
+    assert usage.cpu_s >= 0.8  # parent 0.4 s + grandchild 0.6 s, both busy
+    assert usage.peak_host_bytes >= 150 * 1024 * 1024
+    assert usage.cost_usd == usage.energy_cost_usd > 0  # local: priced by energy
+    assert usage.energy_source in ("estimate", "rapl")
+
+
+def test_signal_death_maps_to_128_plus_signal() -> None:
+    code, _ = run_command(
+        [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"], _meter()
+    )
+    assert code == 128 + 15
+
+
+def test_missing_command_is_bad_input() -> None:
+    with pytest.raises(BadInput, match="command not found"):
+        run_command(["definitely-not-a-command-xyz"], _meter())
+    with pytest.raises(BadInput, match="no command"):
+        run_command([], _meter())
