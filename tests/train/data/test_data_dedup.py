@@ -7,9 +7,9 @@ from collections import Counter
 import pytest
 from planted_text import Planted
 
-from frugalml.data import load_data
+from frugalml.data import Dataset, load_data
 from frugalml.errors import BadInput
-from frugalml.train.data import dedup
+from frugalml.train.data import AuditConfig, audit, dedup
 from frugalml.train.data.embed import embed
 
 
@@ -92,3 +92,12 @@ def test_exact_duplicates_on_trec_match_a_plain_count(shared_data) -> None:  # t
     counts = Counter(dedup.normalize(t) for t in ds.texts)
     assert len(removals) == sum(n - 1 for n in counts.values())
     assert len(removals) > 0
+
+
+def test_pairs_compare_both_sides(planted: Planted) -> None:
+    a, b = planted.ds.texts[:40], planted.ds.texts[40:80]
+    texts, texts2 = [*a, a[3], a[5]], [*b, b[3], b[6]]  # row 40 repeats row 3
+    ds = Dataset(texts=tuple(texts), texts2=tuple(texts2), scores=(1.0,) * 42, source="pairs")
+    report = audit(ds, AuditConfig(embedder="tfidf"))
+    assert report.task == "similarity" and report.label_issues_skipped == "the data has no labels"
+    assert [(r.index, r.kept, r.reason) for r in report.removals] == [(40, 3, "exact-duplicate")]

@@ -214,11 +214,19 @@ def near_duplicates_embedding(
         sims = x[start:stop] @ x[:stop].T  # (chunk, rows so far); 4 MB per 1k x 1k
         if hasattr(sims, "toarray"):
             sims = sims.toarray()
+        # only the (few) pairs above the threshold with an earlier row matter: O(hits), not
+        # O(rows^2) Python steps
+        rr, cc = np.nonzero(sims >= threshold)
+        earlier = cc < rr + start
+        rr, cc = rr[earlier], cc[earlier]
+        hits: dict[int, list[int]] = {}
+        for a, j in zip(rr.tolist(), cc.tolist(), strict=True):
+            hits.setdefault(a, []).append(j)
         for a in range(stop - start):
             pos = start + a
-            match = np.flatnonzero((sims[a, :pos] >= threshold) & kept[:pos])
-            if match.size:
-                j = int(match[0])
+            match = [j for j in hits.get(a, ()) if kept[j]]
+            if match:
+                j = min(match)
                 removals.append(
                     _describe(int(idx[pos]), int(idx[j]), float(sims[a, j]), "cosine", labels)
                 )
