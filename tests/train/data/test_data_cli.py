@@ -191,3 +191,16 @@ def test_help_explains_each_command(cli) -> None:  # type: ignore[no-untyped-def
     for cmd in ("audit", "clean", "select"):
         proc = cli("data", cmd, "--help")
         assert proc.returncode == 0 and "--json" in proc.stdout and "--ledger" in proc.stdout
+
+
+def test_cli_import_stays_lean() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, frugalml.cli, frugalml.cli.data_cmds; print(sorted(m for m in "
+        "('torch', 'sklearn', 'numpy', 'cleanlab', 'datasketch', 'transformers') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"  # heavy libraries load only when a command runs
