@@ -107,7 +107,7 @@ EmbedderOpt = Annotated[
     typer.Option(
         "--embedder",
         help="Features for the probe and embedding methods: minilm (bundled "
-        "all-MiniLM-L6-v2; ~20-60 s per 7k sentences on 2 CPU cores) or tfidf (seconds).",
+        "all-MiniLM-L6-v2; ~140 CPU-seconds for 7k sentences) or tfidf (seconds).",
     ),
 ]
 FoldsOpt = Annotated[int, typer.Option("--folds", help="Folds for out-of-fold probabilities.")]
