@@ -47,7 +47,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         help="rows of SST-2 train used as the 100%% pool (seeded sample)",
     )
     p.add_argument("--fraction", type=float, default=0.5)
-    p.add_argument("--strategies", nargs="+", default=["uncertainty", "diversity"])
+    p.add_argument(
+        "--strategies",
+        nargs="+",
+        default=["uncertainty", "diversity"],
+        help="strategies to compare with random; STRATEGY:SHARE sets that arm's random share",
+    )
     p.add_argument("--random-share", type=float, default=0.0)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--recipe", default="full", choices=["full", "lora"])
@@ -111,7 +116,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     arms = (["full"] if not args.no_full else []) + ["random", *args.strategies]
     results: dict[str, dict[str, Any]] = {
-        a: {"accuracy": [], "train": [], "select": [], "rows": [], "loop_s": []} for a in arms
+        a: {"accuracy": [], "train": [], "select": [], "rows": [], "loop_s": [], "steps": []}
+        for a in arms
     }
     for seed in args.seeds:
         cfg = FinetuneConfig(
@@ -128,11 +134,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if arm == "full":
                 subset = pool
             else:
+                strategy, _, share = arm.partition(":")  # "uncertainty:0.5": 50% random
                 sc = SelectConfig(
                     fraction=args.fraction,
-                    strategy=arm,
+                    strategy=strategy,
                     seed=seed,
-                    random_share=args.random_share if arm != "random" else 0.0,
+                    random_share=float(share or args.random_share) if arm != "random" else 0.0,
                 )
                 with track(
                     f"bench data_select select {arm} seed {seed}",
@@ -159,6 +166,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             r["select"].append(select_cost)
             r["rows"].append(len(subset))
             r["loop_s"].append(res.loop_s)
+            r["steps"].append(res.steps)
             print(
                 f"seed {seed} {arm:12s} rows {len(subset):5d} dev acc {res.accuracy:.2f} "
                 f"train {res.usage.wall_s if res.usage else 0:.0f} s",
@@ -185,6 +193,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "accuracy_per_seed": r["accuracy"],
             "train": train,
             "train_loop_s": mean(r["loop_s"]),
+            "train_steps": mean(r["steps"]),
             "select": sel,
             "total_cost_usd": train["cost_usd"] + sel["cost_usd"],
             "total_wall_s": train["wall_s"] + sel["wall_s"],
@@ -225,15 +234,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         sys.stdout.write(json.dumps(out, indent=2) + "\n")
     else:
         print(
-            f"{'arm':12s} {'rows':>5s} {'dev acc':>8s} {'vs random':>9s} {'train s':>8s} "
-            f"{'loop s':>7s} {'select s':>8s} {'total $':>10s}"
+            f"{'arm':16s} {'rows':>5s} {'steps':>5s} {'dev acc':>8s} {'vs random':>9s} "
+            f"{'train s':>8s} {'train cpu s':>11s} {'select s':>8s} {'total $':>10s}"
         )
         for arm, s in summary.items():
             print(
-                f"{arm:12s} {s['rows']:5d} {s['accuracy_mean']:8.2f} "
+                f"{arm:16s} {s['rows']:5d} {s['train_steps']:5.0f} {s['accuracy_mean']:8.2f} "
                 f"{s['accuracy_vs_random']:+9.2f} {s['train']['wall_s']:8.1f} "
-                f"{s['train_loop_s']:7.1f} "
-                f"{s['select']['wall_s']:8.1f} {s['total_cost_usd']:10.6f}"
+                f"{s['train']['cpu_s']:11.1f} {s['select']['wall_s']:8.1f} "
+                f"{s['total_cost_usd']:10.6f}"
             )
     return out
 
