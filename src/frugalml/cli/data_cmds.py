@@ -8,15 +8,12 @@ the training it saves.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from frugalml.cli import format as fmt
+from frugalml.cli import data_view as view
 from frugalml.cli.app import (
     InstanceOpt,
     JsonOpt,
@@ -30,7 +27,6 @@ from frugalml.cli.app import (
 
 if TYPE_CHECKING:
     from frugalml.data import Dataset
-    from frugalml.measure.track import Run
     from frugalml.train.data import AuditConfig, AuditReport
 
 data_app = typer.Typer(
@@ -140,67 +136,6 @@ def _load(
     return load_data(data, **opts), opts
 
 
-@contextmanager
-def _progress(enabled: bool = True) -> Iterator[Any]:
-    """A Rich progress bar on stderr; yields the ``(step, done, total)`` callback."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=not enabled,
-    )
-    tasks: dict[str, Any] = {}
-
-    def update(step: str, done: int, total: int) -> None:
-        if step not in tasks:
-            tasks[step] = bar.add_task(step, total=total)
-        bar.update(tasks[step], completed=done, total=total)
-
-    with bar:
-        yield update
-
-
-def _run_summary(run: Run) -> dict[str, Any]:
-    u = run.usage
-    out: dict[str, Any] = {"id": run.id}
-    if u is not None:
-        out.update(
-            wall_s=round(u.wall_s, 3),
-            cpu_s=round(u.cpu_s, 3),
-            cost_usd=u.cost_usd,
-            energy_j=u.energy_j,
-            energy_source=u.energy_source,
-            co2_g=u.co2_g,
-            instance=u.instance,
-        )
-    return out
-
-
-def _print_run(run: Run) -> None:
-    u = run.usage
-    if u is None:
-        return
-    console.print(
-        f"[dim]ledger run {run.id[:12]} (kind data): {fmt.seconds(u.wall_s)}, "
-        f"{fmt.usd(u.cost_usd)}, {fmt.joules(u.energy_j, u.energy_source)}, "
-        f"{fmt.grams(u.co2_g)} CO2[/]",
-        highlight=False,
-    )
-
-
 def _config(
     task: str,
     near: bool,
@@ -251,92 +186,6 @@ def _quality(report: AuditReport) -> dict[str, float]:
     return q
 
 
-def _short(text: str, width: int = 90) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _print_report(report: AuditReport, ds: Dataset, show: int, verb: str) -> None:
-    c = report.counts()
-    cfg = report.config
-    n = report.rows
-    balance = ", ".join(f"{k}: {v} ({100 * v / n:.1f}%)" for k, v in report.class_balance.items())
-    console.print(
-        f"[bold]{ds.source}[/]: {n} rows, {ds.format}, task {report.task}"
-        + (f"; labels {balance}" if balance else ""),
-        highlight=False,
-    )
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column(justify="right")
-    table.add_column(style="dim")
-    table.add_row("exact duplicates", str(c["exact_duplicates"]), "case and whitespace ignored")
-    if report.task == "classification":
-        table.add_row(
-            "conflicting labels",
-            str(c["conflicting_label_groups"]),
-            f"groups of identical texts with different labels "
-            f"({c['conflicting_label_rows']} rows removed)",
-        )
-    if cfg.near:
-        how = (
-            f"MinHash LSH, Jaccard ≥ {cfg.near_threshold:g} on {cfg.ngram}-word shingles"
-            if cfg.near_method == "minhash"
-            else f"{cfg.embedder} cosine ≥ {cfg.near_threshold:g}"
-        )
-        extra = (
-            f", {c['near_duplicates_with_other_label']} with another label"
-            if report.task == "classification"
-            else ""
-        )
-        table.add_row("near duplicates", str(c["near_duplicates"]), how + extra)
-    if report.label_issues_skipped:
-        table.add_row("label issues", "-", f"skipped: {report.label_issues_skipped}")
-    elif cfg.label_issues:
-        acc = report.probe_accuracy or 0.0
-        table.add_row(
-            "label issues",
-            str(c["label_issues"]),
-            f"cleanlab on {cfg.embedder} + logistic "
-            f"regression, {cfg.folds}-fold out-of-fold accuracy {100 * acc:.1f}%",
-        )
-    console.print(table)
-    names = {
-        "exact_duplicate": "exact duplicates",
-        "conflicting_labels": "conflicting labels",
-        "near_duplicate": "near duplicates",
-        "label_issue": "label issues",
-    }
-    parts = [f"{c[f'remove_{k}']} {name}" for k, name in names.items() if c[f"remove_{k}"]]
-    pct = 100 * c["removed"] / n
-    console.print(
-        f"[bold]{verb}[/] {c['removed']} rows ({pct:.1f}%)"
-        + (f": {', '.join(parts)}" if parts else "")
-        + f"; {c['kept']} rows kept.",
-        highlight=False,
-    )
-    if show and report.label_issues:
-        t = Table(
-            title=f"worst label issues ({min(show, len(report.label_issues))} of "
-            f"{len(report.label_issues)})",
-            title_justify="left",
-        )
-        for col in ("row", "given", "suggested", "p(given)", "text"):
-            t.add_column(col, overflow="fold")
-        for x in report.label_issues[:show]:
-            t.add_row(
-                str(x.index), x.given, x.suggested, f"{x.given_prob:.2f}", _short(ds.texts[x.index])
-            )
-        console.print(t)
-    dups = [r for r in report.removals if r.reason != "label-issue"]
-    if show and dups:
-        t = Table(title=f"duplicates ({min(show, len(dups))} of {len(dups)})", title_justify="left")
-        for col in ("row", "reason", "detail", "text"):
-            t.add_column(col, overflow="fold")
-        for r in dups[:show]:
-            t.add_row(str(r.index), r.reason, r.detail, _short(ds.texts[r.index], 70))
-        console.print(t)
-
-
 @data_app.command("audit")
 def audit_cmd(
     data: DataArg,
@@ -381,17 +230,17 @@ def audit_cmd(
             region=region,
             params=_params(data, ds, cfg),
         ) as run,
-        _progress() as bar,
+        view.progress() as bar,
     ):
         report = audit(ds, cfg, progress=bar)
         run.log_quality(**_quality(report))
     if json_out:
-        print_json({**report.to_dict(ds), "data": str(data), "run": _run_summary(run)})
+        print_json({**report.to_dict(ds), "data": str(data), "run": view.run_summary(run)})
         return
     if report.label_issues_skipped and cfg.label_issues:
         err.print(f"[yellow]label-issue detection skipped:[/] {report.label_issues_skipped}")
-    _print_report(report, ds, show, "clean would remove")
-    _print_run(run)
+    view.print_report(report, ds, show, "clean would remove")
+    view.print_run(run)
 
 
 def _empty_after_cleaning(data: Path, report: AuditReport) -> Exception:
@@ -486,7 +335,7 @@ def clean_cmd(
             region=region,
             params=params,
         ) as run,
-        _progress() as bar,
+        view.progress() as bar,
     ):
         report = audit(ds, cfg, progress=bar)
         run.log_quality(**_quality(report))
@@ -501,7 +350,7 @@ def clean_cmd(
         "out": str(out),
         "out_format": written,
         "report": str(report_file),
-        "run": _run_summary(run),
+        "run": view.run_summary(run),
     }
     _sidecar(report_file, doc)
     if json_out:
@@ -509,13 +358,13 @@ def clean_cmd(
         return
     if report.label_issues_skipped and cfg.label_issues:
         err.print(f"[yellow]label-issue detection skipped:[/] {report.label_issues_skipped}")
-    _print_report(report, ds, show, "removed")
+    view.print_report(report, ds, show, "removed")
     console.print(
         f"wrote {len(kept)} rows to [bold]{out}[/] ({written}); removed rows and "
         f"reasons in {report_file}",
         highlight=False,
     )
-    _print_run(run)
+    view.print_run(run)
 
 
 @data_app.command("select")
@@ -609,7 +458,7 @@ def select_cmd(
             region=region,
             params=params,
         ) as run,
-        _progress() as bar,
+        view.progress() as bar,
     ):
         sel = select_rows(ds, cfg, embedder=embedder, folds=folds, progress=bar)
         quality = {
@@ -633,53 +482,18 @@ def select_cmd(
         "random_share": random_share,
         "embedder": embedder if strategy != "random" else None,
         "seed": seed,
-        "class_balance_before": _balance(ds.labels, range(len(ds))),
-        "class_balance_after": _balance(ds.labels, sel.indices),
+        "class_balance_before": view.balance(ds.labels, range(len(ds))),
+        "class_balance_after": view.balance(ds.labels, sel.indices),
         "probe_accuracy": sel.probe_accuracy,
         "seconds": {k: round(v, 3) for k, v in sel.seconds.items()},
         "held_back": [{"index": i, "reason": r} for i, r in sorted(sel.held_back.items())],
         "indices": sel.indices,
         "report": str(report_file),
-        "run": _run_summary(run),
+        "run": view.run_summary(run),
     }
     _sidecar(report_file, doc)
     if json_out:
         print_json(doc)
         return
-    before, after = doc["class_balance_before"], doc["class_balance_after"]
-    console.print(
-        f"[bold]{data}[/]: selected {len(sel.indices)} of {len(ds)} rows "
-        f"({100 * len(sel.indices) / len(ds):.1f}%) by {strategy}",
-        highlight=False,
-    )
-    if before:
-        t = Table(box=None)
-        for col in ("label", "rows", "selected"):
-            t.add_column(col, justify="right")
-        for k in before:
-            t.add_row(k, str(before[k]), str(after.get(k, 0)))
-        console.print(t)
-    if sel.held_back:
-        console.print(
-            f"{len(sel.held_back)} rows held back first (label issues, duplicates)"
-            + (
-                f"; probe out-of-fold accuracy {100 * sel.probe_accuracy:.1f}%"
-                if sel.probe_accuracy is not None
-                else ""
-            ),
-            highlight=False,
-        )
-    console.print(
-        f"wrote {len(sel.indices)} rows to [bold]{out}[/] ({written}); report in {report_file}",
-        highlight=False,
-    )
-    _print_run(run)
-
-
-def _balance(labels: Any, indices: Any) -> dict[str, int]:
-    if labels is None:
-        return {}
-    from collections import Counter
-
-    counts = Counter(labels[i] for i in indices)
-    return dict(sorted(counts.items(), key=lambda kv: (len(kv[0]), kv[0])))
+    view.print_selection(doc, data, sel, out, written, report_file)
+    view.print_run(run)
