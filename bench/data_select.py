@@ -51,7 +51,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         "--strategies",
         nargs="+",
         default=["uncertainty", "diversity"],
-        help="strategies to compare with random; STRATEGY:SHARE sets that arm's random share",
+        help="arms to compare with random: a strategy, STRATEGY:SHARE (that arm's random "
+        "share), or clean+random (frugal data clean, then a random draw)",
     )
     p.add_argument("--random-share", type=float, default=0.0)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
@@ -82,6 +83,35 @@ def _add(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
     return {k: a.get(k, 0.0) + b.get(k, 0.0) for k in set(a) | set(b)}
 
 
+def _choose(arm: str, pool: Any, features: Any, args: argparse.Namespace, seed: int) -> list[int]:
+    """The rows of ``pool`` an arm trains on.
+
+    ``STRATEGY[:SHARE]`` is ``frugal data select``; ``clean+random`` is ``frugal data clean``
+    (duplicates and label issues out) followed by a random, label-stratified draw of the same
+    number of rows from what is left.
+    """
+    from frugalml.train.data import AuditConfig, SelectConfig, audit, select_rows
+    from frugalml.train.data.select import select, subset_size
+
+    if arm == "clean+random":
+        kept = audit(pool, AuditConfig(embedder=args.embedder, seed=seed), features=features).kept()
+        n = subset_size(len(pool), args.fraction)
+        if n > len(kept):
+            raise SystemExit(f"cleaning left {len(kept)} rows, fewer than the {n} to draw")
+        labels = [pool.labels[i] for i in kept]
+        picked = select(len(kept), labels, SelectConfig(n / len(kept), "random", seed=seed))
+        return sorted(kept[i] for i in picked)
+    strategy, _, share = arm.partition(":")  # "uncertainty:0.5": half of each quota random
+    sc = SelectConfig(
+        fraction=args.fraction,
+        strategy=strategy,
+        seed=seed,
+        random_share=float(share or args.random_share) if strategy != "random" else 0.0,
+    )
+    feats = features if strategy != "random" else None
+    return select_rows(pool, sc, embedder=args.embedder, features=feats).indices
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = _args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -89,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from frugalml.ledger import Ledger
     from frugalml.measure.track import track
     from frugalml.train import FinetuneConfig, finetune
-    from frugalml.train.data import SelectConfig, embed, select_rows
+    from frugalml.train.data import embed
     from frugalml.train.data.embed import row_texts
 
     train_file = args.data_dir / "sst2" / "stsa.binary.train"
@@ -134,29 +164,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if arm == "full":
                 subset = pool
             else:
-                strategy, _, share = arm.partition(":")  # "uncertainty:0.5": 50% random
-                sc = SelectConfig(
-                    fraction=args.fraction,
-                    strategy=strategy,
-                    seed=seed,
-                    random_share=float(share or args.random_share) if arm != "random" else 0.0,
-                )
                 with track(
                     f"bench data_select select {arm} seed {seed}",
                     kind="data",
                     ledger=book,
                     params={"strategy": arm, "seed": seed},
                 ) as run:
-                    sel = select_rows(
-                        pool,
-                        sc,
-                        embedder=args.embedder,
-                        features=features if arm != "random" else None,
-                    )
+                    indices = _choose(arm, pool, features, args, seed)
                 select_cost = _cost(run.usage)
                 if arm != "random":
                     select_cost = _add(select_cost, feat_cost)
-                subset = pool.take(sel.indices)
+                subset = pool.take(indices)
             res = finetune(
                 "minilm", subset, dev, cfg, ledger=book, name=f"bench data_select {arm} seed {seed}"
             )
