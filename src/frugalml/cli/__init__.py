@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from frugalml.cli import (  # noqa: F401  (importing a module registers its commands)
+    data_cmds,
     ledger_cmds,
     optimize_cmds,
     prove_cmds,
