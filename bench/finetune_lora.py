@@ -9,8 +9,8 @@ SST-2 train (same data order, same head init), evaluated once at the end on the 
 dev set (872 rows). Each run is a fresh process, so peak memory (VmHWM of the run, reset at
 its start) is the run's own; it is split into the memory held after loading and building the
 model (for LoRA this includes importing peft, ~135 MB) and what training added on top at its
-peak (activations, gradients, optimizer state). Recipes are interleaved over ``--repeats``;
-figures are medians.
+peak (activations, gradients, optimizer state). Recipes are interleaved over ``--repeats``,
+repeat r using seed ``--seed`` + r (subset, data order, head init); figures are medians.
 Target: LoRA within 1 point of full.
 
 Part 2 (async eval): LoRA, ``--steps`` steps, a checkpoint every ``--eval-every`` steps,
@@ -96,15 +96,22 @@ def main() -> None:
             "lora": {"recipe": "lora", "learning_rate": args.lora_lr},
         }
         runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
-        for _ in range(args.repeats):
+        for r in range(args.repeats):
+            seed = args.seed + r  # each repeat a new seed: subset, data order and head init
             for name, change in variants.items():
                 spec = {
                     "variant": name,
                     "train_rows": args.train_rows,
                     "dev_rows": args.dev_rows,
-                    "seed": args.seed,
+                    "seed": seed,
                     "ledger": ledger,
-                    "config": {**common, **change, "epochs": args.epochs, "eval_mode": "none"},
+                    "config": {
+                        **common,
+                        **change,
+                        "seed": seed,
+                        "epochs": args.epochs,
+                        "eval_mode": "none",
+                    },
                 }
                 runs[name].append(run_variant(script, spec))
         rows = []
@@ -114,6 +121,7 @@ def main() -> None:
                     "recipe": name,
                     "lr": variants[name]["learning_rate"],
                     "dev_accuracy": median([r["accuracy"] for r in rs]),
+                    "dev_accuracy_per_seed": [round(r["accuracy"], 2) for r in rs],
                     "peak_host_mib": median([r["peak_host_mib"] for r in rs]),
                     "setup_memory_mib": median([r["setup_memory_mib"] for r in rs]),
                     "train_memory_mib": median([r["train_memory_mib"] for r in rs]),
