@@ -69,6 +69,29 @@ def test_tune_prunes_and_measures_the_saving(
         assert book.get(unpruned.run_id).quality["accuracy"] == unpruned.best_accuracy
 
 
+def test_a_prune_request_at_the_last_checkpoint_completes_the_trial(
+    tiny_model, sst2_small, sqlite_url, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Hyperband's top rung sits at the last checkpoint: a "prune" there saves nothing and
+    must not throw the finished trial's result away."""
+    import optuna
+
+    class LastRungPruner(optuna.pruners.BasePruner):
+        def prune(self, study, trial):  # type: ignore[no-untyped-def]
+            return trial.last_step is not None and trial.last_step >= 3
+
+    mod = importlib.import_module("frugalml.train.tune")
+    monkeypatch.setattr(mod, "_pruner", lambda name, cfg: LastRungPruner())
+    train, dev = load_data(sst2_small[0]), load_data(sst2_small[1])
+    base = FinetuneConfig(eval_mode="sync", evals_per_run=3, max_length=32)
+    cfg = TuneConfig(trials=2, sampler="random", recipes=("lora",), batch_sizes=(16,), base=base)
+    study = tune(tiny_model, train, dev, cfg, ledger=sqlite_url).study
+
+    assert [t.state for t in study.trials] == ["complete"] * 2 and study.pruned == 0
+    assert all(t.steps == t.planned_steps == 15 for t in study.trials)
+    assert study.best_accuracy == max(t.accuracy for t in study.trials if t.accuracy is not None)
+
+
 def test_tune_rejects_bad_config(tiny_model, sst2_small) -> None:  # type: ignore[no-untyped-def]
     from frugalml.errors import BadInput
 

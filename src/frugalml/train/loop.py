@@ -95,6 +95,7 @@ class Trainer:
         self.stop: str | None = None
         self.nan_step: int | None = None
         self.step = 0
+        self.planned_steps = 0
 
     def _now(self) -> float:
         return time.perf_counter() - self.t0
@@ -221,7 +222,9 @@ class Trainer:
             if target is not None and self.first_target is None and r.accuracy >= target:
                 self.first_target = r
                 self.stop = self.stop or "target"
-            if self.on_eval is not None and self.on_eval(r.step, r.accuracy):
+            prune = self.on_eval is not None and self.on_eval(r.step, r.accuracy)
+            # Once every planned step has run, stopping saves nothing: the trial is complete.
+            if prune and self.step < self.planned_steps:
                 self.stop = self.stop or "pruned"
 
     def _evaluate_path(self, path: str) -> float:
@@ -257,6 +260,7 @@ class Trainer:
         self._build()
         n = len(self.enc_train)
         steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * math.ceil(n / cfg.batch_size)))
+        self.planned_steps = steps
         every = cfg.eval_every or max(1, math.ceil(steps / cfg.evals_per_run))
         if cfg.eval_mode == "none":
             every = steps  # only the final model is evaluated
