@@ -56,6 +56,32 @@ RegionOpt = Annotated[
 ]
 
 
+# Options for reading a data file, shared by every command that takes one (frugalml.data).
+FormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--format", help="Data format: auto (by content), label-text, stsb, csv, tsv or jsonl."
+    ),
+]
+TextColOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--text-col", help="Text column: a name, or a 0-based index for a file without a header."
+    ),
+]
+Text2ColOpt = Annotated[
+    str | None, typer.Option("--text2-col", help="Second text column, for sentence pairs.")
+]
+LabelColOpt = Annotated[str | None, typer.Option("--label-col", help="Label column.")]
+ScoreColOpt = Annotated[
+    str | None, typer.Option("--score-col", help="Gold-score column, for similarity pairs.")
+]
+EncodingOpt = Annotated[
+    str | None,
+    typer.Option("--encoding", help="Text encoding of the data (default: UTF-8, else ISO-8859-1)."),
+]
+
+
 def print_json(data: Any) -> None:
     """JSON on stdout, nothing else (Rich would wrap long lines)."""
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")

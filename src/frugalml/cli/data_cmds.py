@@ -15,10 +15,15 @@ import typer
 
 from frugalml.cli import data_view as view
 from frugalml.cli.app import (
+    EncodingOpt,
+    FormatOpt,
     InstanceOpt,
     JsonOpt,
+    LabelColOpt,
     LedgerOpt,
     RegionOpt,
+    Text2ColOpt,
+    TextColOpt,
     app,
     console,
     err,
@@ -45,20 +50,6 @@ DataArg = Annotated[
         "JSONL.",
         show_default=False,
     ),
-]
-FormatOpt = Annotated[
-    str, typer.Option("--format", help="Input format: auto, label-text, stsb, csv, tsv, jsonl.")
-]
-TextColOpt = Annotated[
-    str | None,
-    typer.Option("--text-col", help="Text column name (or 0-based index for headerless CSV/TSV)."),
-]
-Text2ColOpt = Annotated[
-    str | None, typer.Option("--text2-col", help="Second text column, for sentence pairs.")
-]
-LabelColOpt = Annotated[str | None, typer.Option("--label-col", help="Label column.")]
-EncodingOpt = Annotated[
-    str | None, typer.Option("--encoding", help="Text encoding (default: UTF-8, else ISO-8859-1).")
 ]
 TaskOpt = Annotated[
     str,

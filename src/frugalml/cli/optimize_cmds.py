@@ -10,10 +10,16 @@ import typer
 from rich.table import Table
 
 from frugalml.cli.app import (
+    EncodingOpt,
+    FormatOpt,
     InstanceOpt,
     JsonOpt,
+    LabelColOpt,
     LedgerOpt,
     RegionOpt,
+    ScoreColOpt,
+    Text2ColOpt,
+    TextColOpt,
     app,
     console,
     err,
@@ -70,19 +76,6 @@ SeedOpt = Annotated[
 RepeatsOpt = Annotated[
     int, typer.Option("--repeats", min=1, help="Timed passes over the data (median is reported).")
 ]
-TextCol = Annotated[str | None, typer.Option("--text-col", help="Column with the text.")]
-Text2Col = Annotated[
-    str | None, typer.Option("--text2-col", help="Column with the second text of a pair.")
-]
-LabelCol = Annotated[str | None, typer.Option("--label-col", help="Column with the label.")]
-ScoreCol = Annotated[str | None, typer.Option("--score-col", help="Column with the gold score.")]
-FormatOpt = Annotated[
-    str, typer.Option("--format", help="auto, stsb, label-text, csv, tsv or jsonl.")
-]
-EncodingOpt = Annotated[
-    str | None,
-    typer.Option("--encoding", help="Text encoding of the data (default: UTF-8, else ISO-8859-1)."),
-]
 
 
 def _data_options(
@@ -132,10 +125,10 @@ def eval_cmd(
     region: RegionOpt = None,
     seed: SeedOpt = 0,
     repeats: RepeatsOpt = 3,
-    text_col: TextCol = None,
-    text2_col: Text2Col = None,
-    label_col: LabelCol = None,
-    score_col: ScoreCol = None,
+    text_col: TextColOpt = None,
+    text2_col: Text2ColOpt = None,
+    label_col: LabelColOpt = None,
+    score_col: ScoreColOpt = None,
     fmt: FormatOpt = "auto",
     encoding: EncodingOpt = None,
     ledger: LedgerOpt = None,
@@ -397,10 +390,10 @@ def optimize(
             "memory (address space); a candidate that needs more fails alone.",
         ),
     ] = None,
-    text_col: TextCol = None,
-    text2_col: Text2Col = None,
-    label_col: LabelCol = None,
-    score_col: ScoreCol = None,
+    text_col: TextColOpt = None,
+    text2_col: Text2ColOpt = None,
+    label_col: LabelColOpt = None,
+    score_col: ScoreColOpt = None,
     fmt: FormatOpt = "auto",
     encoding: EncodingOpt = None,
     ledger: LedgerOpt = None,

@@ -11,10 +11,15 @@ from rich.table import Table
 
 from frugalml.cli import format as fmt
 from frugalml.cli.app import (
+    EncodingOpt,
+    FormatOpt,
     InstanceOpt,
     JsonOpt,
+    LabelColOpt,
     LedgerOpt,
     RegionOpt,
+    Text2ColOpt,
+    TextColOpt,
     app,
     console,
     print_json,
@@ -35,20 +40,6 @@ EvalOpt = Annotated[
     typer.Option(
         "--eval", help="Dev data to evaluate checkpoints on (same formats).", show_default=False
     ),
-]
-FormatOpt = Annotated[
-    str, typer.Option("--format", help="Data format: auto, label-text, csv, tsv, jsonl.")
-]
-TextColOpt = Annotated[
-    str | None,
-    typer.Option("--text-col", help="Text column (name, or 0-based index without a header)."),
-]
-Text2ColOpt = Annotated[
-    str | None, typer.Option("--text2-col", help="Second text column, for sentence pairs.")
-]
-LabelColOpt = Annotated[str | None, typer.Option("--label-col", help="Label column.")]
-EncodingOpt = Annotated[
-    str | None, typer.Option("--encoding", help="Text encoding (default: UTF-8, else ISO-8859-1).")
 ]
 RecipeOpt = Annotated[
     str,
