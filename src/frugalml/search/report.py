@@ -1,8 +1,8 @@
 """Reports written at the end of ``optimize``: ``report.md`` (more formats plug in here).
 
 ``write_reports(result)`` calls every writer in ``REPORT_WRITERS`` with the result and returns
-the paths written. To add a format (e.g. HTML), append ``writer(result) -> Path`` to
-``REPORT_WRITERS``.
+the paths written (``report.md`` and ``report.html``). To add a format, append
+``writer(result) -> Path`` to ``REPORT_WRITERS``.
 """
 
 from __future__ import annotations
