@@ -52,14 +52,16 @@ def test_eval_json_has_the_documented_keys(cli, tiny: Path, texts: Path) -> None
 
 def test_optimize_writes_best_candidates_and_report(
     cli,
-    tiny: Path,
     texts: Path,  # type: ignore[no-untyped-def]
     tmp_path: Path,
 ) -> None:
+    """The bundled MiniLM, whose int8 variants run 2-3x faster than fp32 on a CPU: a
+    cheaper candidate within the bound exists whatever the machine's load (the tiny test
+    model is too small for int8 to be reliably faster)."""
     out = tmp_path / "out"
     proc = cli(
         "optimize",
-        str(tiny),
+        "minilm",
         "--task",
         "fidelity",
         "--data",
