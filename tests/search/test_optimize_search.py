@@ -152,10 +152,12 @@ def test_evaluate_refuses_nan_outputs(tiny: Path, texts_file: Path) -> None:
         )
 
 
-def test_optimize_records_failures_and_goes_on(
-    tiny: Path, texts_file: Path, tmp_path: Path
-) -> None:
-    """A failing candidate is a record with its error; the others run, best is saved."""
+def test_optimize_records_failures_and_goes_on(texts_file: Path, tmp_path: Path) -> None:
+    """A failing candidate is a record with its error; the others run, best is saved.
+
+    On the bundled MiniLM, whose ONNX int8 variant runs 2-3x faster than fp32 on a CPU, so a
+    cheaper candidate exists whatever the machine's load (the tiny test model's variants are
+    not reliably cheaper than the original)."""
     ledger = f"sqlite:///{tmp_path / 'l.db'}"
     tiers = {
         "convert": [
@@ -166,7 +168,7 @@ def test_optimize_records_failures_and_goes_on(
     }
     events: list[str] = []
     res = frugalml.optimize(
-        tiny,
+        "minilm",
         "fidelity",
         texts_file,
         out=tmp_path / "out",
