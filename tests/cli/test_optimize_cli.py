@@ -237,7 +237,8 @@ def test_demo_runs_on_the_bundled_model(cli, tmp_path: Path) -> None:  # type: i
     )
     _no_traceback(proc)
     assert proc.returncode in (0, 2), proc.stderr
-    assert "report:" in proc.stdout and (out / "report.md").exists()
+    assert f"report: {out / 'report.html'}" in proc.stdout and (out / "report.md").exists()
+    assert (out / "report.html").exists()
     rows = (out / "demo-data.jsonl").read_text().splitlines()
     assert len(rows) == 40 and all(json.loads(r)["text"] for r in rows)
     cands = json.loads((out / "candidates.json").read_text())

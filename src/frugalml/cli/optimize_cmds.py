@@ -333,7 +333,7 @@ def _print_result(result: OptimizeResult) -> None:
             f"{best['quality']:.2f} vs {base['quality']:.2f}"
         )
         console.print(f"saved to {result.out / 'best'}")
-    console.print(f"report: {result.out / 'report.md'}")
+    console.print(f"report: {result.out / 'report.html'} (and report.md)")
 
 
 @app.command(no_args_is_help=True)
