@@ -5,7 +5,7 @@
 
 Both studies use Optuna's random sampler with the same seed (so they propose the same
 trials, in the same order) and the same data and initialisation seed; one prunes with
-Hyperband (min resource 1, max resource ``--evals`` checkpoints, reduction factor 3), the
+Hyperband (min resource 1, max resource ``--evals`` checkpoints, ``--reduction-factor``), the
 other runs every trial to the end. Checkpoints are evaluated in the loop (``eval_mode=sync``)
 so the pruner acts at the same points in both studies, whatever the machine's load. Compute
 is the sum of the trials' CPU seconds (and $) from the ledger.
@@ -35,6 +35,7 @@ def main() -> None:
     ap.add_argument("--train-rows", type=int, default=1000)
     ap.add_argument("--dev-rows", type=int, default=300)
     ap.add_argument("--evals", type=int, default=9)
+    ap.add_argument("--reduction-factor", type=int, default=3, help="Hyperband's (default 3)")
     ap.add_argument("--max-length", type=int, default=64)
     ap.add_argument("--recipes", default="lora,full")
     ap.add_argument("--seed", type=int, default=0)
@@ -52,6 +53,7 @@ def main() -> None:
         seed=args.seed,
         recipes=tuple(args.recipes.split(",")),
         compare_unpruned=True,
+        reduction_factor=args.reduction_factor,
         base=base,
     )
     result = tune("minilm", train, dev, cfg, ledger=ledger, progress=True)
@@ -112,6 +114,7 @@ def main() -> None:
         "train_rows": args.train_rows,
         "dev_rows": args.dev_rows,
         "evals_per_trial": args.evals,
+        "reduction_factor": args.reduction_factor,
         "max_length": args.max_length,
         "recipes": args.recipes,
         "seed": args.seed,
