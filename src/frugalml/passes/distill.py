@@ -17,6 +17,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from frugalml.models import Model
+    from frugalml.passes.registry import PassContext
 
 TEMPERATURE = 2.0  # softens logits for classifier distillation
 
@@ -133,3 +134,34 @@ def distill(
 def teacher_outputs(model: Model, texts: Sequence[str]) -> np.ndarray:
     """The (unchanged) model's outputs on ``texts``: pooled embeddings or logits."""
     return model.encode(list(texts))
+
+
+def recover(
+    student: Any,
+    model: Model,
+    ctx: PassContext,
+    *,
+    epochs: int,
+    lr: float,
+    masks: dict[str, Any] | None = None,
+) -> dict[str, float]:
+    """A pruning pass's optional recovery fine-tune: ``epochs`` of distillation of ``student``
+    from ``model`` on the task's text (none: ``{}``). Fails the candidate without text."""
+    if epochs <= 0:
+        return {}
+    from frugalml.errors import CandidateFailed
+
+    if not ctx.texts:
+        raise CandidateFailed("the recovery fine-tune needs text from the task data")
+    texts = list(ctx.texts)
+    return distill(
+        student,
+        model,
+        texts,
+        teacher_outputs(model, texts),
+        epochs=epochs,
+        lr=lr,
+        seed=ctx.seed,
+        masks=masks,
+        log=ctx.log,
+    )

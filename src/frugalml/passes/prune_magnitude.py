@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from frugalml.errors import CandidateFailed
-from frugalml.passes.distill import distill, teacher_outputs
+from frugalml.passes.distill import recover
 from frugalml.passes.registry import PassContext, register
 from frugalml.passes.structure import encoder_layers
 
@@ -58,22 +58,7 @@ def magnitude_prune(model: Model, cfg: MagnitudePrune, ctx: PassContext) -> Mode
                 masks[f"{prefix}{li}.{name}.weight"] = mask
     zeros = sum(int((m == 0).sum()) for m in masks.values())
     ctx.log(f"magnitude pruning: {zeros} weights zeroed")
-    stats: dict[str, float] = {}
-    if cfg.recovery_epochs > 0:
-        if not ctx.texts:
-            raise CandidateFailed("the recovery fine-tune needs text from the task data")
-        texts = list(ctx.texts)
-        stats = distill(
-            student,
-            model,
-            texts,
-            teacher_outputs(model, texts),
-            epochs=cfg.recovery_epochs,
-            lr=cfg.lr,
-            seed=ctx.seed,
-            masks=masks,
-            log=ctx.log,
-        )
+    stats = recover(student, model, ctx, epochs=cfg.recovery_epochs, lr=cfg.lr, masks=masks)
     structure = {**model.structure, "sparsity": cfg.sparsity}
     return model.evolve(
         module=student,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from frugalml.errors import CandidateFailed
-from frugalml.passes.distill import distill, teacher_outputs
+from frugalml.passes.distill import recover
 from frugalml.passes.registry import PassContext, register
 from frugalml.passes.structure import bert_parts, encoder_layers, head_size, shrink_linear
 
@@ -87,21 +87,7 @@ def structured_prune(model: Model, cfg: StructuredPrune, ctx: PassContext) -> Mo
     if len(set(ffn_left)) == 1:
         student.config.intermediate_size = ffn_left[0]
     ctx.log(f"structured pruning: heads per block {heads_left}, FFN width {ffn_left}")
-    stats: dict[str, float] = {}
-    if cfg.recovery_epochs > 0:
-        if not ctx.texts:
-            raise CandidateFailed("the recovery fine-tune needs text from the task data")
-        texts = list(ctx.texts)
-        stats = distill(
-            student,
-            model,
-            texts,
-            teacher_outputs(model, texts),
-            epochs=cfg.recovery_epochs,
-            lr=cfg.lr,
-            seed=ctx.seed,
-            log=ctx.log,
-        )
+    stats = recover(student, model, ctx, epochs=cfg.recovery_epochs, lr=cfg.lr)
     structure = {**model.structure, "heads_per_layer": heads_left, "ffn_per_layer": ffn_left}
     return model.evolve(
         module=student,
