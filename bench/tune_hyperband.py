@@ -36,6 +36,15 @@ def main() -> None:
     ap.add_argument("--dev-rows", type=int, default=300)
     ap.add_argument("--evals", type=int, default=9)
     ap.add_argument("--reduction-factor", type=int, default=3, help="Hyperband's (default 3)")
+    ap.add_argument(
+        "--min-resource", type=int, default=1, help="Hyperband's, in checkpoints (default 1)"
+    )
+    ap.add_argument(
+        "--study-name",
+        default=None,
+        help="Optuna study name; it decides each trial's Hyperband bracket "
+        "(default: tune-hyperband-seed<SEED>, so a rerun makes the same decisions)",
+    )
     ap.add_argument("--max-length", type=int, default=64)
     ap.add_argument("--recipes", default="lora,full")
     ap.add_argument("--seed", type=int, default=0)
@@ -54,6 +63,8 @@ def main() -> None:
         recipes=tuple(args.recipes.split(",")),
         compare_unpruned=True,
         reduction_factor=args.reduction_factor,
+        min_resource=args.min_resource,
+        study_name=args.study_name or f"tune-hyperband-seed{args.seed}",
         base=base,
     )
     result = tune("minilm", train, dev, cfg, ledger=ledger, progress=True)
@@ -102,6 +113,7 @@ def main() -> None:
             "steps": t.steps,
             "planned_steps": t.planned_steps,
             "cpu_s": t.compute["cpu_s"],
+            "curve": list(t.curve),
             **{k: v for k, v in t.params.items()},
         }
         for s in studies
@@ -115,6 +127,8 @@ def main() -> None:
         "dev_rows": args.dev_rows,
         "evals_per_trial": args.evals,
         "reduction_factor": args.reduction_factor,
+        "min_resource": args.min_resource,
+        "study_name": cfg.study_name,
         "max_length": args.max_length,
         "recipes": args.recipes,
         "seed": args.seed,

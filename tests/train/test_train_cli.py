@@ -164,6 +164,10 @@ def test_tune_cli_records_trials(cli, tiny_model, sst2_small) -> None:  # type: 
         "random",
         "--pruner",
         "hyperband",
+        "--reduction-factor",
+        "2",
+        "--min-resource",
+        "1",
         "--recipe",
         "lora",
         "--max-length",
@@ -178,6 +182,10 @@ def test_tune_cli_records_trials(cli, tiny_model, sst2_small) -> None:  # type: 
     result = json.loads(res.stdout)
     study = result["study"]
     assert len(study["trials"]) == 2 and study["best_accuracy"] is not None
+    for t in study["trials"]:  # each checkpoint's accuracy as reported to the pruner
+        assert len(t["curve"]) == (2 if t["state"] == "complete" else 1)
+        if t["state"] == "complete":
+            assert t["accuracy"] == max(t["curve"])
     runs = json.loads(cli("runs", "--json").stdout)
     tune_runs = [r for r in runs if r["kind"] == "tune"]
     trials = [r for r in runs if r["kind"] == "trial"]
@@ -206,3 +214,17 @@ def test_tune_cli_records_trials(cli, tiny_model, sst2_small) -> None:  # type: 
     )
     assert human.returncode == 0, human.stderr
     assert "best dev accuracy" in human.stdout and "total compute" in human.stdout
+    bad = cli(
+        "tune",
+        str(tiny_model),
+        "--data",
+        str(train),
+        "--eval",
+        str(dev),
+        "--evals",
+        "3",
+        "--min-resource",
+        "3",
+    )
+    assert bad.returncode == 2
+    assert "min resource 3 must be at least 1 and below the 3 checkpoints" in bad.stderr

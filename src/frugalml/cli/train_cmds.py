@@ -319,6 +319,23 @@ def tune(
     pruner: Annotated[
         str, typer.Option("--pruner", help="hyperband, median or none: stop losing trials early.")
     ] = "hyperband",
+    reduction_factor: Annotated[
+        int,
+        typer.Option(
+            "--reduction-factor",
+            help="Hyperband: keep about 1 in this many trials at each rung (higher prunes more).",
+            min=2,
+        ),
+    ] = 3,
+    min_resource: Annotated[
+        int,
+        typer.Option(
+            "--min-resource",
+            help="Hyperband: checkpoints a trial runs before it can first be pruned "
+            "(raise it when early checkpoints are still at chance).",
+            min=1,
+        ),
+    ] = 1,
     storage: Annotated[
         str | None,
         typer.Option(
@@ -406,6 +423,8 @@ def tune(
         max_minutes=max_minutes,
         recipes=(recipe,) if recipe else ("lora", "full"),
         compare_unpruned=compare,
+        reduction_factor=reduction_factor,
+        min_resource=min_resource,
         base=base,
     )
     config.validate()

@@ -50,7 +50,8 @@ class TuneConfig:
     recipes: tuple[str, ...] = ("lora", "full")
     batch_sizes: tuple[int, ...] = (16, 32)
     lora_ranks: tuple[int, ...] = (4, 8, 16)
-    reduction_factor: int = 3  # Hyperband: keep ~1/3 at each rung
+    reduction_factor: int = 3  # Hyperband: keep ~1/reduction_factor at each rung
+    min_resource: int = 1  # Hyperband: checkpoints a trial runs before it can first be pruned
     compare_unpruned: bool = False  # also run the study without pruning, to measure savings
     base: FinetuneConfig = field(default_factory=lambda: FinetuneConfig(evals_per_run=9))
 
@@ -65,6 +66,14 @@ class TuneConfig:
             )
         if self.trials < 1:
             raise BadInput(f"trials must be at least 1, got {self.trials}")
+        if self.reduction_factor < 2:
+            raise BadInput(f"reduction factor must be at least 2, got {self.reduction_factor}")
+        if self.pruner == "hyperband" and not 1 <= self.min_resource < self.base.evals_per_run:
+            raise BadInput(
+                f"min resource {self.min_resource} must be at least 1 and below the "
+                f"{self.base.evals_per_run} checkpoints per trial",
+                hint="it counts evaluated checkpoints; raise --evals or lower --min-resource",
+            )
         bad = [r for r in self.recipes if r not in LR_RANGE]
         if bad or not self.recipes:
             raise BadInput(
@@ -88,6 +97,7 @@ class TrialSummary:
     planned_steps: int
     run_id: str | None
     compute: dict[str, float]  # COMPUTE_KEYS from the trial's ledger run
+    curve: tuple[float, ...] = ()  # dev accuracy at each evaluated checkpoint, as reported
 
 
 @dataclass(frozen=True)
@@ -158,7 +168,7 @@ def _pruner(name: str, tcfg: TuneConfig) -> Any:
 
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(
-            min_resource=1,
+            min_resource=tcfg.min_resource,
             max_resource=tcfg.base.evals_per_run,
             reduction_factor=tcfg.reduction_factor,
         )
@@ -262,6 +272,7 @@ def _run_study(
                     0,
                     e.run_id,
                     _compute(book, e.run_id),
+                    tuple(reported),
                 )
                 raise optuna.TrialPruned(str(e)) from e
             except FrugalError as e:  # e.g. out of memory at this batch size: a failed trial
@@ -275,6 +286,7 @@ def _run_study(
                     0,
                     run_id,
                     _compute(book, run_id),
+                    tuple(reported),
                 )
                 raise
             pruned = res.stopped == "pruned"
@@ -287,6 +299,7 @@ def _run_study(
                 res.planned_steps,
                 res.run_id,
                 _compute(book, res.run_id),
+                tuple(reported),
             )
             if pruned:
                 if trial_out is not None:
