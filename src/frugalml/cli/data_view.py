@@ -22,25 +22,9 @@ if TYPE_CHECKING:
 @contextmanager
 def progress(enabled: bool = True) -> Iterator[Any]:
     """A Rich progress bar on stderr; yields the ``(step, done, total)`` callback."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from frugalml.progress import progress_bar
 
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=not enabled,
-    )
+    bar = progress_bar(transient=True, disable=not enabled, console=err)
     tasks: dict[str, Any] = {}
 
     def update(step: str, done: int, total: int) -> None:

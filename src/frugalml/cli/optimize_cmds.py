@@ -214,16 +214,9 @@ class _Progress:
     """A Rich progress bar on stderr fed by the runner's events."""
 
     def __init__(self, total_hint: int) -> None:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+        from frugalml.progress import progress_bar
 
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
-            console=err,
-            transient=False,
-        )
+        self.progress = progress_bar(remaining=False, console=err)
         self.task = self.progress.add_task("optimize", total=total_hint)
         self.done = 0
 

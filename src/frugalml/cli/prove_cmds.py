@@ -59,15 +59,9 @@ BatchOpt = Annotated[
 
 
 def _progress() -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from frugalml.progress import progress_bar
 
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=err,
-        transient=True,
-    )
+    return progress_bar(remaining=False, transient=True, console=err)
 
 
 def _statement(

@@ -462,23 +462,9 @@ class _TrialBar:
         self._p: Any = None
         if not enabled:
             return
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
+        from frugalml.progress import progress_bar
 
-        self._p = Progress(
-            TextColumn(f"[bold]trials ({pruner})"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[info]}"),
-            console=Console(stderr=True),
-        )
+        self._p = progress_bar(f"trials ({pruner})", remaining=False, info=True)
         self._task = self._p.add_task("tune", total=total, info="")
         self._p.start()
 
