@@ -112,7 +112,10 @@ def main() -> None:
         outcomes = [replay(none, f"replay-{i}", rf, mr, setup) for i in range(args.names)]
         fractions = [c / total for c, _, _ in outcomes]
         gaps = [best_none - (b if b is not None else 0.0) for _, b, _ in outcomes]
-        met = [f <= args.max_compute and g <= args.max_gap for f, g in zip(fractions, gaps)]
+        met = [
+            f <= args.max_compute and g <= args.max_gap
+            for f, g in zip(fractions, gaps, strict=True)
+        ]
         rows.append(
             {
                 "reduction_factor": rf,

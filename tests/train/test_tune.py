@@ -101,6 +101,37 @@ def test_tune_rejects_bad_config(tiny_model, sst2_small) -> None:  # type: ignor
         TuneConfig(pruner="asha"),
         TuneConfig(trials=0),
         TuneConfig(base=FinetuneConfig(target_accuracy=80.0)),
+        TuneConfig(reduction_factor=1),
+        TuneConfig(min_resource=9, base=FinetuneConfig(evals_per_run=9)),
     ):
         with pytest.raises(BadInput):
             tune(Path(tiny_model), train, dev, cfg)
+
+
+@pytest.mark.parametrize("min_resource", [1, 2])
+def test_hyperband_first_decision_waits_for_min_resource(min_resource: int) -> None:
+    """The study's Hyperband pruner (Optuna's) takes its first decision at ``min_resource``
+    checkpoints: with 2, a trial at chance after one checkpoint is never stopped there."""
+    import optuna
+
+    from frugalml.train.tune import _pruner
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    cfg = TuneConfig(min_resource=min_resource, base=FinetuneConfig(evals_per_run=9))
+    study = optuna.create_study(
+        direction="maximize", pruner=_pruner("hyperband", cfg), study_name="rungs"
+    )
+    stopped_at = []
+    for n in range(30):
+        trial = study.ask()
+        value = 50.0 + (n % 7)  # every checkpoint of trial n reads the same accuracy
+        for step in range(1, 10):
+            trial.report(value, step)
+            if step < 9 and trial.should_prune():
+                stopped_at.append(step)
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                break
+        else:
+            study.tell(trial, value)
+    assert stopped_at  # Hyperband stops some of the 30 trials
+    assert min(stopped_at) == min_resource
