@@ -151,13 +151,11 @@ def test_finetune_cli_missing_model(cli, bad_files, tmp_path) -> None:  # type: 
 
 def test_tune_cli_records_trials(cli, tiny_model, sst2_small) -> None:  # type: ignore[no-untyped-def]
     train, dev = sst2_small
-    res = cli(
-        "tune",
-        str(tiny_model),
-        "--data",
-        str(train),
-        "--eval",
-        str(dev),
+
+    def tune(*args: str):  # type: ignore[no-untyped-def]
+        return cli("tune", str(tiny_model), "--data", str(train), "--eval", str(dev), *args)
+
+    res = tune(
         "--trials",
         "2",
         "--sampler",
@@ -192,13 +190,7 @@ def test_tune_cli_records_trials(cli, tiny_model, sst2_small) -> None:  # type: 
     assert len(tune_runs) == 1 and len(trials) == 2
     assert {r["parent_id"] for r in trials} == {tune_runs[0]["id"]}
     assert study["compute"]["cpu_s"] == pytest.approx(sum(r["cpu_s"] for r in trials))
-    human = cli(
-        "tune",
-        str(tiny_model),
-        "--data",
-        str(train),
-        "--eval",
-        str(dev),
+    human = tune(
         "--trials",
         "1",
         "--pruner",
@@ -214,13 +206,7 @@ def test_tune_cli_records_trials(cli, tiny_model, sst2_small) -> None:  # type: 
     )
     assert human.returncode == 0, human.stderr
     assert "best dev accuracy" in human.stdout and "total compute" in human.stdout
-    bad = cli(
-        "tune",
-        str(tiny_model),
-        "--data",
-        str(train),
-        "--eval",
-        str(dev),
+    bad = tune(
         "--evals",
         "3",
         "--min-resource",
