@@ -34,13 +34,16 @@ def sst2(train_rows: int, dev_rows: int | None, seed: int = 0) -> tuple[Any, Any
     return train, dev
 
 
-def run_variant(script: str, spec: dict[str, Any]) -> dict[str, Any]:
-    """Run ``script --one SPEC_JSON`` in a fresh interpreter; its last stdout line is JSON."""
+def run_variant(
+    script: str, spec: dict[str, Any], env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Run ``script --one SPEC_JSON`` in a fresh interpreter (``env`` added to its
+    environment); its last stdout line is JSON."""
     out = subprocess.run(
         [sys.executable, script, "--one", json.dumps(spec)],
         capture_output=True,
         text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
     )
     if out.returncode != 0:
         sys.stderr.write(out.stderr[-4000:])
