@@ -25,14 +25,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_common import print_table, run_variant, sst2
+from train_common import median, print_table, run_variant, sst2, usage_figures
 
 ALLOCATORS = {"glibc default": {}, "mmap >= 64 KiB": {"MALLOC_MMAP_THRESHOLD_": "65536"}}
 
@@ -58,17 +57,16 @@ def one(spec: dict[str, Any]) -> dict[str, Any]:
         seed=spec["seed"],
     )
     r = finetune("minilm", train, dev, cfg, ledger=spec["ledger"], on_step=on_step)
-    assert r.usage is not None
     return {
         "recipe": spec["recipe"],
         "allocator": spec["allocator"],
         "setup_mib": r.setup_memory_bytes / 2**20,
-        "after_step_mib": statistics.median(after_step[1:] or after_step) / 2**20,
-        "peak_mib": r.usage.peak_host_bytes / 2**20,
+        "after_step_mib": median(after_step[1:] or after_step) / 2**20,
         "step_s_median": r.step_s_median,
         "steps": r.steps,
         "trainable_params": r.trainable_params,
         "accuracy": r.accuracy,
+        **usage_figures(r),  # peak_host_mib: the run's VmHWM
     }
 
 
@@ -101,7 +99,7 @@ def main() -> None:
             rows.append(run_variant(__file__, spec, env=env))
     print_table(
         rows,
-        ["allocator", "recipe", "setup_mib", "after_step_mib", "peak_mib", "step_s_median"],
+        ["allocator", "recipe", "setup_mib", "after_step_mib", "peak_host_mib", "step_s_median"],
     )
     if args.json:
         report = {
