@@ -56,7 +56,7 @@ def distill(
     """
     import torch
 
-    from frugalml.models.runners import _forward_names, threads_for
+    from frugalml.models import forward_names, threads_for
 
     if epochs <= 0 or not texts or max_steps == 0:
         return {"loss_first": float("nan"), "loss_last": float("nan"), "steps": 0.0}
@@ -64,7 +64,7 @@ def distill(
         torch.set_num_threads(threads_for(model))
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    names = _forward_names(student)
+    names = forward_names(student)
     target = torch.from_numpy(np.asarray(teacher_outputs, dtype=np.float32))
     opt = torch.optim.AdamW(list(student.parameters()), lr=lr, weight_decay=0.0)
     n = len(texts)

@@ -87,7 +87,8 @@ def evaluate_alternating(
     """
     from frugalml.data import load_data
     from frugalml.measure.prices import resolve
-    from frugalml.models import load, resolve_path
+    from frugalml.models import resolve_path
+    from frugalml.passes.persist import load
     from frugalml.search.evaluate import evaluate, reference_outputs
     from frugalml.tasks import get_task
 

@@ -55,7 +55,8 @@ import numpy as np
 
 from frugalml.data import Dataset, load_data
 from frugalml.errors import BadInput, CandidateFailed
-from frugalml.models import Model, load
+from frugalml.models import Model
+from frugalml.passes.persist import load
 from frugalml.tasks import Task, get_task
 
 EVAL_KEYS = (
@@ -221,7 +222,7 @@ def evaluate(
     from frugalml.measure.prices import resolve
     from frugalml.measure.timing import device_sync
     from frugalml.measure.track import UsageMeter
-    from frugalml.models.runners import threads_for
+    from frugalml.models import threads_for
 
     if repeats < 1:
         raise BadInput("repeats must be at least 1")

@@ -26,8 +26,9 @@ from typing import Any
 
 from frugalml.data import Dataset
 from frugalml.errors import BadInput, FrugalError
-from frugalml.models import Model, load
-from frugalml.passes import PassContext, apply
+from frugalml.models import Model
+from frugalml.passes import PassContext, apply, persist
+from frugalml.passes.persist import load
 from frugalml.passes.registry import config_to_dict, info_of
 from frugalml.search.constraints import Cheapest, QualityBound
 from frugalml.search.evaluate import EVAL_KEYS, resolve_data
@@ -389,7 +390,7 @@ def _run_candidate(
             model_ref = original_spec
         else:
             folder = work / "cands" / cand.id
-            model.save(folder, candidate_id=cand.id, optimize_run_id=parent_id)
+            persist.save(model, folder, candidate_id=cand.id, optimize_run_id=parent_id)
             model_ref = str(folder)
             record["model_dir"] = str(folder)
         record["prepare_s"] = time.perf_counter() - t0
@@ -486,6 +487,7 @@ def _finish(
                 quality={k: best.get(k) for k in EVAL_KEYS},
             )
             man_path.write_text(json.dumps(man, indent=2, default=str) + "\n")
+            persist.set_card_statement(best_dir, persist.cost_statement(best, baseline, run_id))
             best["best_dir"] = str(best_dir)
         elif best is None:
             notes.append(

@@ -96,7 +96,7 @@ _PRELOAD = (
     "torch",
     "transformers",
     "onnxruntime",
-    "frugalml.models.load",
+    "frugalml.passes.persist",
     "frugalml.passes",
     "sklearn.linear_model",
 )
