@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 Engine = str  # a registered runtime's name: "torch", "onnx" (see frugalml.models.runtimes)
-Output = Literal["embedding", "logits"]
+Output = Literal["embedding", "logits", "lm"]  # "lm": a causal LM (runtimes.causal_lm)
 
 
 @dataclass(frozen=True)

