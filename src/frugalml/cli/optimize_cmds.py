@@ -142,11 +142,12 @@ def eval_cmd(
     as an 'eval' run in the ledger.
     """
     from frugalml.data import load_data
+    from frugalml.lm import wants_lm_data
     from frugalml.measure.track import track
     from frugalml.search.evaluate import evaluate
 
     options = _data_options(text_col, text2_col, label_col, score_col, fmt, encoding)
-    dataset = load_data(data, **options)
+    dataset: Any = data if wants_lm_data(model, task) else load_data(data, **options)
     with (
         err.status("evaluating…"),
         track(
@@ -175,6 +176,11 @@ def eval_cmd(
         run.log_params(eval=result.to_dict())
     if json_out:
         print_json(result.to_dict())
+        return
+    if hasattr(result, "decode_tokens_per_s"):
+        from frugalml.cli.lm_view import print_lm_eval
+
+        print_lm_eval(model, result)
         return
     table = Table(show_header=False, box=None)
     table.add_column(style="bold")

@@ -227,6 +227,20 @@ def evaluate(
     if repeats < 1:
         raise BadInput("repeats must be at least 1")
     price = resolve(instance, region)  # unknown names fail before any work
+    from frugalml.lm import LM_TASKS, is_lm_spec
+
+    if isinstance(task, str) and (task in LM_TASKS or is_lm_spec(model)):
+        from frugalml.lm.evaluate import evaluate_lm  # causal LMs: frugalml.lm.evaluate
+
+        lm = load(model, device=device) if not isinstance(model, Model) else model
+        lm = with_runtime(lm, threads=threads, batch_size=batch_size)
+        if lm.output == "lm" or task in LM_TASKS:
+            original = reference if isinstance(reference, Model) else None
+            return evaluate_lm(
+                lm, task, data, metric=metric, instance=instance, region=region,
+                reference=original, seed=seed, repeats=repeats, size_bytes=size_bytes,
+            )  # fmt: skip
+        model = lm
     the_task = get_task(task, metric=metric, seed=seed)
     dataset = resolve_data(data)
     the_task.check(dataset)
