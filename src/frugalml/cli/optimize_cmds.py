@@ -273,10 +273,13 @@ def _run_optimize(
     json_out: bool,
     **kwargs: Any,
 ) -> None:
+    from frugalml.lm import wants_lm_data
+    from frugalml.lm.optimize import optimize_lm
     from frugalml.search.runner import optimize
 
+    search: Any = optimize_lm if wants_lm_data(model, task) else optimize  # causal LM: lm/
     with _Progress(total_hint=12) as progress:
-        result = optimize(model, task, data, data_options=data_options, listener=progress, **kwargs)
+        result = search(model, task, data, data_options=data_options, listener=progress, **kwargs)
     payload = {
         "baseline": result.baseline,
         "best": result.best,

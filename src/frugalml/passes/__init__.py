@@ -18,6 +18,7 @@ config                 what it does                                           en
 ``QuantizeStatic``     int8 weights + calibrated activations                  onnx
 ``HalfPrecision``      float16 / bfloat16                                     torch
 ``TorchCompile``       torch.compile (Inductor)                               torch
+``WeightOnlyQuant``    int8 / int4 (grouped) Linear weights, torchao          causal_lm
 ``RuntimeSettings``    threads, batch size, length-sorted batching            any
 =====================  =====================================================  ===========
 
@@ -36,6 +37,7 @@ from frugalml.passes.quantize_dynamic import QuantizeDynamic
 from frugalml.passes.quantize_static import QuantizeStatic
 from frugalml.passes.registry import PASSES, PassContext, config_from, describe, register
 from frugalml.passes.runtime import RuntimeSettings
+from frugalml.passes.weight_only import WeightOnlyQuant
 
 __all__ = [
     "PASSES",
@@ -51,6 +53,7 @@ __all__ = [
     "RuntimeSettings",
     "StructuredPrune",
     "TorchCompile",
+    "WeightOnlyQuant",
     "apply",
     "config_from",
     "cpu_supports_bf16",

@@ -45,7 +45,7 @@ class HalfPrecision:
         return None
 
 
-@register(HalfPrecision, stage=30, engines=("torch",), group="precision")
+@register(HalfPrecision, stage=30, engines=("torch", "causal_lm"), group="precision")
 def half_precision(model: Model, cfg: HalfPrecision, ctx: PassContext) -> Model:
     import torch
 

@@ -14,7 +14,10 @@ config and the state dict itself (safetensors; shared embedding/lm_head tensors 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,22 +60,41 @@ def _weights_error(path: Path, e: BaseException) -> BadInput:
     )
 
 
+@contextlib.contextmanager
+def _no_gguf_progress() -> Iterator[None]:
+    """No per-tensor progress bar while transformers dequantizes a GGUF file."""
+    try:
+        import transformers.modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:  # pragma: no cover - an older transformers
+        yield
+        return
+    bar = gguf_utils.tqdm
+    gguf_utils.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = bar
+
+
 def _load_module(path: Path) -> tuple[Any, Any]:
     """(network, tokenizer) from a folder or a .gguf file; failures as one ``BadInput``."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     hf.quiet_transformers()
-    if path.is_file():
+    if path.is_file():  # GGUF: dequantized to float32
         kwargs: dict[str, Any] = {"gguf_file": path.name}
         where = str(path.parent)
-    else:
+        dtype: Any = torch.float32
+    else:  # a folder: the dtype its weights are saved in (bf16 variants stay bf16)
         kwargs = {}
         where = str(path)
+        dtype = "auto"
     try:
-        module = AutoModelForCausalLM.from_pretrained(
-            where, attn_implementation="eager", dtype=torch.float32, **kwargs
-        )
+        with _no_gguf_progress():
+            module = AutoModelForCausalLM.from_pretrained(
+                where, attn_implementation="eager", dtype=dtype, **kwargs
+            )
     except Exception as e:
         raise _weights_error(path, e) from e
     try:

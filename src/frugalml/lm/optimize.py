@@ -1,0 +1,259 @@
+"""``frugal optimize`` for a causal LM: precision candidates, Pareto front, cheapest in bound.
+
+Candidates (``LM_SPACE``, filtered by ``--passes`` and by what the device supports): bf16,
+torchao weight-only int8 (per row; and with the output projection quantized too) and int4
+with groups of 32, 64 and 128 inputs, then batch sizes of the best one (``runtime_settings``).
+Each is measured by ``lm.evaluate`` in this process against the same text, and its fidelity
+to the original (mean KL, top-1 agreement, flips on ``FIDELITY_WINDOWS`` windows) is stated
+next to it whatever the task. Cost is $ per 1M *output* tokens (``cost_usd_per_1m``).
+
+The bound: ``--max-quality-drop`` is points for ``fidelity``/``generation``; for
+``perplexity`` (lower is better) a relative increase in percent: a candidate is in bound
+when its perplexity is at most the original's x (1 + drop / 100). The chosen model is the
+cheapest in bound that is cheaper than the original; it is saved to OUT/best with
+``candidates.json`` and ``report.md`` next to it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from frugalml.errors import BadInput, CandidateFailed
+from frugalml.passes import HalfPrecision, RuntimeSettings, WeightOnlyQuant, apply, describe
+from frugalml.passes.pipeline import problem
+from frugalml.search.pareto import pareto_front
+
+LM_SPACE: list[tuple[Any, ...]] = [
+    (WeightOnlyQuant(bits=8),),
+    (WeightOnlyQuant(bits=4, group_size=32),),
+    (WeightOnlyQuant(bits=4, group_size=64),),
+    (WeightOnlyQuant(bits=4, group_size=128),),
+    (WeightOnlyQuant(bits=8, keep_lm_head=False),),
+    (HalfPrecision("bfloat16"),),
+]
+BATCH_SIZES = (4, 8)
+FIDELITY_WINDOWS = 2
+
+
+def relative_drop(quality: float, baseline: float, higher_is_better: bool) -> float:
+    """The bound's unit: percent increase of perplexity, else points lost."""
+    if higher_is_better:
+        return baseline - quality
+    return 100.0 * (quality / baseline - 1.0)
+
+
+def optimize_lm(
+    model: Any,
+    task: str,
+    data: Any,
+    *,
+    max_quality_drop: float = 1.0,
+    device: str = "cpu",
+    threads: int | None = None,
+    instance: str | None = None,
+    region: str | None = None,
+    seed: int = 0,
+    out: str | Path = "frugal-out",
+    repeats: int = 3,
+    budget_minutes: float = 30.0,
+    passes: list[str] | None = None,
+    ledger: Any = None,
+    listener: Callable[[str, dict[str, Any]], None] | None = None,
+    metric: str | None = None,
+    task_options: dict[str, Any] | None = None,
+    timing: dict[str, Any] | None = None,
+    **_ignored: Any,
+) -> Any:
+    from frugalml.lm.evaluate import as_text, evaluate_lm
+    from frugalml.measure.prices import resolve
+    from frugalml.measure.track import track
+    from frugalml.passes.persist import load, save
+    from frugalml.search.evaluate import with_runtime
+    from frugalml.search.runner import OptimizeResult
+    from frugalml.search.space import Candidate
+    from frugalml.tasks.lm_fidelity import LMFidelity
+
+    started = time.monotonic()
+    emit = listener or (lambda _e, _i: None)
+    resolve(instance, region)
+    text = as_text(data)
+    base = load(model, device=device)
+    if base.output != "lm":
+        from frugalml.models.runtimes.causal_lm import require_lm
+
+        require_lm(base, task)
+    base = with_runtime(base, threads=threads)
+    out_dir = Path(out).expanduser().absolute()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    deadline = started + budget_minutes * 60.0
+    opts = dict(timing or {})
+    fid_task = LMFidelity(seed=seed, windows=FIDELITY_WINDOWS, new_tokens=16)
+
+    def measure(cand: Candidate, variant: Any) -> dict[str, Any]:
+        r = evaluate_lm(
+            variant, task, text, metric=metric, instance=instance, region=region,
+            reference=base, seed=seed, repeats=repeats, task_options=task_options, **opts,
+        )  # fmt: skip
+        rec = r.to_dict()
+        _items, fid = fid_task.score(variant, text, base)
+        rec.update(
+            id=cand.id, label=cand.label, tier=cand.tier, status="ok",
+            pipeline=[{"name": describe(c), "config": c.__dict__} for c in cand.pipeline],
+            mean_kl=fid["mean_kl"], top1_agreement=fid["top1_agreement"], flips=fid["flips"],
+        )  # fmt: skip
+        return rec
+
+    records: list[dict[str, Any]] = []
+    variants: dict[str, Any] = {}
+    params = {"model": str(model), "task": task, "max_quality_drop": max_quality_drop}
+    with track(
+        f"optimize {model}", kind="optimize", ledger=ledger, instance=instance, region=region,
+        params=params,
+    ) as run:  # fmt: skip
+        queue = [Candidate("c00", (), "baseline")]
+        queue += [
+            Candidate(f"c{i + 1:02d}", p, "convert")
+            for i, p in enumerate(LM_SPACE)
+            if (passes is None or all(describe(c).split("(")[0] in passes for c in p))
+            and problem(p, engine=base.engine, device=device) is None
+        ]
+        n = len(queue)
+        baseline: dict[str, Any] | None = None
+        phase_two = passes is None or "runtime_settings" in passes
+        while queue:
+            cand = queue.pop(0)
+            if cand.tier != "baseline" and time.monotonic() > deadline:
+                emit("budget", {"skipped": 1 + len(queue)})
+                break
+            emit("start", {"candidate": cand, "queued": len(queue)})
+            try:
+                variant = apply(base, list(cand.pipeline)) if cand.pipeline else base
+                rec = measure(cand, variant)
+                variants[cand.id] = variant
+            except (CandidateFailed, BadInput) as e:
+                if cand.tier == "baseline":
+                    raise
+                rec = {"id": cand.id, "label": cand.label, "tier": cand.tier,
+                       "status": "failed", "error": str(e)}  # fmt: skip
+            except Exception as e:  # an out-of-memory or library failure: this one only
+                if cand.tier == "baseline":
+                    raise
+                rec = {"id": cand.id, "label": cand.label, "tier": cand.tier,
+                       "status": "failed", "error": f"{type(e).__name__}: {e}"[:300]}  # fmt: skip
+            if cand.tier == "baseline":
+                baseline = rec
+            assert baseline is not None
+            _rate(rec, baseline)
+            records.append(rec)
+            emit("done", {"record": rec})
+            if not queue and phase_two:
+                phase_two = False
+                best = _pick(records, baseline, max_quality_drop, include_base=True)
+                if best is not None:
+                    from_pipe = tuple(
+                        c
+                        for c in _pipeline_of(best, LM_SPACE)
+                        if not isinstance(c, RuntimeSettings)
+                    )
+                    for bs in BATCH_SIZES:
+                        queue.append(
+                            Candidate(
+                                f"c{n:02d}", (*from_pipe, RuntimeSettings(batch_size=bs)), "runtime"
+                            )
+                        )
+                        n += 1
+        assert baseline is not None
+        best = _pick(records, baseline, max_quality_drop, include_base=False)
+        front = pareto_front(records)
+        for r in records:
+            r["on_pareto"] = any(r is f for f in front)
+            r["chosen"] = best is not None and r is best
+        if best is not None:
+            save(variants[best["id"]], out_dir / "best", optimize_run_id=run.id,
+                 candidate_id=best["id"], quality=best["quality"])  # fmt: skip
+        run.log_quality(**{baseline["metric"]: baseline["quality"]})
+        (out_dir / "candidates.json").write_text(
+            json.dumps(records, indent=2, default=str) + "\n", encoding="utf-8"
+        )
+        (out_dir / "report.md").write_text(
+            report_md(records, baseline, best, task, max_quality_drop), encoding="utf-8"
+        )
+        run_id = run.id
+    return OptimizeResult(
+        baseline=baseline, best=best, pareto=front, candidates=records, out=out_dir,
+        run_id=run_id, task=task, metric=str(baseline["metric"]),
+        max_quality_drop=max_quality_drop, budget_s=budget_minutes * 60.0,
+        elapsed_s=time.monotonic() - started, model=str(model), data=text.source,
+    )  # fmt: skip
+
+
+def _pipeline_of(record: dict[str, Any], space: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    labels = {" + ".join(describe(c) for c in p): p for p in space}
+    return labels.get(record["label"], ())
+
+
+def _rate(rec: dict[str, Any], baseline: dict[str, Any]) -> None:
+    if rec.get("status") != "ok":
+        return
+    hib = bool(rec["higher_is_better"])
+    rec["quality_drop"] = relative_drop(float(rec["quality"]), float(baseline["quality"]), hib)
+    base_tps = float(baseline["throughput_per_s"]) or math.nan
+    rec["throughput_ratio"] = float(rec["throughput_per_s"]) / base_tps
+
+
+def _pick(
+    records: list[dict[str, Any]], baseline: dict[str, Any], max_drop: float, include_base: bool
+) -> dict[str, Any] | None:
+    ok = [
+        r
+        for r in records
+        if r.get("status") == "ok"
+        and r["quality_drop"] <= max_drop + 1e-9
+        and (include_base or r is not baseline)
+        and (include_base or float(r["cost_usd_per_1m"]) < float(baseline["cost_usd_per_1m"]))
+    ]
+    return min(ok, key=lambda r: float(r["cost_usd_per_1m"])) if ok else None
+
+
+def report_md(
+    records: list[dict[str, Any]],
+    baseline: dict[str, Any],
+    best: dict[str, Any] | None,
+    task: str,
+    max_drop: float,
+) -> str:
+    unit = "% perplexity increase" if task == "perplexity" else " points"
+    lines = [
+        f"# frugal optimize: causal LM, task {task}",
+        "",
+        f"Bound: at most {max_drop:g}{unit} against the original. Cost: $ per 1M output "
+        "tokens (decode at the candidate's batch size). Fidelity to the original on "
+        f"{FIDELITY_WINDOWS} windows: mean KL (nats), top-1 agreement, flips (greedy "
+        "continuations that change).",
+        "",
+        "| id | candidate | status | quality | drop | $/1M out | decode tok/s | MBU | KL | top-1 "
+        "| flips | |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        if r.get("status") != "ok":
+            lines.append(f"| {r['id']} | {r['label']} | failed | | | | | | | | | {r['error']} |")
+            continue
+        mark = "chosen" if r.get("chosen") else ("pareto" if r.get("on_pareto") else "")
+        lines.append(
+            f"| {r['id']} | {r['label']} | ok | {r['quality']:.3f} | {r['quality_drop']:+.2f} "
+            f"| ${r['cost_usd_per_1m']:.4f} | {r['throughput_per_s']:.1f} | {100 * r['mbu']:.0f}% "
+            f"| {r['mean_kl']:.4f} | {100 * r['top1_agreement']:.1f}% | {100 * r['flips']:.0f}% "
+            f"| {mark} |"
+        )
+    lines.append("")
+    if best is None:
+        lines.append("No candidate is cheaper than the original within the bound.")
+    else:
+        lines.append(f"Chosen: {best['label']} ({best['throughput_ratio']:.2f}x decode tokens/s).")
+    return "\n".join(lines) + "\n"

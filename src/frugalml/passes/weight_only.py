@@ -1,0 +1,90 @@
+"""Weight-only int8 / int4 quantization of a causal LM's Linear layers, through torchao.
+
+Decoding is memory-bound: each token reads every weight once, so fewer bytes per weight is
+the lever. ``WeightOnlyQuant(bits=8)`` stores each Linear weight as int8 with a float scale
+per output row (``group_size=None``) or per group of ``group_size`` inputs
+(``Int8WeightOnlyConfig``); ``bits=4`` stores 4-bit values with a scale and zero point per
+group of ``group_size`` (default 32; ``IntxWeightOnlyConfig(weight_dtype=int4)``, torchao's
+CPU path, which keeps the 4-bit values one per byte: its quality is int4's, its bytes are
+int8's). Activations stay in floating point. ``keep_lm_head`` (default) leaves the output
+projection (tied to the embeddings in most small LMs) in its original precision; the
+embeddings are never quantized.
+
+Only how the model runs changes: ``save`` keeps the unquantized weights and ``load``
+re-applies the pass (``replay_on``), as for PyTorch dynamic int8.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from frugalml.errors import BadInput, CandidateFailed
+from frugalml.passes.registry import PassContext, quiet_logs, register
+
+if TYPE_CHECKING:
+    from frugalml.models import Model
+
+
+@dataclass(frozen=True)
+class WeightOnlyQuant:
+    """Weight-only int8 / int4 Linear weights of a causal LM (torchao quantize_)."""
+
+    bits: int = 8
+    group_size: int | None = None
+    keep_lm_head: bool = True
+
+    def __post_init__(self) -> None:
+        if self.bits not in (4, 8):
+            raise BadInput(f"weight-only quantization takes 8 or 4 bits, not {self.bits}")
+        if self.group_size is not None and self.group_size < 1:
+            raise BadInput(f"group size must be positive, not {self.group_size}")
+
+    def torchao_config(self) -> Any:
+        import torch
+        from torchao.quantization import Int8WeightOnlyConfig, IntxWeightOnlyConfig
+        from torchao.quantization.granularity import PerGroup
+
+        if self.bits == 8:
+            if self.group_size is None:
+                return Int8WeightOnlyConfig()
+            return Int8WeightOnlyConfig(granularity=PerGroup(self.group_size))
+        return IntxWeightOnlyConfig(
+            weight_dtype=torch.int4,  # type: ignore[attr-defined]
+            granularity=PerGroup(self.group_size or 32),
+        )
+
+
+@register(
+    WeightOnlyQuant,
+    stage=30,
+    engines=("causal_lm",),
+    group="precision",
+    replay_on=("causal_lm",),
+)
+def weight_only_quant(model: Model, cfg: WeightOnlyQuant, ctx: PassContext) -> Model:
+    import torch
+
+    try:
+        from torchao.quantization import quantize_
+    except ImportError as e:
+        raise CandidateFailed(
+            "torchao is not installed (python -m pip install torch==<yours> torchao)"
+        ) from e
+
+    def wanted(module: Any, fqn: str) -> bool:
+        if not isinstance(module, torch.nn.Linear):
+            return False
+        if cfg.keep_lm_head and fqn.split(".")[-1] == "lm_head":
+            return False
+        size = cfg.group_size or 32
+        return (cfg.bits == 8 and cfg.group_size is None) or module.in_features % size == 0
+
+    network = copy.deepcopy(model.module)
+    try:
+        with quiet_logs("torchao"):
+            quantize_(network, cfg.torchao_config(), filter_fn=wanted)
+    except Exception as e:
+        raise CandidateFailed(f"torchao quantize_ failed: {str(e).splitlines()[0][:300]}") from e
+    return model.evolve(module=network.eval(), dtype=f"int{cfg.bits}")

@@ -1,0 +1,94 @@
+"""Weight-only int8/int4 (torchao) on a causal LM, and optimize over them (tiny random Llama)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tinylm import tiny_llama
+
+WIKI = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "wikitext-2" / "valid.txt"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_llama(tmp_path_factory.mktemp("lmp") / "tiny", context=64)
+
+
+@pytest.fixture
+def text(tmp_path: Path) -> Path:
+    if not WIKI.is_file():  # pragma: no cover
+        pytest.skip(f"real text not found at {WIKI}")
+    path = tmp_path / "text.txt"
+    path.write_text(WIKI.read_text(encoding="utf-8")[:6000], encoding="utf-8")
+    return path
+
+
+def test_int8_and_int4_weight_only_change_weights_not_embeddings(tiny: Path, text: Path) -> None:
+    from frugalml.lm.evaluate import as_text
+    from frugalml.models.runtimes.causal_lm import state_bytes
+    from frugalml.passes import WeightOnlyQuant, apply
+    from frugalml.passes.persist import load
+    from frugalml.tasks.lm_fidelity import LMFidelity
+
+    base = load(tiny)
+    q8 = apply(base, [WeightOnlyQuant(bits=8)])
+    q4 = apply(base, [WeightOnlyQuant(bits=4, group_size=32)])
+    up = q8.module.model.layers[0].mlp.up_proj.weight
+    assert type(up).__name__ != "Parameter" or up.dtype != base.module.dtype  # quantized
+    assert type(q8.module.lm_head.weight) is type(base.module.lm_head.weight)  # kept
+    assert q8.module.model.embed_tokens.weight.dtype == base.module.model.embed_tokens.weight.dtype
+    # linear weights of 4 bytes now take one byte (+ scales): fewer bytes read per token
+    assert state_bytes(q8.module) < state_bytes(base.module)
+    fid = LMFidelity(window=32, windows=2, new_tokens=4)
+    _i, f8 = fid.score(q8, as_text(text), base)
+    _i, f4 = fid.score(q4, as_text(text), base)
+    assert 0 < f8["mean_kl"] < f4["mean_kl"]  # 4 bits lose more than 8
+    assert f8["top1_agreement"] >= 0.9
+
+
+def test_a_weight_only_variant_saves_unquantized_and_replays_on_load(
+    tiny: Path, tmp_path: Path
+) -> None:
+    from frugalml.passes import WeightOnlyQuant, apply
+    from frugalml.passes.persist import load, save
+
+    q8 = apply(load(tiny), [WeightOnlyQuant(bits=8)])
+    folder = save(q8, tmp_path / "q8")
+    manifest = json.loads((folder / "frugal.json").read_text())
+    assert [p["name"] for p in manifest["replay"]] == ["weight_only_quant"]
+    again = load(folder)
+    ids = np.arange(3, 30, dtype=np.int64)[None, :]
+    a = q8.engine_runtime.logits(q8, ids).numpy()
+    b = again.engine_runtime.logits(again, ids).numpy()
+    assert np.allclose(a, b, atol=1e-5)
+    assert again.dtype == "int8" and again.passes[0].name == "weight_only_quant"
+
+
+def test_optimize_a_causal_lm_keeps_the_pareto_front(
+    tiny: Path, text: Path, tmp_path: Path, cli
+) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "out"
+    r = cli(
+        "optimize", str(tiny), "--task", "perplexity", "--data", str(text), "--out", str(out),
+        "--passes", "weight_only_quant", "--repeats", "1", "--max-quality-drop", "50",
+        "--json",
+    )  # fmt: skip
+    assert r.returncode in (0, 2), r.stderr
+    payload = json.loads(r.stdout)
+    cands = payload["candidates"]
+    assert cands[0]["label"] == "baseline (original)" and cands[0]["metric"] == "perplexity"
+    assert {c["label"] for c in cands[1:]} >= {
+        "weight_only_quant",
+        "weight_only_quant(bits=4, group_size=32)",
+    }
+    for c in cands:
+        if c["status"] == "ok":
+            assert {"mean_kl", "flips", "top1_agreement", "cost_usd_per_1m"} <= set(c)
+    assert payload["pareto"] and all(p["status"] == "ok" for p in payload["pareto"])
+    assert (out / "candidates.json").exists() and (out / "report.md").exists()
+    if payload["best"] is not None:  # cheaper than the original in bound: saved
+        assert (out / "best" / "frugal.json").exists()
+        assert payload["best"]["quality_drop"] <= 50
