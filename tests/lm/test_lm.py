@@ -93,7 +93,7 @@ def test_fidelity_of_the_original_is_perfect_and_of_another_model_is_not(
 
 def test_eval_json_has_the_lm_keys(tiny: Path, text: Path, cli) -> None:  # type: ignore[no-untyped-def]
     r = cli("eval", str(tiny), "--task", "perplexity", "--data", str(text), "--json",
-            "--repeats", "1")  # fmt: skip
+            "--repeats", "1", "--windows", "3", "--new-tokens", "8")  # fmt: skip
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     for key in (
@@ -105,7 +105,9 @@ def test_eval_json_has_the_lm_keys(tiny: Path, text: Path, cli) -> None:  # type
     ):  # fmt: skip
         assert key in d and d[key] is not None, key
     assert d["metric"] == "perplexity" and d["higher_is_better"] is False
-    assert d["task_figures"]["window"] == 64  # capped by the tiny model's context
+    # the default 512-token window, capped by the tiny model's context; 3 windows as asked
+    assert d["task_figures"] == {"window": 64, "stride": 64, "windows": 3}
+    assert d["new_tokens"] == 8 and d["texts_timed"] == 2 * 8  # 2 prompts x 8 tokens, 1 pass
     assert d["bytes_per_token"] > d["weights_bytes"] > 0
     assert 0 < d["mbu"] <= 1
     assert (
@@ -140,9 +142,9 @@ def test_an_encoder_given_to_perplexity_is_one_line(tmp_path: Path, text: Path, 
 def test_text_shorter_than_one_window_is_one_line(tiny: Path, tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
     short = tmp_path / "short.txt"
     short.write_text("Homarus gammarus is a lobster .\n")
-    r = cli("eval", str(tiny), "--task", "perplexity", "--data", str(short))
+    r = cli("eval", str(tiny), "--task", "perplexity", "--data", str(short), "--window", "48")
     assert r.returncode == 2, r.stderr
-    assert "shorter than one 64-token window" in r.stderr and "Traceback" not in r.stderr
+    assert "shorter than one 48-token window" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_a_gguf_transformers_cannot_read_is_one_line(tmp_path: Path, text: Path, cli) -> None:  # type: ignore[no-untyped-def]

@@ -74,7 +74,7 @@ def test_optimize_a_causal_lm_keeps_the_pareto_front(
     r = cli(
         "optimize", str(tiny), "--task", "perplexity", "--data", str(text), "--out", str(out),
         "--passes", "weight_only_quant", "--repeats", "1", "--max-quality-drop", "50",
-        "--json",
+        "--window", "32", "--windows", "2", "--new-tokens", "8", "--json",
     )  # fmt: skip
     assert r.returncode in (0, 2), r.stderr
     payload = json.loads(r.stdout)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.table import Table
 
 from frugalml.cli.app import console
@@ -49,3 +50,42 @@ def print_lm_eval(model: str, r: Any) -> None:
     for k, v in rows:
         table.add_row(k, v)
     console.print(table)
+
+
+WindowOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--window",
+        min=2,
+        help="Causal LMs: tokens per perplexity/fidelity window (default 512, capped by the "
+        "model's context).",
+    ),
+]
+StrideOpt = Annotated[
+    int | None,
+    typer.Option("--stride", min=1, help="Causal LMs: tokens between windows (default: --window)."),
+]
+WindowsOpt = Annotated[
+    int | None, typer.Option("--windows", min=1, help="Causal LMs: most windows scored (8).")
+]
+NewTokensOpt = Annotated[
+    int | None,
+    typer.Option("--new-tokens", min=2, help="Causal LMs: greedy tokens per prompt, timed (32)."),
+]
+
+
+def lm_task_options(
+    window: int | None, stride: int | None, windows: int | None, new_tokens: int | None
+) -> dict[str, int] | None:
+    """The LM task settings given on the command line (None when none was)."""
+    given = {
+        k: v
+        for k, v in (
+            ("window", window),
+            ("stride", stride),
+            ("windows", windows),
+            ("new_tokens", new_tokens),
+        )
+        if v is not None
+    }
+    return given or None

@@ -25,6 +25,7 @@ from frugalml.cli.app import (
     err,
     print_json,
 )
+from frugalml.cli.lm_view import NewTokensOpt, StrideOpt, WindowOpt, WindowsOpt, lm_task_options
 
 if TYPE_CHECKING:
     from frugalml.search.runner import OptimizeResult
@@ -125,6 +126,10 @@ def eval_cmd(
     region: RegionOpt = None,
     seed: SeedOpt = 0,
     repeats: RepeatsOpt = 3,
+    window: WindowOpt = None,
+    stride: StrideOpt = None,
+    windows: WindowsOpt = None,
+    new_tokens: NewTokensOpt = None,
     text_col: TextColOpt = None,
     text2_col: Text2ColOpt = None,
     label_col: LabelColOpt = None,
@@ -171,6 +176,7 @@ def eval_cmd(
             region=region,
             seed=seed,
             repeats=repeats,
+            task_options=lm_task_options(window, stride, windows, new_tokens),
         )
         run.log_quality(**{result.metric: result.quality})
         run.log_params(eval=result.to_dict())
@@ -278,6 +284,8 @@ def _run_optimize(
     from frugalml.search.runner import optimize
 
     search: Any = optimize_lm if wants_lm_data(model, task) else optimize  # causal LM: lm/
+    if search is optimize:
+        kwargs.pop("task_options", None)
     with _Progress(total_hint=12) as progress:
         result = search(model, task, data, data_options=data_options, listener=progress, **kwargs)
     payload = {
@@ -368,6 +376,10 @@ def optimize(
         Path, typer.Option("--out", help="Output folder: best/, candidates.json, report.md.")
     ] = Path("frugal-out"),
     repeats: RepeatsOpt = 3,
+    window: WindowOpt = None,
+    stride: StrideOpt = None,
+    windows: WindowsOpt = None,
+    new_tokens: NewTokensOpt = None,
     keep_candidates: Annotated[
         bool,
         typer.Option(
@@ -426,6 +438,7 @@ def optimize(
         out=out,
         ledger=ledger,
         repeats=repeats,
+        task_options=lm_task_options(window, stride, windows, new_tokens),
         keep_candidates=keep_candidates,
         passes=[p.strip() for p in passes.split(",") if p.strip()] if passes else None,
         memory_limit_mb=max_memory_mb,

@@ -147,6 +147,7 @@ def evaluate_lm(
         )
     require_lm(model, task)
     the_task: Any = LM_TASKS[task](metric=metric, seed=seed, **(task_options or {}))
+    new_tokens = int((task_options or {}).get("new_tokens", new_tokens))
     text = as_text(data)
     if reference is None and task in ("fidelity", "generation") and model.passes:
         try:

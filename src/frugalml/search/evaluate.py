@@ -208,6 +208,7 @@ def evaluate(
     warmup_batches: int = 2,
     on_batch: Callable[[int], None] | None = None,
     size_bytes: int | None = None,
+    task_options: dict[str, Any] | None = None,
 ) -> EvalResult:
     """Measure ``model`` on ``task`` over ``data`` (see the module docstring for the method).
 
@@ -216,7 +217,8 @@ def evaluate(
     runs batches of 32, length-sorted, on every usable core). ``reference``: fidelity's
     reference outputs for the score split (array), or the original model; by default the
     model's recorded base (a variant) or the model itself. ``size_bytes``: weights size when
-    known from a saved folder.
+    known from a saved folder. ``task_options``: a causal LM's task settings (window,
+    stride, windows, new_tokens; ``frugalml.lm.evaluate``).
     """
     from frugalml.measure.hardware import hardware
     from frugalml.measure.prices import resolve
@@ -239,6 +241,7 @@ def evaluate(
             return evaluate_lm(
                 lm, task, data, metric=metric, instance=instance, region=region,
                 reference=original, seed=seed, repeats=repeats, size_bytes=size_bytes,
+                task_options=task_options,
             )  # fmt: skip
         model = lm
     the_task = get_task(task, metric=metric, seed=seed)
