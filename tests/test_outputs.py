@@ -163,3 +163,16 @@ def test_overwrite_keeps_foreign_files_out_of_the_manifest(tmp_path: Path) -> No
     assert set(listed) == {"config.json", "model.safetensors"}
     remove_written(out)
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_a_second_run_may_write_anew_under_the_names_it_declares(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    for run in range(2):
+        guard = OutputGuard(ledger=tmp_path / "l.db")
+        guard.claim_dir(out, writes=[".work"])
+        (out / ".work" / "cands" / f"c{run}").mkdir(parents=True)
+        (out / ".work" / "cands" / f"c{run}" / "model.onnx").write_bytes(b"x" * run)
+        guard.remove(out / ".work" / "cands")
+        guard.mark_written(out)
+        assert not (out / ".work" / "cands").exists()
+    assert set(json.loads((out / MANIFEST).read_text())["written"]) == {".work"}

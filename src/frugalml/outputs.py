@@ -78,6 +78,10 @@ def _fingerprint(path: Path) -> dict[str, Any]:
     return {"kind": kind, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def _pending(entry: Any) -> bool:
+    return isinstance(entry, dict) and entry.get("kind") == "pending"
+
+
 def _read_manifest(folder: Path) -> dict[str, Any] | None:
     try:
         doc = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
@@ -211,20 +215,16 @@ class OutputGuard:
             if not entries:
                 continue
             rel = p.relative_to(folder).as_posix()
-            if _ALL in entries:
-                return True
-            if rel in entries:
-                want = entries[rel]
-                if not isinstance(want, dict) or "kind" not in want:
-                    return True  # declared before writing
-                return bool(want == _fingerprint(p))
             parts = rel.split("/")
-            if any(
-                isinstance(entries.get("/".join(parts[:i])), dict)
-                and entries["/".join(parts[:i])].get("kind") == "pending"
-                for i in range(1, len(parts))
+            if (
+                _ALL in entries
+                or any(  # being written now (or when a write was cut short)
+                    _pending(entries.get("/".join(parts[:i]))) for i in range(1, len(parts) + 1)
+                )
             ):
                 return True
+            if rel in entries:
+                return bool(entries[rel] == _fingerprint(p))
         return False
 
     def _foreign_under(self, folder: Path, limit: int = 3) -> list[str]:
@@ -302,8 +302,9 @@ class OutputGuard:
             if not foreign and not any(_within(x, p) for x in (*self._ledger, *self._inputs)):
                 entries[_ALL] = {"kind": "pending"}
         else:
-            for name in writes:
-                if name not in entries and not os.path.lexists(p / name):
+            theirs = self._foreign.get(p, {})
+            for name in writes:  # frugal's, or new: declared before writing
+                if not any(k == name or k.startswith(name + "/") for k in theirs):
                     entries[name] = {"kind": "pending"}
         self._save(p, entries)
         self._claimed[p] = option
@@ -345,7 +346,7 @@ class OutputGuard:
             for key in [k for k in entries if k == p.name or k.startswith(p.name + "/")]:
                 del entries[key]
         skip = self._foreign.get(folder, {})
-        protected = [x for x in (*self._ledger, *self._inputs) if x.exists()]
+        protected = [x for x in self._ledger if x.exists()]  # a ledger made here stays the user's
         for root in roots:
             for q in _walk(root):
                 rel = q.relative_to(folder).as_posix()

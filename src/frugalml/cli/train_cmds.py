@@ -17,6 +17,7 @@ from frugalml.cli.app import (
     JsonOpt,
     LabelColOpt,
     LedgerOpt,
+    OverwriteOpt,
     RegionOpt,
     Text2ColOpt,
     TextColOpt,
@@ -25,6 +26,7 @@ from frugalml.cli.app import (
     print_json,
 )
 from frugalml.errors import BadInput
+from frugalml.outputs import OutputGuard
 
 TaskOpt = Annotated[str, typer.Option("--task", help="What to train for: classification.")]
 DataOpt = Annotated[
@@ -210,6 +212,7 @@ def finetune(
     region: RegionOpt = None,
     ledger: LedgerOpt = None,
     json_out: JsonOpt = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Fine-tune an encoder with a classification head, measured as one ledger run.
 
@@ -250,6 +253,8 @@ def finetune(
     train = _load(data, data_format, text_col, text2_col, label_col, encoding)
     dev = _load(eval_data, data_format, text_col, text2_col, label_col, encoding)
     out_dir = out or Path("frugal-out") / f"finetune-{time.strftime('%Y%m%d-%H%M%S')}"
+    guard = OutputGuard(ledger=ledger, inputs=[model, data, eval_data], overwrite=overwrite)
+    guard.claim_dir(out_dir)  # before the model loads: never over the model, data or ledger
     result = run_finetune(
         model,
         train,
@@ -261,6 +266,7 @@ def finetune(
         region=region,
         progress=not json_out,
     )
+    guard.mark_written(out_dir)
     if json_out:
         print_json(result.to_dict())
         return
@@ -391,6 +397,7 @@ def tune(
     region: RegionOpt = None,
     ledger: LedgerOpt = None,
     json_out: JsonOpt = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Search fine-tuning hyperparameters with Optuna, pruning losing trials early.
 
@@ -428,6 +435,9 @@ def tune(
         base=base,
     )
     config.validate()
+    guard = OutputGuard(ledger=ledger, inputs=[model, data, eval_data], overwrite=overwrite)
+    if out is not None:
+        guard.claim_dir(out)
     train = _load(data, data_format, text_col, text2_col, label_col, encoding)
     dev = _load(eval_data, data_format, text_col, text2_col, label_col, encoding)
     result = run_tune(
@@ -441,6 +451,8 @@ def tune(
         instance=instance,
         region=region,
     )
+    if out is not None:
+        guard.mark_written(out)
     if json_out:
         print_json(result.to_dict())
         return

@@ -241,10 +241,10 @@ class Trainer:
 
     # ---- the loop ------------------------------------------------------------------------
     def run(self) -> FinetuneResult:
-        folder = (
-            (self.out / ".checkpoints")
-            if self.out
-            else Path(tempfile.mkdtemp(prefix="frugal-ckpt-"))
+        if self.out:  # a fresh folder it provably made, so removing it loses nobody's files
+            self.out.mkdir(parents=True, exist_ok=True)
+        folder = Path(
+            tempfile.mkdtemp(prefix=".checkpoints-" if self.out else "frugal-ckpt-", dir=self.out)
         )
         try:
             return self._run(folder)

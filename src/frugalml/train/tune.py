@@ -28,6 +28,7 @@ from typing import Any
 
 from frugalml.data import Dataset
 from frugalml.errors import BadInput, FrugalError
+from frugalml.outputs import remove_written
 from frugalml.train.finetune import FinetuneConfig, TrainingDiverged, finetune
 
 SAMPLERS = ("tpe", "random")
@@ -303,7 +304,7 @@ def _run_study(
             )
             if pruned:
                 if trial_out is not None:
-                    shutil.rmtree(trial_out, ignore_errors=True)
+                    remove_written(trial_out)  # only what frugal wrote there
                 raise optuna.TrialPruned()
             return res.accuracy
 
