@@ -274,7 +274,7 @@ def test_clean_never_writes_over_its_input_or_the_users_files(
             "random",
             "--out",
             str(mine),
-        ),  # fmt: skip
+        ),
         "frugal did not write it",
     )
     assert mine.read_text() == "mine\n"
