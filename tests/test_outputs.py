@@ -176,3 +176,18 @@ def test_a_second_run_may_write_anew_under_the_names_it_declares(tmp_path: Path)
         guard.mark_written(out)
         assert not (out / ".work" / "cands").exists()
     assert set(json.loads((out / MANIFEST).read_text())["written"]) == {".work"}
+
+
+def test_a_ledger_inside_the_output_folder_is_kept_and_never_listed(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    for _ in range(2):
+        guard = OutputGuard(ledger=out / "ledger.db")
+        guard.claim_dir(out)
+        Ledger(str(out / "ledger.db")).close()
+        (out / "model.safetensors").write_bytes(b"w")
+        guard.mark_written(out)
+    assert set(json.loads((out / MANIFEST).read_text())["written"]) == {"model.safetensors"}
+    with pytest.raises(BadInput, match="the ledger"):
+        OutputGuard(ledger=out / "ledger.db", overwrite=True).remove(out)
+    remove_written(out)
+    assert (out / "ledger.db").exists() and not (out / "model.safetensors").exists()

@@ -28,6 +28,7 @@ import contextlib
 import json
 import os
 import stat
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -230,8 +231,8 @@ class OutputGuard:
     def _foreign_under(self, folder: Path, limit: int = 3) -> list[str]:
         found: list[str] = []
         for p in _walk(folder):
-            if p == folder or p.name == MANIFEST:
-                continue
+            if p == folder or p.name == MANIFEST or p in self._ledger:
+                continue  # the ledger may live in the output folder: neither ours nor in the way
             if p.is_dir() and not p.is_symlink() and any(True for _ in p.iterdir()):
                 continue  # a folder with contents: its files decide
             if not self.owned(p):
@@ -242,7 +243,7 @@ class OutputGuard:
 
     # ---- claims -------------------------------------------------------------------------
     def claim_file(self, path: str | os.PathLike[str], *, option: str = "--out") -> Path:
-        """Check ``path`` may be written as one file; make its folder. The path, absolute.
+        """Check ``path`` may be written as one file (the writer makes its folder). Absolute.
 
         Refused: the ledger, an input, another output of this command, a folder, or an
         existing file frugal did not write (unless ``overwrite``).
@@ -257,7 +258,6 @@ class OutputGuard:
                 f"{option} {p} exists and frugal did not write it",
                 hint=f"give {option} another path, or pass --overwrite to replace it",
             )
-        self._mkdir(p.parent, option)
         self._claimed[p] = option
         return p
 
@@ -359,7 +359,10 @@ class OutputGuard:
                     continue
                 entries[rel] = fp
         self._cache.pop(folder, None)
-        self._save(folder, entries)
+        try:
+            self._save(folder, entries)
+        except BadInput as e:  # the output is written; only the next run's check is stricter
+            sys.stderr.write(f"frugal: warning: {e.message}: {MANIFEST} not updated\n")
 
     def remove(self, path: str | os.PathLike[str]) -> None:
         """Delete ``path`` (file or folder) if frugal wrote it, and nothing else.
