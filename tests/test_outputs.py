@@ -191,3 +191,11 @@ def test_a_ledger_inside_the_output_folder_is_kept_and_never_listed(tmp_path: Pa
         OutputGuard(ledger=out / "ledger.db", overwrite=True).remove(out)
     remove_written(out)
     assert (out / "ledger.db").exists() and not (out / "model.safetensors").exists()
+
+
+def test_the_ledger_path_is_refused_before_the_ledger_exists(tmp_path: Path) -> None:
+    """`data clean --out L.db --ledger L.db` with a new L.db: the run would create the ledger
+    and the write would then replace it."""
+    guard = OutputGuard(ledger=f"sqlite:///{tmp_path / 'new.db'}")
+    with pytest.raises(BadInput, match="the ledger"):
+        guard.claim_file(tmp_path / "new.db")

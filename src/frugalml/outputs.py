@@ -172,7 +172,7 @@ class OutputGuard:
     def _protected(self, path: Path, option: str, *, containing: bool) -> None:
         """BadInput if ``path`` is the ledger or an input (or, ``containing``, holds one)."""
         for led in self._ledger:
-            if led.exists() and (_same(path, led) or (containing and _within(led, path))):
+            if _same(path, led) or (containing and _within(led, path)):  # even before it exists
                 what = "is" if _same(path, led) else "holds"
                 raise BadInput(
                     f"{option} {path} {what} the ledger ({self._ledger[0].name}); frugal never "
@@ -207,7 +207,7 @@ class OutputGuard:
         p = _abs(path)
         if not os.path.lexists(p):
             return False
-        if any(_same(p, x) for x in (*self._ledger, *self._inputs) if x.exists()):
+        if any(_same(p, x) for x in (*self._ledger, *self._inputs)):
             return False
         if p.is_dir() and not p.is_symlink() and (p / MANIFEST).is_file():
             return True  # a folder frugal created carries its manifest
@@ -299,7 +299,7 @@ class OutputGuard:
                 if q != p and q.name != MANIFEST and not self.owned(q)
             }
         if writes is None:
-            if not foreign and not any(_within(x, p) for x in (*self._ledger, *self._inputs)):
+            if not foreign:  # (the ledger and the inputs are never frugal's: see ``owned``)
                 entries[_ALL] = {"kind": "pending"}
         else:
             theirs = self._foreign.get(p, {})
