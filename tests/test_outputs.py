@@ -199,3 +199,19 @@ def test_the_ledger_path_is_refused_before_the_ledger_exists(tmp_path: Path) -> 
     guard = OutputGuard(ledger=f"sqlite:///{tmp_path / 'new.db'}")
     with pytest.raises(BadInput, match="the ledger"):
         guard.claim_file(tmp_path / "new.db")
+
+
+def test_an_input_frugal_wrote_in_the_folder_is_not_in_the_way(tmp_path: Path) -> None:
+    """`frugal demo` writes its data into OUT, then optimizes on it into OUT."""
+    out = tmp_path / "demo"
+    OutputGuard(ledger=tmp_path / "l.db").claim_dir(out, writes=["demo-data.jsonl"])
+    (out / "demo-data.jsonl").write_text('{"text": "a"}\n')
+    guard = OutputGuard(ledger=tmp_path / "l.db", inputs=[out / "demo-data.jsonl"])
+    guard.claim_dir(out, writes=["best"])
+    guard.mark_written(out)
+    assert "demo-data.jsonl" in json.loads((out / MANIFEST).read_text())["written"]
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "data.tsv").write_text("x\n")
+    with pytest.raises(BadInput, match=r"did not write \(data.tsv\)"):
+        OutputGuard(ledger=tmp_path / "l.db", inputs=[user / "data.tsv"]).claim_dir(user)

@@ -205,9 +205,11 @@ class OutputGuard:
     def owned(self, path: str | os.PathLike[str]) -> bool:
         """Whether frugal provably wrote ``path`` (and it is neither the ledger nor an input)."""
         p = _abs(path)
+        return not any(_same(p, x) for x in (*self._ledger, *self._inputs)) and self._listed(p)
+
+    def _listed(self, p: Path) -> bool:
+        """Whether a manifest lists ``p`` as frugal's (its folder's own, or one above it)."""
         if not os.path.lexists(p):
-            return False
-        if any(_same(p, x) for x in (*self._ledger, *self._inputs)):
             return False
         if p.is_dir() and not p.is_symlink() and (p / MANIFEST).is_file():
             return True  # a folder frugal created carries its manifest
@@ -235,7 +237,7 @@ class OutputGuard:
                 continue  # the ledger may live in the output folder: neither ours nor in the way
             if p.is_dir() and not p.is_symlink() and any(True for _ in p.iterdir()):
                 continue  # a folder with contents: its files decide
-            if not self.owned(p):
+            if not self._listed(p):  # (an input frugal wrote, like demo data, is not foreign)
                 found.append(p.relative_to(folder).as_posix())
                 if len(found) >= limit:
                     break
@@ -296,7 +298,7 @@ class OutputGuard:
             self._foreign[p] = {
                 q.relative_to(p).as_posix(): _fingerprint(q)
                 for q in _walk(p)
-                if q != p and q.name != MANIFEST and not self.owned(q)
+                if q != p and q.name != MANIFEST and not self._listed(q)
             }
         if writes is None:
             if not foreign:  # (the ledger and the inputs are never frugal's: see ``owned``)
