@@ -115,8 +115,6 @@ def _load(
     label_col: str | None,
     encoding: str | None,
 ) -> tuple[Dataset, dict[str, Any]]:
-    from frugalml.data import load_data
-
     opts: dict[str, Any] = {
         "format": format,
         "text_col": text_col,
@@ -124,7 +122,7 @@ def _load(
         "label_col": label_col,
         "encoding": encoding,
     }
-    return load_data(data, **opts), opts
+    return view.read_data(data, "DATA", **opts), opts
 
 
 def _config(
@@ -226,7 +224,8 @@ def audit_cmd(
         report = audit(ds, cfg, progress=bar)
         run.log_quality(**_quality(report))
     if json_out:
-        print_json({**report.to_dict(ds), "data": str(data), "run": view.run_summary(run)})
+        doc = {**report.to_dict(ds), "data": str(data), "encoding": ds.encoding}
+        print_json({**doc, "run": view.run_summary(run)})
         return
     if report.label_issues_skipped and cfg.label_issues:
         err.print(f"[yellow]label-issue detection skipped:[/] {report.label_issues_skipped}")
@@ -338,6 +337,7 @@ def clean_cmd(
     doc: dict[str, Any] = {
         **report.to_dict(ds),
         "data": str(data),
+        "encoding": ds.encoding,
         "out": str(out),
         "out_format": written,
         "report": str(report_file),
@@ -464,6 +464,7 @@ def select_cmd(
         run.log_artifacts(subset=str(out), report=str(report_file))
     doc: dict[str, Any] = {
         "data": str(data),
+        "encoding": ds.encoding,
         "out": str(out),
         "out_format": written,
         "rows": len(ds),

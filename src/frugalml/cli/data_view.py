@@ -19,6 +19,30 @@ if TYPE_CHECKING:
     from frugalml.train.data import AuditReport, Selection
 
 
+def read_data(path: Path, option: str, **options: Any) -> Dataset:
+    """``load_data`` for a command: errors about the path name ``option`` (``--eval``,
+    ``DATA``), and reading a non-UTF-8 file as ISO-8859-1 is one warning line on stderr."""
+    import warnings
+
+    from frugalml.data import load_data
+    from frugalml.data.formats import EncodingFallback
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", EncodingFallback)
+        ds = load_data(path, option=option, **options)
+    for w in caught:
+        if issubclass(w.category, EncodingFallback):
+            err.print(f"[yellow]frugal: warning:[/] {w.message}", highlight=False, soft_wrap=True)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return ds
+
+
+def data_info(ds: Dataset) -> dict[str, Any]:
+    """Where a dataset came from and how it was read, for --json."""
+    return {"path": ds.source, "format": ds.format, "encoding": ds.encoding, "rows": len(ds)}
+
+
 @contextmanager
 def progress(enabled: bool = True) -> Iterator[Any]:
     """A Rich progress bar on stderr; yields the ``(step, done, total)`` callback."""

@@ -73,22 +73,30 @@ MinutesOpt = Annotated[
 
 def _load(
     path: Path,
+    option: str,
     fmt_name: str,
     text_col: str | None,
     text2_col: str | None,
     label_col: str | None,
     encoding: str | None,
 ) -> Any:
-    from frugalml.data import load_data
+    from frugalml.cli.data_view import read_data
 
-    return load_data(
+    return read_data(
         path,
-        format=fmt_name,  # type: ignore[arg-type]  # load_data checks it
+        option,
+        format=fmt_name,
         text_col=text_col,
         text2_col=text2_col,
         label_col=label_col,
         encoding=encoding,
     )
+
+
+def _data_info(train: Any, dev: Any) -> dict[str, Any]:
+    from frugalml.cli.data_view import data_info
+
+    return {"train": data_info(train), "eval": data_info(dev)}
 
 
 def _check_task(task: str) -> None:
@@ -247,8 +255,8 @@ def finetune(
         seed=seed,
     )
     config.validate()
-    train = _load(data, data_format, text_col, text2_col, label_col, encoding)
-    dev = _load(eval_data, data_format, text_col, text2_col, label_col, encoding)
+    train = _load(data, "--data", data_format, text_col, text2_col, label_col, encoding)
+    dev = _load(eval_data, "--eval", data_format, text_col, text2_col, label_col, encoding)
     out_dir = out or Path("frugal-out") / f"finetune-{time.strftime('%Y%m%d-%H%M%S')}"
     result = run_finetune(
         model,
@@ -262,7 +270,7 @@ def finetune(
         progress=not json_out,
     )
     if json_out:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(), "data": _data_info(train, dev)})
         return
     rows: list[tuple[str, str]] = [
         ("run", result.run_id),
@@ -428,8 +436,8 @@ def tune(
         base=base,
     )
     config.validate()
-    train = _load(data, data_format, text_col, text2_col, label_col, encoding)
-    dev = _load(eval_data, data_format, text_col, text2_col, label_col, encoding)
+    train = _load(data, "--data", data_format, text_col, text2_col, label_col, encoding)
+    dev = _load(eval_data, "--eval", data_format, text_col, text2_col, label_col, encoding)
     result = run_tune(
         model,
         train,
@@ -442,7 +450,7 @@ def tune(
         region=region,
     )
     if json_out:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(), "data": _data_info(train, dev)})
         return
     _print_study(result.study)
     if result.unpruned is not None:

@@ -358,6 +358,42 @@ def _safe_url(url: str | None) -> str | None:
         return url
 
 
+def check_storage(storage: str | None, ledger: str) -> None:
+    """Refuse an Optuna ``storage`` that SQLAlchemy cannot open, or that is the ``ledger``'s
+    own database (Optuna would create its tables in the ledger)."""
+    if storage is None:
+        return
+    import sqlalchemy as sa
+
+    try:
+        url = sa.engine.make_url(storage)
+        url.get_dialect()
+    except Exception as e:  # ArgumentError, NoSuchModuleError, a missing driver...
+        raise BadInput(
+            f"cannot use the Optuna storage '{_safe_url(storage)}': "
+            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}",
+            hint="give a database URL, e.g. sqlite:///optuna.db or postgresql+psycopg://HOST/DB",
+        ) from e
+    if _same_database(url, sa.engine.make_url(ledger)):
+        raise BadInput(
+            f"the Optuna storage '{_safe_url(storage)}' is the ledger's database",
+            hint="give the study its own database, e.g. sqlite:///optuna.db",
+        )
+
+
+def _same_database(a: Any, b: Any) -> bool:
+    if a.get_backend_name() != b.get_backend_name():
+        return False
+    if a.get_backend_name() != "sqlite":
+        return bool((a.host, a.port, a.database) == (b.host, b.port, b.database))
+    if not a.database or not b.database or ":memory:" in (a.database, b.database):
+        return False
+    pa, pb = Path(a.database).expanduser(), Path(b.database).expanduser()
+    if pa.exists() and pb.exists():
+        return pa.samefile(pb)
+    return pa.resolve() == pb.resolve()
+
+
 def _basis_key(compute: dict[str, float]) -> str:
     """Device seconds where a GPU was used, else CPU seconds: the compute that is paid for."""
     return "device_s" if compute.get("device_s", 0.0) > 0 else "cpu_s"
@@ -393,10 +429,12 @@ def tune(
     (recorded as a second ``tune`` run) and the saving is measured; otherwise it is estimated.
     """
     from frugalml.ledger import Ledger
+    from frugalml.settings import ledger_url
     from frugalml.train.prepare import check_data, resolve_model
 
     config = config or TuneConfig()
     config.validate()
+    check_storage(config.storage, ledger.url if hasattr(ledger, "url") else ledger_url(ledger))
     check_data(train, dev)
     resolve_model(model)
     name = config.study_name or f"frugal-tune-{time.strftime('%Y%m%d-%H%M%S')}"
