@@ -37,7 +37,7 @@ def test_evaluator_failure_is_reported(tmp_path: Path) -> None:
                 time.sleep(0.2)
     finally:
         evaluator.close()
-    assert evaluator._proc.returncode is not None  # the process was reaped
+    assert evaluator.returncode is not None  # the process was reaped
 
 
 def test_finish_evaluates_leftovers_in_the_trainer(tmp_path: Path) -> None:

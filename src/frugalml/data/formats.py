@@ -279,7 +279,8 @@ def _read_stsb(path: Path, text: str) -> Dataset:
         if score is None:
             raise BadInput(
                 f"{path}: row {n}, score cell (field 5) is {cols[4]!r}, not a number in 0-5",
-                hint="fix or remove that row",
+                hint="fix or remove that row (or, for another layout, pass --format tsv "
+                "with column options)",
             )
         scores.append(score)
         s1.append(cols[5].strip())

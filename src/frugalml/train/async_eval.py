@@ -319,6 +319,11 @@ class AsyncEvaluator:
             self._proc.wait(timeout=10)
         self._reader.join(timeout=10)
 
+    @property
+    def returncode(self) -> int | None:
+        """The evaluator process's exit status once it has ended and been reaped, else None."""
+        return self._proc.returncode
+
     def close(self) -> None:
         """Stop the writer and the evaluator (pending checkpoints are dropped). Idempotent."""
         if self._closed:

@@ -78,7 +78,7 @@ def _memory_peak(device: str) -> int:
 
 
 class Trainer:
-    """Fine-tunes one model; see ``frugalml.train.finetune.finetune`` for the contract."""
+    """Fine-tunes one model; see ``frugalml.train.finetuning.finetune`` for the contract."""
 
     def __init__(
         self,
