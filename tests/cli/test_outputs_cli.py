@@ -284,3 +284,23 @@ def test_clean_never_writes_over_its_input_or_the_users_files(
         done = _clean(cli, data, out)
         assert done.returncode == 0, done.stderr
     assert {"clean.txt", "clean.txt.report.json"} <= set(_listing(tmp_path))
+
+
+def test_tune_out_lists_the_trials_it_keeps(
+    world: dict[str, Path], cli: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "tune"
+    args = ["tune", str(world["model"]), "--data", str(world["train"]), "--eval", str(world["dev"]),
+            "--trials", "2", "--sampler", "random", "--pruner", "none", "--recipe", "lora",
+            "--max-length", "16", "--evals", "1", "--eval-mode", "sync", "--out", str(out),
+            "--json"]  # fmt: skip
+    done = cli(*args)
+    assert done.returncode == 0, done.stderr
+    trials = sorted(p.name for p in out.iterdir() if p.name.startswith("trial-"))
+    assert trials == ["trial-000", "trial-001"]  # no pruner: both complete and kept
+    listed = _listing(out)
+    assert {f"{t}/frugal.json" for t in trials} <= set(listed)
+    assert not any(".checkpoints" in k for k in listed)
+    (out / "trial-000" / "notes.txt").write_text("mine")
+    _refused(cli(*args), "did not write", "trial-000/notes.txt")
+    assert (out / "trial-000" / "notes.txt").read_text() == "mine"

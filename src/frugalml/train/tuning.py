@@ -286,6 +286,7 @@ class _Objective:
             return bool(trial.should_prune())
 
         trial_out = self.out / f"trial-{trial.number:03d}" if self.out else None
+        made = trial_out is not None and not trial_out.exists()  # so provably frugal's
         try:
             res = finetune(
                 self.model,
@@ -313,7 +314,10 @@ class _Objective:
         self._record(trial, state, reported, res.run_id, res.accuracy, res.steps, res.planned_steps)
         if pruned:
             if trial_out is not None:
-                remove_written(trial_out)  # only what frugal wrote there
+                if made:
+                    shutil.rmtree(trial_out, ignore_errors=True)
+                else:
+                    remove_written(trial_out)  # only what frugal wrote there
             raise optuna.TrialPruned()
         return res.accuracy
 
