@@ -12,7 +12,7 @@ differences; replicates use a seeded generator, so the same inputs give the same
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -135,3 +135,80 @@ def paired_bootstrap_mean(
         n_items=int(diff.size),
         seed=seed,
     )
+
+
+# ---- timing ratios over interleaved rounds ---------------------------------------------------
+MIN_ROUNDS_FOR_CI = 6  # fewest rounds whose outermost pair covers the median at >= 95%
+
+
+@dataclass(frozen=True)
+class RatioCI:
+    """A candidate/baseline ratio of a timing figure over paired rounds, with its interval.
+
+    Round ``i`` measured the baseline and the candidate one after the other (interleaved
+    A B, B A, ...), so ``candidate_i / baseline_i`` is one paired ratio; ``ratio`` is their
+    median (in log space, so the ratio of throughputs is exactly the inverse of the ratio of
+    costs), and ``[low, high]`` is the distribution-free interval of that median from the
+    order statistics of the rounds (a sign-test interval: it assumes only that the rounds are
+    independent; its coverage is at least ``confidence``). Unitless (``0.43`` = 0.43×).
+    """
+
+    ratio: float
+    low: float
+    high: float
+    confidence: float
+    rounds: int
+    method: str = "median of paired rounds, order-statistic interval"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def inverse(self) -> RatioCI:
+        """The interval of ``baseline / candidate``."""
+        return RatioCI(
+            1 / self.ratio, 1 / self.high, 1 / self.low, self.confidence, self.rounds, self.method
+        )
+
+
+def paired_ratio(baseline: Sequence[float], candidate: Sequence[float]) -> float | None:
+    """The median over rounds of ``candidate_i / baseline_i`` (log space); None if undefined."""
+    logs = _log_ratios(baseline, candidate)
+    return None if logs is None else float(np.exp(np.median(logs)))
+
+
+def paired_ratio_ci(
+    baseline: Sequence[float],
+    candidate: Sequence[float],
+    *,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> RatioCI | None:
+    """The median paired ratio with its order-statistic interval (``scipy.stats.quantile_test``).
+
+    None when a round has no positive finite figure on a side, or when there are too few
+    rounds for any interval at ``confidence`` (fewer than 6 at 95%).
+    """
+    from scipy.stats import quantile_test
+
+    logs = _log_ratios(baseline, candidate)
+    if logs is None:
+        return None
+    ci = quantile_test(logs, q=0.0, p=0.5).confidence_interval(confidence)
+    if not (np.isfinite(ci.low) and np.isfinite(ci.high)):
+        return None  # too few rounds
+    return RatioCI(
+        ratio=float(np.exp(np.median(logs))),
+        low=float(np.exp(ci.low)),
+        high=float(np.exp(ci.high)),
+        confidence=confidence,
+        rounds=int(logs.size),
+    )
+
+
+def _log_ratios(baseline: Sequence[float], candidate: Sequence[float]) -> np.ndarray | None:
+    b = np.asarray(baseline, dtype=float)
+    c = np.asarray(candidate, dtype=float)
+    if b.shape != c.shape or b.ndim != 1 or b.size == 0:
+        return None
+    if not (np.isfinite(b).all() and np.isfinite(c).all() and (b > 0).all() and (c > 0).all()):
+        return None
+    return np.log(c) - np.log(b)
