@@ -115,6 +115,10 @@ class Side:
     # figure (a FIGURE_KEYS name) -> its value in each timed round, in round order
     per_round: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:  # rounds read back from JSON come as lists
+        rounds = {str(k): tuple(float(x) for x in v) for k, v in self.per_round.items()}
+        object.__setattr__(self, "per_round", rounds)
+
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["training"] = self.training.to_dict() if self.training else None
@@ -126,7 +130,6 @@ class Side:
         kept = {k: v for k, v in data.items() if k in names}
         if kept.get("training"):
             kept["training"] = TrainingCost(**kept["training"])
-        kept["per_round"] = {k: tuple(v) for k, v in (kept.get("per_round") or {}).items()}
         return cls(**kept)
 
 
