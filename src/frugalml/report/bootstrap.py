@@ -8,6 +8,21 @@ differences; replicates use a seeded generator, so the same inputs give the same
 
     ci = paired_bootstrap(lambda idx: quality(base, idx), lambda idx: quality(cand, idx), n)
     ci.delta, ci.low, ci.high          # candidate - baseline, in the metric's points
+
+Why percentile and not ``scipy.stats.bootstrap(paired=True, method="BCa")``: BCa corrects
+for bias and skew, which a Spearman difference near 1 has, so it was compared on simulated
+data with a known true difference (gold ~ N(0, 1), each model = gold + noise, population
+Spearman (6/pi) asin(rho/2); seeded; 999 resamples). Coverage of the 95% interval, percentile
+against BCa: 60 rows, rho 0.95 vs 0.90: 0.980 vs 0.953 (400 data sets); 60 rows, equal
+models: 0.978 vs 0.958 (400); 30 rows, 0.97 vs 0.93: 0.990 vs 0.985 (400); 200 rows, 0.90 vs
+0.85: 0.957 vs 0.950 (300). The percentile interval covered at least as often in every case
+and was 1-5% narrower, so it is kept (it also needs no jackknife: BCa re-scores both sides
+once per row on top of the resamples). ``tests/report/test_report_bootstrap.py`` keeps a
+smaller version of that comparison.
+
+Timing ratios (throughput, latency, cost) are not bootstrapped: with a handful of rounds a
+bootstrap of a median under-covers, so :func:`paired_ratio_ci` gives the order-statistic
+(sign-test) interval of the median paired ratio instead.
 """
 
 from __future__ import annotations
