@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from frugalml.report.bootstrap import paired_bootstrap, paired_bootstrap_mean, resample_indices
+from frugalml.report.bootstrap import (
+    paired_bootstrap,
+    paired_bootstrap_mean,
+    paired_ratio_ci,
+    resample_indices,
+)
 
 
 def test_identical_predictions_give_exactly_zero() -> None:
@@ -145,3 +150,17 @@ def test_percentile_covers_a_spearman_difference_as_well_as_scipy_bca(
     assert coverage["percentile"] >= 0.93, coverage
     assert coverage["percentile"] >= coverage["bca"] - 0.02, coverage
     assert widths["percentile"] <= 1.02 * widths["bca"], widths
+
+
+def test_ratio_interval_is_the_order_statistics_of_the_paired_rounds() -> None:
+    """10 rounds: the 95% sign-test interval of a median is the 2nd to the 9th ratio."""
+    base = np.array([10.0, 12.0, 9.0, 11.0, 10.0, 8.0, 13.0, 10.0, 9.5, 11.5])
+    ratios = np.array([0.5, 0.45, 0.6, 0.52, 0.48, 0.7, 0.3, 0.55, 0.5, 0.49])
+    ci = paired_ratio_ci(base, base * ratios)
+    assert ci is not None and ci.rounds == 10
+    assert (ci.low, ci.high) == pytest.approx((0.45, 0.6))  # sorted: .3 .45 ... .6 .7
+    assert ci.ratio == pytest.approx(0.5)  # both middle ratios are 0.5
+    inv = paired_ratio_ci(base * ratios, base)
+    assert inv is not None and (inv.low, inv.high) == pytest.approx((1 / 0.6, 1 / 0.45))
+    assert paired_ratio_ci(base[:5], base[:5] * 2) is None  # too few rounds for 95%
+    assert paired_ratio_ci(base, np.zeros(10)) is None  # no positive figure

@@ -178,12 +178,6 @@ class RatioCI:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def inverse(self) -> RatioCI:
-        """The interval of ``baseline / candidate``."""
-        return RatioCI(
-            1 / self.ratio, 1 / self.high, 1 / self.low, self.confidence, self.rounds, self.method
-        )
-
 
 def paired_ratio(baseline: Sequence[float], candidate: Sequence[float]) -> float | None:
     """The median over rounds of ``candidate_i / baseline_i`` (log space); None if undefined."""
