@@ -83,7 +83,7 @@ def evaluate_alternating(
     """Evaluate models in one process, alternating, for ``rounds`` rounds (see the module).
 
     Quality is the same every round (same split, same seed); the per-row outputs kept are the
-    first round's. For ``fidelity`` the reference is the first model (the baseline).
+    first round's. A task that ``needs_reference`` (fidelity) compares with the first model.
     """
     from frugalml.data import load_data
     from frugalml.measure.prices import resolve
@@ -101,7 +101,7 @@ def evaluate_alternating(
     the_task.check(dataset)
     models = [load(s, device=device) for s in specs]
     reference = None
-    if the_task.name == "fidelity":
+    if the_task.needs_reference:
         reference = reference_outputs(models[0], the_task, dataset, seed)
     per: list[list[EvalResult]] = [[] for _ in models]
     order = list(range(len(models)))
