@@ -105,3 +105,22 @@ def test_search_does_not_import_report() -> None:
             else:
                 continue
             assert not any(n.startswith(("frugalml.report", "frugalml.cli")) for n in names), file
+
+
+def test_untried_counts_queued_and_unexpanded_tiers() -> None:
+    """A budget that ends after the first variant leaves the rest of the convert tier and the
+    whole structure tier untried (runtime variants depend on results: not counted)."""
+    from frugalml.passes import LayerDrop, OnnxExport, QuantizeDynamic
+    from frugalml.search.space import Strategy
+
+    strategy = Strategy(
+        {"convert": [(OnnxExport(),), (QuantizeDynamic(),)], "structure": [(LayerDrop(keep=2),)]},
+        bound_max_drop=1.0,
+    )
+    assert strategy.untried() == 1 + 3  # the baseline, then every pipeline
+    base = strategy.ask()
+    assert base is not None
+    strategy.tell(base, {**rec(base.id, 90.0, 10.0), "batch_size": 32})
+    first = strategy.ask()
+    assert first is not None and first.tier == "convert"
+    assert strategy.untried() == 2  # one convert + one structure

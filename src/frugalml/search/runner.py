@@ -383,7 +383,7 @@ def _loop(
     try:
         while (cand := strategy.ask()) is not None:
             if cand.tier != "baseline" and time.monotonic() > deadline:
-                untried = 1 + strategy.pending()
+                untried = 1 + strategy.untried()  # + the one just asked
                 search.emit("budget", {"untried": untried, "done": len(records)})
                 return "budget", untried
             search.emit("start", {"candidate": cand, "queued": strategy.estimate_remaining()})
@@ -396,7 +396,7 @@ def _loop(
     except KeyboardInterrupt:  # keep what was found: report it, then stop
         if not any(r["tier"] == "baseline" and r["status"] == "ok" for r in records):
             raise
-        return "interrupted", strategy.pending()
+        return "interrupted", strategy.untried()
     return "completed", 0
 
 
