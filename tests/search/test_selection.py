@@ -124,3 +124,30 @@ def test_untried_counts_queued_and_unexpanded_tiers() -> None:
     first = strategy.ask()
     assert first is not None and first.tier == "convert"
     assert strategy.untried() == 2  # one convert + one structure
+
+
+def test_a_fine_tuned_original_adds_its_fine_tune_to_the_production_cost(tmp_path: Path) -> None:
+    """The lineage of an optimized fine-tuned model: the search, plus the fine-tune run its
+    manifest names (``run_id``), as the ledger recorded it."""
+    import json
+
+    from frugalml.ledger import Ledger
+    from frugalml.measure.track import track
+    from frugalml.search.result import ProductionCost
+    from frugalml.search.runner import _training_run
+    from tinymodels import tiny_bert
+
+    book = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    with track("finetune tiny", kind="finetune", ledger=book) as run:
+        sum(i * i for i in range(200_000))  # some CPU to measure
+    folder = tiny_bert(tmp_path / "tuned")
+    (folder / "frugal.json").write_text(json.dumps({"kind": "hf-encoder", "run_id": run.id}))
+    trained = _training_run(book, str(folder))
+    assert trained is not None and trained.id == run.id and trained.usage is not None
+    search = ProductionCost(1.0, 10.0, "estimate", 5.0, 60.0, 0.1, ("opt",), 3)
+    total = search.plus(trained.usage, trained.id)
+    assert total.runs == ("opt", run.id) and total.candidates == 3
+    assert total.cpu_s == pytest.approx(5.0 + trained.usage.cpu_s)
+    assert total.wall_s == pytest.approx(60.0 + trained.usage.wall_s)
+    assert total.cost_usd == pytest.approx(1.0 + trained.usage.cost_usd)
+    assert _training_run(book, str(tiny_bert(tmp_path / "plain"))) is None  # no lineage

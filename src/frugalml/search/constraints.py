@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
 
 from frugalml.errors import BadInput
 from frugalml.search.pareto import R, Record, cheaper, pick, quality_drop, ranked, usable
+from frugalml.search.result import CandidateRecord
 
 
 @dataclass(frozen=True)
@@ -41,15 +41,12 @@ class Cheapest:
         return pick([r for r in records if bound.allows(r)], self.objective)
 
 
-E = TypeVar("E", bound=MutableMapping[str, Any])
-
-
 def choose(
-    records: Sequence[E],
-    baseline: E,
+    records: Sequence[CandidateRecord],
+    baseline: CandidateRecord,
     max_drop: float,
-    final_quality: Callable[[E], float],
-) -> tuple[E | None, list[str]]:
+    final_quality: Callable[[CandidateRecord], float],
+) -> tuple[CandidateRecord | None, list[str]]:
     """The chosen record and notes on what was passed over.
 
     Contenders: records cheaper than ``baseline`` beyond the noise and within ``max_drop``

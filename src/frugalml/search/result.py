@@ -3,14 +3,14 @@ produce. Plain data; the reports (``frugalml.report``) and the CLI read it, sear
 
 ``candidates.json`` is ``OptimizeResult.candidates_file()``: the top-level verdict
 (``stop_reason``, ``untried``, ``production_cost``, ``rows`` per split) and ``candidates``, one
-entry per candidate (``search.record.CandidateRecord.to_dict()``).
+``CandidateRecord`` per candidate (every figure, its unit in its name).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 if TYPE_CHECKING:
     from frugalml.records import Usage
@@ -21,6 +21,78 @@ STOP_REASONS: dict[str, str] = {
     "budget": "the time budget ran out before every candidate was tried",
     "interrupted": "interrupted (Ctrl-C) before every candidate was tried",
 }
+
+
+class PassEntry(TypedDict):
+    name: str
+    config: dict[str, Any]
+
+
+class CandidateRecord(TypedDict, total=False):
+    """One candidate, as ``candidates.json`` lists it and the search passes it around (a
+    mapping, so ``pareto`` and ``constraints`` stay pure functions over records). Units are
+    in the names: seconds ``_s``, bytes ``_bytes``, joules ``_j``, dollars ``_usd``, quality
+    in points of ``metric``; ratios are against the original (the baseline)."""
+
+    # what it is
+    id: str  # c00 (the original), c01, ...
+    label: str  # "onnx_export + quantize_dynamic(per_channel=True)"
+    tier: str  # baseline | convert | runtime | structure
+    passes: list[PassEntry]
+    runtime: dict[str, Any]  # threads, batch_size, length_sort, max_length
+    status: str  # ok | failed
+    error: str | None
+    optimize_run_id: str
+    run_id: str  # its ``candidate`` run in the ledger
+    model_dir: str | None  # its saved folder while the search runs (best/ for the chosen)
+    best_dir: str
+    prepare_s: float  # building and saving it
+    eval_s: float  # evaluating it (its own process)
+    # the evaluation on the select split: every ``EvalResult`` figure
+    task: str
+    quality: float
+    metric: str
+    higher_is_better: bool
+    throughput_per_s: float
+    latency_ms_p50: float
+    latency_ms_p99: float
+    cost_usd_per_1m: float
+    cost_usd_per_1m_low: float  # at the fastest timed pass
+    cost_usd_per_1m_high: float  # at the slowest
+    energy_j_per_1k: float
+    energy_source: str
+    peak_memory_bytes: int
+    size_bytes: int
+    device: str
+    threads: int
+    batch_size: int
+    length_sort: bool
+    rows: int
+    rows_scored: int
+    rows_total: int
+    split: str
+    texts_timed: int
+    repeats: int
+    warmup_s: float
+    timed_s: float
+    cpu_s: float  # of the timed passes
+    usd_per_hour: float
+    instance: str
+    region: str
+    co2_g_per_1m: float
+    model: str
+    # against the original, on the select split
+    quality_drop: float  # points lost (negative: better)
+    meets_bound: bool
+    cost_ratio: float  # original's cost / this one's
+    throughput_ratio: float  # this one's throughput / original's
+    on_pareto: bool
+    chosen: bool
+    # the final check (the held-out split), for the candidates checked
+    final_quality: float
+    final_quality_drop: float
+    final_check: str  # passed | failed
+    final_error: str
 
 
 @dataclass(frozen=True)
@@ -79,16 +151,16 @@ class ProductionCost:
 class OptimizeResult:
     """What ``optimize`` found. ``best`` is None when nothing beat the original in bound.
 
-    ``baseline``, ``best``, ``pareto`` and ``candidates`` are candidate entries
-    (``CandidateRecord.to_dict()``). ``stop_reason``: why the search stopped (``STOP_REASONS``);
+    ``baseline``, ``best``, ``pareto`` and ``candidates`` are ``CandidateRecord``s.
+    ``stop_reason``: why the search stopped (``STOP_REASONS``);
     ``untried``: candidates it did not get to. ``rows``: rows of each split (tune, select,
     final). ``production_cost``: what producing ``best`` cost (the whole search).
     """
 
-    baseline: dict[str, Any]
-    best: dict[str, Any] | None
-    pareto: list[dict[str, Any]]
-    candidates: list[dict[str, Any]]
+    baseline: CandidateRecord
+    best: CandidateRecord | None
+    pareto: list[CandidateRecord]
+    candidates: list[CandidateRecord]
     out: Path
     run_id: str
     task: str

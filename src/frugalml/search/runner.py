@@ -42,7 +42,7 @@ from frugalml.passes.registry import config_to_dict, info_of
 from frugalml.search.constraints import QualityBound, choose
 from frugalml.search.evaluate import EVAL_KEYS, resolve_data
 from frugalml.search.pareto import pareto_front
-from frugalml.search.result import OptimizeResult, ProductionCost, StopReason
+from frugalml.search.result import CandidateRecord, OptimizeResult, ProductionCost, StopReason
 from frugalml.search.space import Candidate, Pipeline, Strategy, base_pipelines
 from frugalml.search.worker import Evaluator, Outcome
 from frugalml.tasks import Task, get_task
@@ -243,7 +243,7 @@ def optimize(
         strategy = _strategy(
             search, tiers, passes, max_quality_drop, device, seed, runtime_variants
         )
-        records: list[dict[str, Any]] = []
+        records: list[CandidateRecord] = []
         deadline = started + budget_minutes * 60.0
         stop, untried = _loop(search, strategy, records, deadline, max_quality_drop, work.parent)
         best, notes = _choose(search, records, max_quality_drop, final_check=stop != "interrupted")
@@ -373,7 +373,7 @@ def _strategy(
 def _loop(
     search: _Search,
     strategy: Strategy,
-    records: list[dict[str, Any]],
+    records: list[CandidateRecord],
     deadline: float,
     max_drop: float,
     out_dir: Path,
@@ -400,7 +400,7 @@ def _loop(
     return "completed", 0
 
 
-def _run_candidate(search: _Search, cand: Candidate) -> dict[str, Any]:
+def _run_candidate(search: _Search, cand: Candidate) -> CandidateRecord:
     """Build ``cand`` here, evaluate it on the select split in its own process, record it.
 
     Its usage is this process's over the span plus the evaluating process's CPU (``wait4``):
@@ -419,9 +419,9 @@ def _run_candidate(search: _Search, cand: Candidate) -> dict[str, Any]:
         record["eval_s"] = time.perf_counter() - t1
         record.update(result.to_dict())
     except FrugalError as e:
-        record.update(status="failed", error=str(e))
+        record["status"], record["error"] = "failed", str(e)
     except Exception as e:
-        record.update(status="failed", error=f"{type(e).__name__}: {e}"[:500])
+        record["status"], record["error"] = "failed", f"{type(e).__name__}: {e}"[:500]
     usage = meter.stop(extra_cpu_s=sum(o.cpu_s for o in used))
     if used and used[-1].peak_rss_bytes > usage.peak_host_bytes:  # the candidate's own peak
         from dataclasses import replace
@@ -431,7 +431,7 @@ def _run_candidate(search: _Search, cand: Candidate) -> dict[str, Any]:
     return record
 
 
-def _new_record(cand: Candidate, parent_id: str) -> dict[str, Any]:
+def _new_record(cand: Candidate, parent_id: str) -> CandidateRecord:
     return {
         "id": cand.id,
         "label": cand.label,
@@ -444,7 +444,7 @@ def _new_record(cand: Candidate, parent_id: str) -> dict[str, Any]:
     }
 
 
-def _build(search: _Search, cand: Candidate, record: dict[str, Any]) -> str:
+def _build(search: _Search, cand: Candidate, record: CandidateRecord) -> str:
     """Apply ``cand``'s passes and save it; what to evaluate (a folder, or the original)."""
     model = search.builder.build(cand.pipeline)
     record["runtime"] = model.runtime.to_dict()
@@ -458,7 +458,7 @@ def _build(search: _Search, cand: Candidate, record: dict[str, Any]) -> str:
     return ref
 
 
-def _record_run(search: _Search, record: dict[str, Any], usage: Usage) -> str:
+def _record_run(search: _Search, record: CandidateRecord, usage: Usage) -> str:
     from frugalml.measure.hardware import environment, hardware
 
     ok = record["status"] == "ok"
@@ -474,7 +474,7 @@ def _record_run(search: _Search, record: dict[str, Any], usage: Usage) -> str:
             "eval": {k: record.get(k) for k in EVAL_KEYS if k in record},
         },
         quality={record["metric"]: float(record["quality"])} if ok else {},
-        artifacts={"model": record["model_dir"]} if keep else {},
+        artifacts={"model": str(record["model_dir"])} if keep else {},
         error=record["error"],
         parent_id=search.run_id,
         hardware=hardware(),
@@ -482,7 +482,7 @@ def _record_run(search: _Search, record: dict[str, Any], usage: Usage) -> str:
     )
 
 
-def _baseline(records: list[dict[str, Any]]) -> dict[str, Any]:
+def _baseline(records: list[CandidateRecord]) -> CandidateRecord:
     baseline = next((r for r in records if r["tier"] == "baseline"), None)
     if baseline is None or baseline["status"] != "ok":
         why = baseline["error"] if baseline else "not evaluated"
@@ -490,13 +490,13 @@ def _baseline(records: list[dict[str, Any]]) -> dict[str, Any]:
     return baseline
 
 
-def _bound(baseline: dict[str, Any], max_drop: float) -> QualityBound:
+def _bound(baseline: CandidateRecord, max_drop: float) -> QualityBound:
     return QualityBound(
         float(baseline["quality"]), max_drop, bool(baseline.get("higher_is_better", True))
     )
 
 
-def _mark(records: list[dict[str, Any]], max_drop: float) -> None:
+def _mark(records: list[CandidateRecord], max_drop: float) -> None:
     """Per-record figures against the baseline (selection split) and the Pareto flag."""
     baseline = _baseline(records)
     bound = _bound(baseline, max_drop)
@@ -514,8 +514,8 @@ def _mark(records: list[dict[str, Any]], max_drop: float) -> None:
 
 
 def _choose(
-    search: _Search, records: list[dict[str, Any]], max_drop: float, *, final_check: bool
-) -> tuple[dict[str, Any] | None, list[str]]:
+    search: _Search, records: list[CandidateRecord], max_drop: float, *, final_check: bool
+) -> tuple[CandidateRecord | None, list[str]]:
     """``constraints.choose`` with final-split evaluations (none when interrupted)."""
     baseline = _baseline(records)
     _mark(records, max_drop)
@@ -530,7 +530,7 @@ def _choose(
     return best, notes
 
 
-def _final_quality(search: _Search, record: dict[str, Any]) -> float:
+def _final_quality(search: _Search, record: CandidateRecord) -> float:
     """Quality on the final split (one timed pass); NaN when that evaluation fails."""
     used: list[Outcome] = []
     try:
@@ -581,8 +581,8 @@ def _save(result: OptimizeResult, search: _Search) -> None:
     if best_dir.exists():
         shutil.rmtree(best_dir)
     best = result.best
-    if best is not None and best.get("model_dir"):
-        shutil.copytree(best["model_dir"], best_dir)
+    if best is not None and (folder := best.get("model_dir")):
+        shutil.copytree(folder, best_dir)
         man_path = best_dir / "frugal.json"
         man = json.loads(man_path.read_text())
         man.update(
