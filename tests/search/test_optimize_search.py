@@ -190,6 +190,10 @@ def test_optimize_records_failures_and_goes_on(texts_file: Path, tmp_path: Path)
     cands = json.loads((out / "candidates.json").read_text())["candidates"]
     assert [c["id"] for c in cands] == [c["id"] for c in res.candidates]
     assert all(c["optimize_run_id"] == res.run_id for c in cands)
+    from frugalml.search.result import CandidateRecord
+
+    declared = set(CandidateRecord.__annotations__)  # every figure is a typed, named field
+    assert all(set(c) <= declared for c in cands), [set(c) - declared for c in cands]
     assert (out / "report.md").read_text().count("| c0") >= len(cands)
     manifest = json.loads((out / "best" / "frugal.json").read_text())
     assert manifest["optimize_run_id"] == res.run_id and manifest["candidate_id"] == res.best["id"]
