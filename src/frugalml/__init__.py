@@ -39,7 +39,7 @@ _LAZY = {
     "load": "frugalml.models.load",
     "evaluate": "frugalml.search.evaluate",
     "apply": "frugalml.passes",
-    "optimize": "frugalml.search.runner",
+    "optimize": "frugalml.report.markdown",  # the search, with its reports written
     "compare": "frugalml.report.compare",
 }
 
@@ -70,8 +70,8 @@ if TYPE_CHECKING:
     from frugalml.models.load import load
     from frugalml.passes import apply
     from frugalml.records import Hardware, RunRecord, Usage
+    from frugalml.report.markdown import optimize
     from frugalml.search.evaluate import evaluate
-    from frugalml.search.runner import optimize
 
 
 def __getattr__(name: str) -> Any:

@@ -140,7 +140,7 @@ def evaluate_alternating(
     """Evaluate models in one process, alternating, for ``rounds`` rounds (see the module).
 
     Quality is the same every round (same split, same seed); the per-row outputs kept are the
-    first round's. For ``fidelity`` the reference is the first model (the baseline). Each
+    first round's. A task that ``needs_reference`` (fidelity) compares with the first model. Each
     model's loading and rounds are metered apart (``Measured.usage``).
     """
     from frugalml.data import load_data
@@ -170,7 +170,7 @@ def evaluate_alternating(
 
     models = [metered(i, functools.partial(load, s, device=device)) for i, s in enumerate(specs)]
     reference = None
-    if the_task.name == "fidelity":
+    if the_task.needs_reference:
         reference = metered(
             0, lambda: reference_outputs(models[0], the_task, dataset, seed)
         )  # the baseline's outputs: its own work
