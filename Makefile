@@ -31,4 +31,4 @@ bench: install
 	$(PY) bench/ledger_throughput.py --json
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache frugal-out
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache frugal-out
