@@ -83,7 +83,7 @@ def blocked() -> list[str]:
 
 def _core_python(blocked: list[str], code: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", HOOK.format(blocked=blocked) + code, *args],
+        [sys.executable, "-c", HOOK.format(blocked=blocked) + code, *args],  # []: no blocking
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
@@ -120,9 +120,10 @@ def test_import_frugalml_imports_nothing_heavy(blocked: list[str]) -> None:
     assert json.loads(done.stdout) == []
 
 
-def test_track_and_the_sqlite_ledger_with_the_core_alone(blocked: list[str], tmp_path: Path):
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    code = f"""
+def _track_code(url: str, heavy: list[str]) -> str:
+    """Track a job into a SQLite ledger, read it back; print its id and the extras imported."""
+    return f"""
+import json
 import frugalml
 with frugalml.track("lean-job", ledger={url!r}, params={{"n": 3}}) as run:
     total = sum(range(10**5))
@@ -130,13 +131,22 @@ with frugalml.Ledger({url!r}) as book:
     runs = book.runs()
 assert [r.name for r in runs] == ["lean-job"], runs
 assert runs[0].status == "finished" and runs[0].usage.wall_s > 0, runs[0]
-heavy = sorted(m for m in sys.modules if m.partition(".")[0] in BLOCKED)
-assert not heavy, heavy
-print(runs[0].id)
+imported = sorted({{m.partition(".")[0] for m in sys.modules}} & {set(heavy)!r})
+print(json.dumps({{"id": runs[0].id, "imported": imported}}))
 """
-    done = _core_python(blocked, code)
+
+
+def test_track_and_the_sqlite_ledger_with_the_core_alone(blocked: list[str], tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    done = _core_python(blocked, _track_code(url, blocked))
     assert done.returncode == 0, done.stderr[-3000:]
-    run_id = done.stdout.strip()
+    run_id = json.loads(done.stdout)["id"]
+
+    # with every extra installed (no hook), the same path still imports none of them
+    full_url = f"sqlite:///{tmp_path / 'full.db'}"
+    full = _core_python([], _track_code(full_url, blocked))
+    assert full.returncode == 0, full.stderr[-3000:]
+    assert json.loads(full.stdout)["imported"] == [], "track/Ledger imported an extra"
 
     listed = _core_frugal(blocked, "runs", "--ledger", url, "--json")
     assert listed.returncode == 0, listed.stderr[-3000:]
