@@ -10,14 +10,18 @@ what a frugal candidate would measure:
 - ``torch.ao int8``        ``torch.ao.quantization.quantize_dynamic`` (the pass today)
 - ``torchao int8-dyn``     torchao ``quantize_(m, Int8DynamicActivationInt8WeightConfig())``
 - ``torchao int8-dyn + compile``
-- ``torchao int8-wo + compile``  ``Int8WeightOnlyConfig`` (int8 weights, float activations)
+- ``torchao int8-wo + compile``  ``Int8WeightOnlyConfig`` (int8 weights, float activations;
+                           another technique: only with ``--only``)
 
 Method: 2 threads, the first ``--pairs`` STS-B dev pairs (2 sentences each), batch 32. Each
 candidate's first full pass is its warm-up (compilation included) and is reported apart
-(``warmup_s``). Then ``--repeats`` rounds, interleaved (A B C ..., then B C ... A), each timing
-one full pass with ``perf_counter``; the figure is the median sentences/s. CPU only, so there is
-no device to synchronise. Process CPU seconds per pass (``time.process_time``, all threads)
-are recorded too: on a busy shared machine sentences per CPU-second is the steadier figure.
+(``warmup_s``, compile included, with an empty Inductor cache unless ``--warm-cache``). Then
+``--repeats`` rounds over the same length-sorted batches, interleaved per batch (every
+candidate runs batch b back to back, the order rotating), timed with ``perf_counter``:
+sentences/s from the median round, and the *paired* speedup, the median over every (round,
+batch) of fp32's time over the candidate's — seconds apart, so it survives a busy machine.
+CPU only, so there is no device to synchronise. Process CPU seconds (``time.process_time``,
+all threads) give a paired CPU speedup the same way.
 Quality: the mean (and minimum) cosine of each sentence's embedding to the fp32 one, and
 STS-B Spearman x 100 of the pairs (cosine vs gold score).
 
@@ -35,8 +39,8 @@ import json
 import logging
 import os
 import platform
-import statistics
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -95,6 +99,16 @@ def candidates(base: Any) -> dict[str, Callable[[], Any]]:
     }
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def spearman_x100(emb: np.ndarray, scores: list[float]) -> float:
     from scipy.stats import spearmanr
 
@@ -107,8 +121,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=128, help="STS-B dev pairs (2 sentences each)")
     ap.add_argument("--repeats", type=int, default=5, help="timed rounds per candidate")
-    ap.add_argument("--only", nargs="*", help="candidate names to run (default: all)")
+    ap.add_argument("--only", nargs="*", help="candidate names to run (default: all but -wo)")
+    ap.add_argument(
+        "--warm-cache", action="store_true", help="reuse Inductor's compile cache (default: empty)"
+    )
     args = ap.parse_args()
+    if not args.warm_cache:  # compile time as a first run pays it
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="frugal-inductor-")
 
     logging.disable(logging.WARNING)  # torchao's notes about kernels it cannot load on CPU
     import torch
@@ -127,7 +146,7 @@ def main() -> None:
     base = frugalml.load("minilm")
     base = base.evolve(runtime=replace(base.runtime, threads=THREADS, batch_size=BATCH))
     makers = candidates(base)
-    names = [k for k in makers if not args.only or k in args.only]
+    names = [k for k in makers if (k in args.only if args.only else "-wo" not in k)]
     load_before = os.getloadavg()
 
     models: dict[str, Any] = {}
@@ -149,43 +168,55 @@ def main() -> None:
         rows[name]["_emb"] = emb
         log(f"{name}: built in {build_s:.1f} s, warm-up pass {warm_s:.1f} s")
 
+    # Timed rounds, interleaved per batch: every candidate runs the same batch back to back
+    # (order rotating), so each paired ratio to fp32 compares runs seconds apart.
+    batches = base.batches(texts)
+    for name in names:
+        rows[name]["_emb"] = np.empty_like(rows[name]["_emb"])
+        rows[name]["_t"] = np.zeros((args.repeats, len(batches)))
+        rows[name]["_c"] = np.zeros((args.repeats, len(batches)))
     for r in range(args.repeats):
-        order = names[r % len(names) :] + names[: r % len(names)]
-        for name in order:
-            t0, c0 = time.perf_counter(), time.process_time()
-            emb = models[name].encode(texts)
-            rows[name]["times_s"].append(time.perf_counter() - t0)
-            rows[name]["cpu_s"].append(time.process_time() - c0)
-            rows[name]["_emb"] = emb
+        for b, idx in enumerate(batches):
+            k = (r * len(batches) + b) % len(names)
+            for name in names[k:] + names[:k]:
+                batch = [texts[i] for i in idx]
+                t0, c0 = time.perf_counter(), time.process_time()
+                out_rows = models[name].run_batch(batch)
+                rows[name]["_t"][r, b] = time.perf_counter() - t0
+                rows[name]["_c"][r, b] = time.process_time() - c0
+                rows[name]["_emb"][idx] = out_rows
         log(f"round {r + 1}/{args.repeats} done")
 
-    ref = rows[names[0]]["_emb"]
-    ref_rate = len(texts) / statistics.median(rows[names[0]]["times_s"])
-    ref_cpu_rate = len(texts) / statistics.median(rows[names[0]]["cpu_s"])
+    first = rows[names[0]]
+    ref, first_t, first_c = first["_emb"], first["_t"], first["_c"]
+    ref_rate = len(texts) / float(np.median(first["_t"].sum(1)))
     ref_rho = spearman_x100(ref, scores)
     out = []
     for name in names:
         row = rows[name]
         emb = row.pop("_emb")
+        t, c = row.pop("_t"), row.pop("_c")
         cos = (emb * ref).sum(1) / (np.linalg.norm(emb, axis=1) * np.linalg.norm(ref, axis=1))
-        rate = len(texts) / statistics.median(row["times_s"])
-        cpu_rate = len(texts) / statistics.median(row["cpu_s"])
+        rate = len(texts) / float(np.median(t.sum(1)))
         rho = spearman_x100(emb, scores)
+        row["times_s"] = [round(x, 4) for x in t.sum(1)]
+        row["cpu_s"] = [round(x, 4) for x in c.sum(1)]
         out.append(
             {
                 "name": name,
                 "sentences_per_s": round(rate, 1),
                 "speedup_vs_fp32": round(rate / ref_rate, 3),
-                "sentences_per_cpu_s": round(cpu_rate, 1),
-                "cpu_speedup_vs_fp32": round(cpu_rate / ref_cpu_rate, 3),
+                # median over every (round, batch) of fp32's time / this one's, run seconds apart
+                "paired_speedup_vs_fp32": round(float(np.median(first_t / t)), 3),
+                "paired_cpu_speedup_vs_fp32": round(float(np.median(first_c / c)), 3),
                 "mean_cosine_to_fp32": round(float(cos.mean()), 4),
                 "min_cosine_to_fp32": round(float(cos.min()), 4),
                 "stsb_spearman_x100": round(rho, 2),
                 "spearman_delta_points": round(rho - ref_rho, 2),
                 "build_s": row["build_s"],
                 "warmup_s": row["warmup_s"],
-                "times_s": [round(t, 4) for t in row["times_s"]],
-                "cpu_s": [round(t, 4) for t in row["cpu_s"]],
+                "times_s": row["times_s"],
+                "cpu_s": row["cpu_s"],
             }
         )
     report = {
@@ -195,11 +226,13 @@ def main() -> None:
         "threads": THREADS,
         "batch_size": BATCH,
         "repeats": args.repeats,
-        "method": "interleaved rounds, median of full passes; warm-up pass (compile) apart",
+        "method": "rounds interleaved per batch (order rotating); sentences/s from the median "
+        "round; paired speedups: median of per-batch time ratios to fp32; warm-up pass "
+        "(compile, with an empty Inductor cache) apart",
         "baseline": names[0],
         "torch": torch.__version__,
         "torchao": torchao.__version__,
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": _cpu_model(),
         "quantized_engine": torch.backends.quantized.engine,
         "loadavg_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "candidates": out,
