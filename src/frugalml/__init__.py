@@ -15,7 +15,10 @@ The package follows the flow measure → ledger → cut → search → prove →
   cheapest model within a quality bound).
 
 Heavy dependencies (torch, transformers, onnxruntime) are imported only when used, so
-``import frugalml`` stays fast and never initialises CUDA.
+``import frugalml`` stays fast and never initialises CUDA. They come with extras: the core
+(``pip install frugalml``) is ``track`` and the ledger; ``[optimize]``, ``[train]``, ``[data]``,
+``[postgres]``, ``[mlflow]`` or ``[all]`` add the rest. Which layer may import which:
+docs/architecture.md (checked by ``scripts/lint.sh``).
 """
 
 from __future__ import annotations
