@@ -75,12 +75,15 @@ class UsageMeter:
         peak_host_bytes: int | None = None,
         device_count: int | None = None,
         peak_device_bytes: int | None = None,
+        extra_cpu_s: float = 0.0,
     ) -> Usage:
+        """``extra_cpu_s``: CPU seconds of processes outside this tree that worked for the span
+        (e.g. an evaluation forked by a server), added to the CPU and energy estimate."""
         from frugalml.measure.timing import device_sync
 
         device_sync()
         wall_s = time.perf_counter() - self._t0
-        cpu_s = max(0.0, _cpu_seconds() - self._cpu0)
+        cpu_s = max(0.0, _cpu_seconds() - self._cpu0) + extra_cpu_s
         if peak_host_bytes is None:
             peak_host_bytes = memory.peak_rss_bytes()
         devices = memory.devices_in_use() if device_count is None else device_count
