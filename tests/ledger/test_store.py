@@ -9,7 +9,7 @@ import pytest
 
 from frugalml.errors import NotFound
 from frugalml.ledger import Ledger
-from frugalml.ledger.store import SCHEMA_HEAD
+from frugalml.ledger.migrate import KNOWN_REVISIONS, SCHEMA_HEAD
 from frugalml.records import Usage
 
 
@@ -110,9 +110,12 @@ def test_schema_is_migrated_once_and_head_matches_migrations(ledger_url: str) ->
     cfg = Config()
     cfg.set_main_option("script_location", "frugalml.ledger:migrations")
     assert ScriptDirectory.from_config(cfg).get_current_head() == SCHEMA_HEAD
-    Ledger(ledger_url).close()
+    assert KNOWN_REVISIONS[-1] == SCHEMA_HEAD
+    with Ledger(ledger_url) as book:
+        assert book.schema_state() == "absent"  # opening alone creates nothing
+        book.record("first", kind="job", status="finished")  # the first write migrates
     with Ledger(ledger_url) as again:  # reopening finds the schema current
-        assert again._schema_version() == SCHEMA_HEAD
+        assert again.schema_state() == "current"
 
 
 def test_default_ledger_lives_in_frugal_home(_isolated_home: Path) -> None:
