@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import contextlib
+import json
+import os
+import signal
+import socket
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -18,7 +25,11 @@ from frugalml.cli.app import (
     err,
     print_json,
 )
-from frugalml.records import RunRecord
+from frugalml.errors import LedgerError
+from frugalml.records import Hardware, RunRecord, Usage
+
+if TYPE_CHECKING:
+    from frugalml.ledger import Ledger
 
 
 @app.command(
@@ -37,14 +48,34 @@ def measure(
     instance: InstanceOpt = None,
     region: RegionOpt = None,
     ledger: LedgerOpt = None,
-    json_out: JsonOpt = False,
+    json_out: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the run as JSON on stdout, after the command's own output (stdout "
+            "belongs to the command: use --json-out FILE to keep the two apart).",
+        ),
+    ] = False,
+    json_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--json-out",
+            help="Write the run as JSON to this file (like /usr/bin/time -o); stdout stays "
+            "the command's alone. Replaces only a file an earlier --json-out wrote.",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Run a command, measure its whole process tree, and record it as a run.
 
     Measures wall and CPU time (the command and all its children), peak memory (summed over
     the tree), energy (RAPL/NVML counters where readable, else an estimate, labelled so) and
-    prices it: instance-hours and energy in $, and CO2. Prints a summary on stderr and exits
-    with the command's exit code (128+N if it died of signal N).
+    prices it: instance-hours and energy in $, and CO2. stdout and stdin belong to the
+    command; frugal prints its summary on stderr and exits with the command's exit code
+    (128+N if it died of signal N). SIGHUP, SIGINT and SIGTERM sent to frugal are passed to
+    the command's whole process group, and the run ends as failed, naming the signal. If the
+    ledger cannot be written when the command ends, that is a warning: the run is kept in a
+    local spool and written by the next frugal command that reaches the ledger.
     """
     from frugalml.ledger import Ledger
     from frugalml.ledger.store import DEFAULT_HEARTBEAT_S
@@ -57,6 +88,8 @@ def measure(
     run_name = name or " ".join(command)[:200]
     hw = hardware()
     with Ledger(ledger) as book:
+        if json_file is not None:
+            _check_json_file(json_file, book.url)
         run_id = book.start_run(
             run_name,
             kind="command",
@@ -65,27 +98,109 @@ def measure(
             environment=environment(),
         )
         meter = UsageMeter(price, hw)
-        beat = Heartbeat(book, run_id, DEFAULT_HEARTBEAT_S, on_beat=meter.sample)
+        beat = Heartbeat(book, run_id, DEFAULT_HEARTBEAT_S, usage=meter.snapshot)
         beat.start()
+        received: list[int] = []
         try:
-            code, usage = run_command(command, meter)
+            code, usage = run_command(command, meter, received=received)
         except BaseException as e:
             beat.stop()
-            book.finish_run(run_id, status="failed", error=f"{type(e).__name__}: {e}")
+            with contextlib.suppress(LedgerError):
+                book.finish_run(run_id, status="failed", error=f"{type(e).__name__}: {e}")
             raise
         beat.stop()
-        book.finish_run(
-            run_id,
-            status="finished" if code == 0 else "failed",
-            usage=usage,
-            error=None if code == 0 else f"exit code {code}",
-        )
-        record = book.get(run_id)
+        code, error = _outcome(code, received)
+        record = _end(book, run_id, run_name, command, usage, error, hw)
+    if json_file is not None:
+        _write_json_file(json_file, record.to_dict())
     if json_out:
         print_json(record.to_dict())
     else:
         _print_summary(record, code)
     raise typer.Exit(code)
+
+
+def _outcome(code: int, received: list[int]) -> tuple[int, str | None]:
+    """(exit code, error text): the command's code wins; a signal frugal passed on is named."""
+    if received:
+        names = ", ".join(dict.fromkeys(signal.Signals(s).name for s in received))
+        code = code or 128 + received[0]
+        return (
+            code,
+            f"interrupted: frugal received {names} and passed it to the command (exit {code})",
+        )
+    if code == 0:
+        return 0, None
+    if code > 128 and code - 128 in {s.value for s in signal.Signals}:
+        return code, f"killed by {signal.Signals(code - 128).name} (exit {code})"
+    return code, f"exit code {code}"
+
+
+def _end(
+    book: Ledger,
+    run_id: str,
+    run_name: str,
+    command: list[str],
+    usage: Usage,
+    error: str | None,
+    hw: Hardware,
+) -> RunRecord:
+    """Finish the run (spooled with a warning if the ledger is out of reach); its record."""
+    from frugalml.measure.track import finish
+
+    status = "finished" if error is None else "failed"
+    if finish(book, run_id, status=status, usage=usage, error=error):
+        with contextlib.suppress(LedgerError):
+            return book.get(run_id)
+    now = datetime.now(UTC)
+    return RunRecord(  # what the ledger will hold once the spool reaches it
+        id=run_id,
+        name=run_name,
+        kind="command",
+        status=status,  # type: ignore[arg-type]
+        started_at=now - timedelta(seconds=usage.wall_s),
+        ended_at=now,
+        params={"argv": command},
+        usage=usage,
+        error=error,
+        hardware=hw,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+    )
+
+
+def _check_json_file(path: Path, ledger_url: str) -> None:
+    """Before the command runs: --json-out must be writable and not someone else's file."""
+    from frugalml.errors import BadInput
+
+    if not path.parent.is_dir():
+        raise BadInput(f"--json-out {path}: the folder {path.parent} does not exist")
+    if (
+        ledger_url.startswith("sqlite:///")
+        and path.resolve() == Path(ledger_url.removeprefix("sqlite:///")).resolve()
+    ):
+        raise BadInput(f"--json-out {path} is the ledger", hint="give another file")
+    if path.is_dir():
+        raise BadInput(f"--json-out {path} is a directory", hint="give a file path")
+    if path.exists() and not _is_measure_json(path):
+        raise BadInput(
+            f"refusing to overwrite {path}: frugal measure did not write it",
+            hint="give a new file, or move that one aside",
+        )
+
+
+def _is_measure_json(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and data.get("kind") == "command" and "usage" in data
+
+
+def _write_json_file(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.frugal-tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
 
 
 def _print_summary(record: RunRecord, code: int) -> None:

@@ -222,8 +222,10 @@ def finetune(
     --target accuracy=85 --max-length 64
     """
     from frugalml.train.finetune import FinetuneConfig
+    from frugalml.measure.track import install_exit_on_signals
     from frugalml.train.finetune import finetune as run_finetune
 
+    install_exit_on_signals()  # SIGTERM/SIGHUP: the run ends failed, naming the signal
     _check_task(task)
     config = FinetuneConfig(
         recipe=recipe,
@@ -402,8 +404,10 @@ def tune(
     """
     from frugalml.train.finetune import FinetuneConfig
     from frugalml.train.tune import TuneConfig
+    from frugalml.measure.track import install_exit_on_signals
     from frugalml.train.tune import tune as run_tune
 
+    install_exit_on_signals()  # SIGTERM/SIGHUP: the runs end failed, naming the signal
     _check_task(task)
     base = FinetuneConfig(
         epochs=epochs,

@@ -42,12 +42,11 @@ def parse_url(url: str) -> sa.engine.URL:
         parsed.port  # noqa: B018 - a bad port only raises when read
     except (exc.ArgumentError, ValueError) as e:
         raise LedgerError(f"malformed ledger URL '{mask_password(url)}'", hint=URL_HINT) from e
-    if parsed.get_backend_name() == "sqlite":
-        if not parsed.database or parsed.database == ":memory:":
-            raise LedgerError(
-                "an in-memory SQLite ledger would lose every run",
-                hint="give a file: sqlite:///path/to/ledger.db",
-            )
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise LedgerError(
+            "an in-memory SQLite ledger would lose every run",
+            hint="give a file: sqlite:///path/to/ledger.db",
+        )
     return parsed
 
 

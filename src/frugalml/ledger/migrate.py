@@ -28,7 +28,9 @@ SchemaState = Literal["absent", "current", "behind"]
 _PG_MIGRATION_LOCK = 7210421
 
 
-def _classify(url_shown: str, tables: set[str], version: str | None, *, shared: bool) -> SchemaState:
+def _classify(
+    url_shown: str, tables: set[str], version: str | None, *, shared: bool
+) -> SchemaState:
     """``shared``: a server database may hold other programs' tables beside the ledger's."""
     if version is not None:
         if version == SCHEMA_HEAD:
