@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -265,6 +266,7 @@ def runs(
     """
     from frugalml.errors import BadInput
     from frugalml.ledger import Ledger
+    from frugalml.ledger.engine import describe_url
     from frugalml.records import RUN_STATUSES
 
     if status is not None and status not in RUN_STATUSES:
@@ -274,37 +276,92 @@ def runs(
         return
     with Ledger(ledger) as book:
         records = book.runs(limit=limit or 20, name=name, kind=kind, status=status)
+        book_shown = describe_url(book.url)
     if json_out:
         print_json([r.to_dict() for r in records])
         return
     if not records:
         console.print(
-            'No runs in the ledger yet. Try `frugal measure -- python -c "sum(range(10**7))"`.'
+            f"No runs in the ledger yet ({book_shown}). "
+            'Try `frugal measure -- python -c "sum(range(10**7))"`.',
+            soft_wrap=True,
+            highlight=False,
         )
         return
-    table = Table(title=f"runs ({len(records)} newest)", title_justify="left")
-    for col in ("id", "name", "kind", "status", "started", "wall", "cost", "energy", "quality"):
+    _print_runs(records, book_shown)
+
+
+_COLORS = {"finished": "green", "failed": "red", "crashed": "magenta", "running": "yellow"}
+_OPTIONAL = ("wall", "cost", "started", "kind", "energy", "quality")  # dropped last to first
+_RIGHT = ("wall", "cost", "energy")
+_NAME_MIN = 12
+
+
+def _cells(r: RunRecord) -> dict[str, str]:
+    u = r.usage
+    return {
+        "id": r.id[:12],
+        "name": r.name[:48],
+        "kind": r.kind,
+        "status": r.status,
+        "started": fmt.when(r.started_at),
+        "wall": fmt.seconds(u.wall_s) if u else "-",
+        "cost": fmt.usd(u.cost_usd) if u else "-",
+        "energy": fmt.joules(u.energy_j, u.energy_source) if u else "-",
+        "quality": ", ".join(f"{k}={v:.4g}" for k, v in list(r.quality.items())[:3]) or "-",
+    }
+
+
+def _fit(widths: dict[str, int], room: int) -> list[str]:
+    """The columns that fit ``room`` characters: id, name and status always, then as many of
+    the others as fit whole, in ``_OPTIONAL`` order (a bordered column takes 3 more)."""
+    chosen = ["id", "name", "status"]
+    used = 1 + sum(widths[c] + 3 for c in chosen) - widths["name"] + min(widths["name"], _NAME_MIN)
+    for col in _OPTIONAL:
+        if used + widths[col] + 3 <= room:
+            chosen.append(col)
+            used += widths[col] + 3
+    order = ("id", "name", "kind", "status", "started", "wall", "cost", "energy", "quality")
+    return [c for c in order if c in chosen]
+
+
+def _terminal_columns() -> int:
+    """The terminal's width; off a terminal, $COLUMNS if set (else the console's 160)."""
+    text = os.environ.get("COLUMNS", "")
+    if not sys.stdout.isatty() and text.isdigit() and int(text) > 0:
+        return int(text)
+    return console.width
+
+
+def _print_runs(records: list[RunRecord], shown: str) -> None:
+    rows = [_cells(r) for r in records]
+    names = ("id", "name", "kind", "status", "started", "wall", "cost", "energy", "quality")
+    widths = {c: max(len(c), *(len(row[c]) for row in rows)) for c in names}
+    room = _terminal_columns()
+    columns = _fit(widths, room)
+    hidden = [c for c in names if c not in columns]
+    title = f"runs ({len(records)} newest) in {shown}"
+    table = Table(
+        title=title if len(title) <= room else f"runs ({len(records)} newest)",
+        title_justify="left",
+        caption=f"hidden to fit {room} columns: {', '.join(hidden)} (frugal runs --json has all)"
+        if hidden
+        else None,
+        caption_justify="left",
+    )
+    for col in columns:
         table.add_column(
             col,
-            no_wrap=col in ("id", "started"),
-            justify="right" if col in ("wall", "cost", "energy") else "left",
+            no_wrap=True,
+            overflow="ellipsis",
+            min_width=min(widths[col], _NAME_MIN) if col == "name" else widths[col],
+            justify="right" if col in _RIGHT else "left",
         )
-    colors = {"finished": "green", "failed": "red", "crashed": "magenta", "running": "yellow"}
-    for r in records:
-        u = r.usage
-        quality = ", ".join(f"{k}={v:.4g}" for k, v in list(r.quality.items())[:3])
-        table.add_row(
-            r.id[:12],
-            r.name[:48],
-            r.kind,
-            f"[{colors.get(r.status, 'white')}]{r.status}[/]",
-            fmt.when(r.started_at),
-            fmt.seconds(u.wall_s) if u else "-",
-            fmt.usd(u.cost_usd) if u else "-",
-            fmt.joules(u.energy_j, u.energy_source) if u else "-",
-            quality or "-",
-        )
-    console.print(table)
+    for row in rows:
+        status = row["status"]
+        row["status"] = f"[{_COLORS.get(status, 'white')}]{status}[/]"
+        table.add_row(*(row[c] for c in columns))
+    console.print(table, width=room)
 
 
 def _export(
