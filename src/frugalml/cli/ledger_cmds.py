@@ -249,8 +249,9 @@ def runs(
     tracking_uri: Annotated[
         str | None,
         typer.Option(
-            help="MLflow tracking store for --export mlflow: file:///path/mlruns, "
-            "sqlite:///mlflow.db or http://host:5000."
+            help="MLflow tracking store for --export mlflow: sqlite:///mlflow.db, "
+            "http://host:5000, or file:///path/mlruns (MLflow 3 reads that one back only with "
+            "MLFLOW_ALLOW_FILE_STORE=true)."
         ),
     ] = None,
     experiment: Annotated[
@@ -389,7 +390,7 @@ def _export(
     if not tracking_uri:
         raise BadInput(
             "--export mlflow needs --tracking-uri",
-            hint="e.g. --tracking-uri file:///path/to/mlruns",
+            hint="e.g. --tracking-uri sqlite:///mlflow.db",
         )
     from frugalml.report.mlflow_export import export_runs
 

@@ -221,8 +221,8 @@ def finetune(
     Example: frugal finetune minilm --data train.tsv --eval dev.tsv --recipe lora
     --target accuracy=85 --max-length 64
     """
-    from frugalml.train.finetune import FinetuneConfig
     from frugalml.measure.track import install_exit_on_signals
+    from frugalml.train.finetune import FinetuneConfig
     from frugalml.train.finetune import finetune as run_finetune
 
     install_exit_on_signals()  # SIGTERM/SIGHUP: the run ends failed, naming the signal
@@ -402,9 +402,9 @@ def tune(
     the total compute, and the compute pruning saved (measured with --compare-unpruned, else
     estimated from each pruned trial's cost per step).
     """
+    from frugalml.measure.track import install_exit_on_signals
     from frugalml.train.finetune import FinetuneConfig
     from frugalml.train.tune import TuneConfig
-    from frugalml.measure.track import install_exit_on_signals
     from frugalml.train.tune import tune as run_tune
 
     install_exit_on_signals()  # SIGTERM/SIGHUP: the runs end failed, naming the signal
