@@ -196,3 +196,42 @@ def test_runs_table_fits_80_columns(cli) -> None:  # type: ignore[no-untyped-def
         assert name in row and "finished" in row  # so are the name and the status
     wide = cli("runs", env={"COLUMNS": "200"})
     assert "energy" in wide.stdout and "started" in wide.stdout  # more room, more columns
+
+
+OPTIMIZE = ("--task", "fidelity", "--data")
+
+
+def test_sigterm_to_optimize_ends_its_runs_failed_naming_the_signal(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An in-process command (optimize): SIGTERM ends every open run as failed, exit 143."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from frugalml.data import stdlib_sentences
+    from frugalml.ledger import Ledger
+    from tinymodels import tiny_bert, write_jsonl
+
+    model = tiny_bert(tmp_path / "m")
+    data = write_jsonl(tmp_path / "t.jsonl", [{"text": t} for t in stdlib_sentences(48, seed=4)])
+    args = [str(model), *OPTIMIZE, str(data), "--out", str(tmp_path / "out"), "--repeats", "3"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "frugalml", "optimize", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    with Ledger() as book:  # the test's own data folder, inherited by the command
+        while not book.runs(kind="optimize", status="running"):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
+            time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "terminated by SIGTERM" in err and "Traceback" not in err
+    with Ledger() as book:
+        runs = book.runs()
+        (top,) = book.runs(kind="optimize")
+    assert top.status == "failed" and "SIGTERM" in (top.error or "")
+    assert {r.status for r in runs} <= {"finished", "failed"}  # none left running or crashed
