@@ -150,3 +150,38 @@ def test_spooled_finish_for_a_vanished_row_is_inserted(
         assert book.get("abab").name == "kept"
         assert book.count() == 2
     assert [p.stem for p in (_isolated_home / "spool").glob("*.json")] == ["cd" * 16]
+
+
+def test_a_tracked_block_ending_on_a_locked_ledger_is_spooled_then_written(
+    sqlite_url: str,
+    _isolated_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import frugalml
+
+    monkeypatch.setenv("FRUGAL_LEDGER_LOCK_TIMEOUT_S", "0.5")
+    lock = sqlite_url.removeprefix("sqlite:///") + ".lock"
+    code = (
+        "import fcntl, sys, time\n"
+        "fd = open(sys.argv[1], 'a')\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('held', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    with frugalml.track("locked-out", ledger=sqlite_url) as run:
+        holder = subprocess.Popen([sys.executable, "-c", code, lock], stdout=subprocess.PIPE)
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
+    try:
+        assert "warning" in capsys.readouterr().err  # the block ended; the user was told
+        assert run.usage is not None
+        assert [p.stem for p in (_isolated_home / "spool").glob("*.json")] == [run.id]
+        with Ledger(sqlite_url) as book:  # still locked: reads work, the run is not lost
+            assert book.get(run.id).status == "running"
+    finally:
+        holder.kill()
+        holder.wait()
+    with Ledger(sqlite_url) as book:  # the next handle that reaches the ledger writes it
+        rec = book.get(run.id)
+    assert rec.status == "finished" and rec.usage == run.usage
+    assert list((_isolated_home / "spool").glob("*.json")) == []

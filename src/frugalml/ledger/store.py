@@ -356,7 +356,13 @@ class Ledger(BaseLedger):
             with self._tx(autocommit=True) as conn:
                 conn.execute(runs.update().where(runs.c.id == run_id).values(values))
         except LedgerError as e:
-            kept = spool.keep(self.url, {**self._started.get(run_id, {"id": run_id}), **values})
+            try:
+                kept = spool.keep(self.url, {**self._started.get(run_id, {"id": run_id}), **values})
+            except OSError as spool_error:
+                raise LedgerError(
+                    f"the run {run_id[:12]} could not be written to the ledger {self._shown} "
+                    f"({e.message}) nor kept in the spool ({spool_error})"
+                ) from e
             raise LedgerSpooled(
                 f"the run {run_id[:12]} could not be written to the ledger {self._shown} "
                 f"({e.message}); kept in {kept}, written by the next command that reaches it"

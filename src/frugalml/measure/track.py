@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
 
-from frugalml.ledger import Ledger, LedgerSpooled
+from frugalml.errors import LedgerError
+from frugalml.ledger import Ledger
 from frugalml.ledger.store import DEFAULT_HEARTBEAT_S
 from frugalml.measure import memory
 from frugalml.measure.energy import EnergySession, overall_source
@@ -223,10 +224,10 @@ def finish(
     ledger: Ledger, run_id: str, *, status: str, usage: Usage | None, error: str | None
 ) -> bool:
     """End a run; if the ledger cannot be written, warn on stderr (the run is spooled and
-    written by the next command that reaches the ledger). True when written now."""
+    written by the next command that reaches the ledger) and go on. True when written now."""
     try:
         ledger.finish_run(run_id, status=status, usage=usage, error=error)
-    except LedgerSpooled as e:
+    except LedgerError as e:  # spooled (LedgerSpooled), or not even that: never hide the work
         sys.stderr.write(f"frugal: warning: {e.message}\n")
         sys.stderr.flush()
         return False
