@@ -135,6 +135,10 @@ class Ledger(BaseLedger):
                 migrate.upgrade(conn, postgres=not self.is_sqlite, shown=self._shown)
             self._state = "current"
 
+    def create_schema(self) -> None:
+        """Create or migrate the schema now (otherwise the first write does)."""
+        self._ready_to_write()
+
     def _readable(self) -> bool:
         """False while no ledger exists there (reads then see an empty ledger)."""
         if self._state == "absent":
