@@ -16,6 +16,7 @@ from frugalml.cli.app import (
     JsonOpt,
     LabelColOpt,
     LedgerOpt,
+    OverwriteOpt,
     RegionOpt,
     ScoreColOpt,
     Text2ColOpt,
@@ -393,6 +394,7 @@ def optimize(
     encoding: EncodingOpt = None,
     ledger: LedgerOpt = None,
     json_out: JsonOpt = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Find and save the cheapest variant whose quality stays within a bound.
 
@@ -422,6 +424,7 @@ def optimize(
         keep_candidates=keep_candidates,
         passes=[p.strip() for p in passes.split(",") if p.strip()] if passes else None,
         memory_limit_mb=max_memory_mb,
+        overwrite=overwrite,
     )
 
 
@@ -440,6 +443,7 @@ def demo(
     max_quality_drop: Annotated[float, typer.Option("--max-quality-drop", min=0)] = 1.0,
     ledger: LedgerOpt = None,
     json_out: JsonOpt = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Optimize the bundled all-MiniLM-L6-v2 for CPU on real text, in a few minutes.
 
@@ -456,7 +460,9 @@ def demo(
         texts = stdlib_sentences(sentences, seed=0)
     except RuntimeError as e:
         raise BadInput(str(e), hint="install the Python standard library sources") from e
-    out.mkdir(parents=True, exist_ok=True)
+    from frugalml.outputs import OutputGuard
+
+    OutputGuard(ledger=ledger, overwrite=overwrite).claim_dir(out, writes=["demo-data.jsonl"])
     data_path = out / "demo-data.jsonl"
     with data_path.open("w", encoding="utf-8") as fh:
         for t in texts:
@@ -478,6 +484,7 @@ def demo(
         seed=0,
         out=out,
         ledger=ledger,
+        overwrite=overwrite,
     )
     if not json_out:
         console.print(f"try: frugal eval {out / 'best'} --task fidelity --data {data_path}")

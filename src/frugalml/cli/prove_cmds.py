@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from frugalml.cli.app import InstanceOpt, JsonOpt, LedgerOpt, RegionOpt, app, console, err
+from frugalml.cli.app import (
+    InstanceOpt,
+    JsonOpt,
+    LedgerOpt,
+    OverwriteOpt,
+    RegionOpt,
+    app,
+    console,
+    err,
+)
 from frugalml.cli.app import print_json as _print_json
 
 if TYPE_CHECKING:
@@ -335,6 +344,7 @@ def report(
     out: Annotated[Path, typer.Option(help="Where to write the HTML file.")] = Path("report.html"),
     ledger: LedgerOpt = None,
     json_out: JsonOpt = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Write one self-contained HTML report (opens with no network).
 
@@ -343,12 +353,20 @@ def report(
     electricity); hardware, method and estimate-vs-reading notes.
     """
     from frugalml.ledger import Ledger
+    from frugalml.outputs import OutputGuard
     from frugalml.report import collect
     from frugalml.report.html import write
 
+    guard = OutputGuard(
+        ledger=ledger,
+        inputs=[source, f"{source}/candidates.json"] if source else [],
+        overwrite=overwrite,
+    )
+    guard.claim_file(out)  # never the ledger, the source, or a file frugal did not write
     with Ledger(ledger) as book:
         data = collect.report_data(book, source)
     path = write(data, out)
+    guard.mark_written(path)
     if json_out:
         _print_json({"out": str(path), "points": len(data.points), "title": data.title})
     else:

@@ -17,6 +17,7 @@ from frugalml.cli.app import (
     JsonOpt,
     LabelColOpt,
     LedgerOpt,
+    OverwriteOpt,
     RegionOpt,
     Text2ColOpt,
     TextColOpt,
@@ -25,6 +26,7 @@ from frugalml.cli.app import (
     print_json,
 )
 from frugalml.errors import BadInput
+from frugalml.outputs import OutputGuard
 
 TaskOpt = Annotated[str, typer.Option("--task", help="What to train for: classification.")]
 DataOpt = Annotated[
@@ -265,6 +267,7 @@ def finetune(
     region: RegionOpt = None,
     ledger: LedgerOpt = None,
     json_out: JsonOpt = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Fine-tune an encoder with a classification head, measured as one ledger run.
 
@@ -305,8 +308,11 @@ def finetune(
     read = (data_format, text_col, text2_col, label_col, encoding)
     train, dev = _load(data, "--data", *read), _load(eval_data, "--eval", *read)
     out_dir = out or Path("frugal-out") / f"finetune-{time.strftime('%Y%m%d-%H%M%S')}"
+    guard = OutputGuard(ledger=ledger, inputs=[model, data, eval_data], overwrite=overwrite)
+    guard.claim_dir(out_dir)  # before the model loads: never over the model, data or ledger
     where: dict[str, Any] = {"ledger": ledger, "instance": instance, "region": region}
     result = run_finetune(model, train, dev, config, out=out_dir, progress=not json_out, **where)
+    guard.mark_written(out_dir)
     if json_out:
         print_json({**result.to_dict(), "data": _data_info(train, dev)})
         return
@@ -445,6 +451,7 @@ def tune(
     region: RegionOpt = None,
     ledger: LedgerOpt = None,
     json_out: JsonOpt = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Search fine-tuning hyperparameters with Optuna, pruning losing trials early.
 
@@ -483,10 +490,15 @@ def tune(
         base=base,
     )
     config.validate()
+    guard = OutputGuard(ledger=ledger, inputs=[model, data, eval_data], overwrite=overwrite)
+    if out is not None:
+        guard.claim_dir(out)
     read = (data_format, text_col, text2_col, label_col, encoding)
     train, dev = _load(data, "--data", *read), _load(eval_data, "--eval", *read)
     where: dict[str, Any] = {"ledger": ledger, "instance": instance, "region": region}
     result = run_tune(model, train, dev, config, out=out, progress=not json_out, **where)
+    if out is not None:
+        guard.mark_written(out)
     if json_out:
         print_json({**result.to_dict(), "data": _data_info(train, dev)})
         return

@@ -27,6 +27,7 @@ from typing import Any
 from frugalml.data import Dataset
 from frugalml.errors import BadInput, FrugalError
 from frugalml.models import Model, load
+from frugalml.outputs import OutputGuard
 from frugalml.passes import PassContext, apply
 from frugalml.passes.registry import config_to_dict, info_of
 from frugalml.search.constraints import Cheapest, QualityBound
@@ -170,6 +171,7 @@ def optimize(
     memory_limit_mb: float | None = None,
     runtime_variants: int = 2,
     keep_candidates: bool = False,
+    overwrite: bool = False,
 ) -> OptimizeResult:
     """Search for the cheapest variant of ``model`` within ``max_quality_drop`` points.
 
@@ -190,6 +192,8 @@ def optimize(
     resolve(instance, region)  # unknown instance/region fails before any work
     if budget_minutes <= 0:
         raise BadInput("--budget-minutes must be positive")
+    guard = OutputGuard(ledger=ledger, inputs=[model, data], overwrite=overwrite)
+    guard.claim_dir(out, writes=[".work", "best", "candidates.json", "report.md", "report.html"])
     the_task = get_task(task, metric=metric, seed=seed)
     dataset = resolve_data(data, **(data_options or {}))
     the_task.check(dataset)
@@ -304,6 +308,7 @@ def optimize(
             run.id,
             write_best=True,
             keep_candidates=keep_candidates,
+            guard=guard,
         )
         elapsed = time.monotonic() - started
         res = OptimizeResult(
@@ -343,8 +348,9 @@ def optimize(
         if interrupted:
             raise KeyboardInterrupt
     if not keep_candidates:
-        shutil.rmtree(work / "cands", ignore_errors=True)
-        shutil.rmtree(work / "passes", ignore_errors=True)
+        guard.remove(work / "cands")
+        guard.remove(work / "passes")
+    guard.mark_written(out_dir)
     return res
 
 
@@ -437,6 +443,7 @@ def _finish(
     *,
     write_best: bool,
     keep_candidates: bool = True,
+    guard: OutputGuard | None = None,
 ) -> dict[str, Any]:
     """Mark Pareto/chosen, write candidates.json (and best/ at the end)."""
     notes: list[str] = []
@@ -473,10 +480,9 @@ def _finish(
     out_dir.mkdir(parents=True, exist_ok=True)
     if write_best:
         best_dir = out_dir / "best"
-        if best_dir.exists():
-            shutil.rmtree(best_dir)
+        (guard or OutputGuard()).remove(best_dir)  # only what frugal wrote there
         if best is not None and best.get("model_dir"):
-            shutil.copytree(best["model_dir"], best_dir)
+            shutil.copytree(best["model_dir"], best_dir, dirs_exist_ok=True)
             man_path = best_dir / "frugal.json"
             man = json.loads(man_path.read_text())
             man.update(
