@@ -178,9 +178,12 @@ def test_json_out_never_overwrites_someone_elses_file(cli, tmp_path) -> None:  #
     precious = tmp_path / "notes.txt"
     precious.write_text("mine")
     out = cli("measure", "--json-out", str(precious), "--", "python", "-c", "pass")
-    assert out.returncode == 2 and "refusing to overwrite" in out.stderr
+    assert out.returncode == 2 and "frugal did not write it" in out.stderr
     assert precious.read_text() == "mine"
     assert json.loads(cli("runs", "--json").stdout) == []  # refused before anything ran
+    book = str(tmp_path / "l.db")
+    onto_ledger = cli("measure", "--json-out", book, "--ledger", book, "--", "true")
+    assert onto_ledger.returncode == 2 and "the ledger" in onto_ledger.stderr
 
 
 def test_runs_table_fits_80_columns(cli) -> None:  # type: ignore[no-untyped-def]

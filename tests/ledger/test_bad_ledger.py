@@ -182,12 +182,14 @@ def test_another_programs_database_is_refused_and_left_byte_identical(
 ) -> None:  # type: ignore[no-untyped-def]
     other = tmp_path / "app.db"
     before = _foreign_db(other)
-    out = cli(args[0], "--ledger", str(other), *args[1:])
+    (tmp_path / "elsewhere").mkdir()  # the command's folder: a wrong export lands there
+    out = cli(args[0], "--ledger", str(other), *args[1:], cwd=tmp_path / "elsewhere")
     assert out.returncode == 2, out.stderr
     _no_traceback(out)
     assert "not a frugal ledger" in out.stderr
     assert other.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]  # no -wal, -shm, .lock
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db", "elsewhere"]  # no -wal...
+    assert list((tmp_path / "elsewhere").iterdir()) == []
 
 
 def test_reading_a_missing_ledger_creates_nothing(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]

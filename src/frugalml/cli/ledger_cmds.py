@@ -27,6 +27,7 @@ from frugalml.cli.app import (
     print_json,
 )
 from frugalml.errors import LedgerError
+from frugalml.outputs import OVERWRITE_HELP, OutputGuard
 from frugalml.records import Hardware, RunRecord, Usage
 
 if TYPE_CHECKING:
@@ -62,10 +63,11 @@ def measure(
         typer.Option(
             "--json-out",
             help="Write the run as JSON to this file (like /usr/bin/time -o); stdout stays "
-            "the command's alone. Replaces only a file an earlier --json-out wrote.",
+            "the command's alone. Replaces only a file frugal wrote (unless --overwrite).",
             dir_okay=False,
         ),
     ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP)] = False,
 ) -> None:
     """Run a command, measure its whole process tree, and record it as a run.
 
@@ -89,8 +91,9 @@ def measure(
     run_name = name or " ".join(command)[:200]
     hw = hardware()
     with Ledger(ledger) as book:
-        if json_file is not None:
-            _check_json_file(json_file, book.url)
+        guard = OutputGuard(ledger=book, overwrite=overwrite)
+        if json_file is not None:  # refused before the command runs, not after
+            json_file = guard.claim_file(json_file, option="--json-out")
         run_id = book.start_run(
             run_name,
             kind="command",
@@ -113,7 +116,7 @@ def measure(
         code, error = _outcome(code, received)
         record = _end(book, run_id, run_name, command, usage, error, hw)
     if json_file is not None:
-        _write_json_file(json_file, record.to_dict())
+        _write_json_file(guard, json_file, record.to_dict())
     if json_out:
         print_json(record.to_dict())
     else:
@@ -170,38 +173,12 @@ def _end(
     )
 
 
-def _check_json_file(path: Path, ledger_url: str) -> None:
-    """Before the command runs: --json-out must be writable and not someone else's file."""
-    from frugalml.errors import BadInput
-
-    if not path.parent.is_dir():
-        raise BadInput(f"--json-out {path}: the folder {path.parent} does not exist")
-    if (
-        ledger_url.startswith("sqlite:///")
-        and path.resolve() == Path(ledger_url.removeprefix("sqlite:///")).resolve()
-    ):
-        raise BadInput(f"--json-out {path} is the ledger", hint="give another file")
-    if path.is_dir():
-        raise BadInput(f"--json-out {path} is a directory", hint="give a file path")
-    if path.exists() and not _is_measure_json(path):
-        raise BadInput(
-            f"refusing to overwrite {path}: frugal measure did not write it",
-            hint="give a new file, or move that one aside",
-        )
-
-
-def _is_measure_json(path: Path) -> bool:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        return False
-    return isinstance(data, dict) and data.get("kind") == "command" and "usage" in data
-
-
-def _write_json_file(path: Path, data: dict[str, Any]) -> None:
+def _write_json_file(guard: OutputGuard, path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.frugal-tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
     os.replace(tmp, path)
+    guard.mark_written(path)  # a later --json-out may replace it; nothing else is
 
 
 def _print_summary(record: RunRecord, code: int) -> None:
