@@ -40,6 +40,7 @@ _LAZY = {
     "evaluate": "frugalml.search.evaluate",
     "apply": "frugalml.passes",
     "optimize": "frugalml.search.runner",
+    "compare": "frugalml.report.compare",
 }
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "Usage",
     "__version__",
     "apply",
+    "compare",
     "evaluate",
     "load",
     "load_data",
