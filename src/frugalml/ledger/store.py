@@ -15,18 +15,15 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psutil
 import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection
@@ -46,39 +43,24 @@ from frugalml.ledger.engine import (
 )
 from frugalml.ledger.lock import WriterLock
 from frugalml.ledger.migrate import SCHEMA_HEAD
+from frugalml.ledger.rows import (
+    DEFAULT_HEARTBEAT_S,
+    STALE_AFTER_BEATS,
+    is_dead,
+    new_row,
+    own_start,
+    process_started_at,
+    to_record,
+)
+from frugalml.ledger.rows import now as utc_now
 from frugalml.ledger.tables import runs
 from frugalml.records import RUN_STATUSES, Hardware, RunRecord, Usage
 from frugalml.settings import ledger_url
 
 __all__ = ["DEFAULT_HEARTBEAT_S", "SCHEMA_HEAD", "STALE_AFTER_BEATS", "Ledger", "LedgerSpooled"]
 
-DEFAULT_HEARTBEAT_S = 15.0
-STALE_AFTER_BEATS = 4  # a run whose heartbeat is this many intervals old is crashed
 _RETRIES = 40
 _CRASHED = "the run's process ended without finishing it (killed, out of memory, or machine lost)"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything the ledger stores is UTC."""
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-@functools.lru_cache(maxsize=64)
-def _own_start(pid: int) -> float | None:
-    return _process_started_at(pid)
-
-
-def _process_started_at(pid: int) -> float | None:
-    try:
-        return psutil.Process(pid).create_time()
-    except (psutil.Error, OSError):
-        return None
 
 
 class _Busy(LedgerError):
@@ -258,12 +240,12 @@ class Ledger(BaseLedger):
     ) -> str:
         """Insert a ``running`` run owned by process ``pid`` (default: this one); its id."""
         pid = pid or os.getpid()
-        now = _now()
-        row = _row(name, kind, "running", now, params, hardware, environment, parent_id)
+        now = utc_now()
+        row = new_row(name, kind, "running", now, params, hardware, environment, parent_id)
         row.update(
             heartbeat_s=heartbeat_s,
             pid=pid,
-            pid_started_at=_own_start(pid) if pid == os.getpid() else _process_started_at(pid),
+            pid_started_at=own_start(pid) if pid == os.getpid() else process_started_at(pid),
         )
         self._insert(row)
         self._started[row["id"]] = row
@@ -288,9 +270,9 @@ class Ledger(BaseLedger):
         """Insert a run that is already over (one write); its id."""
         if status not in ("finished", "failed"):
             raise ValueError(f"record() takes a final status, not {status!r}")
-        now = _now()
+        now = utc_now()
         started = started_at or (now - timedelta(seconds=usage.wall_s if usage else 0.0))
-        row = _row(name, kind, status, started, params, hardware, environment, parent_id)
+        row = new_row(name, kind, status, started, params, hardware, environment, parent_id)
         row.update(
             ended_at=now,
             heartbeat_at=now,
@@ -303,7 +285,7 @@ class Ledger(BaseLedger):
         return str(row["id"])
 
     def heartbeat(self, run_id: str, usage: Usage | None = None) -> None:
-        values: dict[str, Any] = {"heartbeat_at": _now()}
+        values: dict[str, Any] = {"heartbeat_at": utc_now()}
         if usage is not None:
             values["usage"] = usage.to_dict()
         self._ready_to_write()
@@ -349,7 +331,7 @@ class Ledger(BaseLedger):
         """
         if status not in ("finished", "failed"):
             raise ValueError(f"finish_run() takes finished or failed, not {status!r}")
-        now = _now()
+        now = utc_now()
         values: dict[str, Any] = {"status": status, "ended_at": now, "heartbeat_at": now}
         if usage is not None:
             values["usage"] = usage.to_dict()
@@ -396,7 +378,7 @@ class Ledger(BaseLedger):
                     runs.c.heartbeat_s,
                 ).where(runs.c.status == "running")
             ).all()
-        dead = [row.id for row in rows if _is_dead(row, socket.gethostname(), _now())]
+        dead = [row.id for row in rows if is_dead(row, socket.gethostname(), utc_now())]
         if dead:
             with self._tx(autocommit=True, wait=wait) as conn:
                 conn.execute(
@@ -439,7 +421,7 @@ class Ledger(BaseLedger):
             )
         if len(rows) > 1:
             raise NotFound(f"run id prefix '{run_id}' is ambiguous", hint="give more characters")
-        return _to_record(rows[0]._mapping)
+        return to_record(rows[0]._mapping)
 
     def runs(
         self,
@@ -468,76 +450,10 @@ class Ledger(BaseLedger):
         if limit is not None:
             query = query.limit(limit)
         with self._read() as conn:
-            return [_to_record(r._mapping) for r in conn.execute(query).all()]
+            return [to_record(r._mapping) for r in conn.execute(query).all()]
 
     def count(self) -> int:
         if not self._readable():
             return 0
         with self._read() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(runs)).scalar() or 0)
-
-
-def _row(
-    name: str,
-    kind: str,
-    status: str,
-    started_at: datetime,
-    params: Mapping[str, Any] | None,
-    hardware: Hardware | None,
-    environment: Mapping[str, Any] | None,
-    parent_id: str | None,
-) -> dict[str, Any]:
-    """A new row's columns, with this process as its owner (callers override what differs)."""
-    return {
-        "id": uuid.uuid4().hex,
-        "name": name,
-        "kind": kind,
-        "status": status,
-        "started_at": started_at,
-        "ended_at": None,
-        "heartbeat_at": started_at,
-        "heartbeat_s": DEFAULT_HEARTBEAT_S,
-        "parent_id": parent_id,
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "pid_started_at": _own_start(os.getpid()),
-        "params": dict(params or {}),
-        "usage": None,
-        "quality": {},
-        "artifacts": {},
-        "error": None,
-        "hardware": hardware.to_dict() if hardware else None,
-        "environment": dict(environment or {}),
-    }
-
-
-def _is_dead(row: Any, host: str, now: datetime) -> bool:
-    if row.host == host:
-        started = _process_started_at(row.pid)
-        return started is None or (
-            row.pid_started_at is not None and abs(started - row.pid_started_at) >= 1.0
-        )
-    beat = _aware(row.heartbeat_at)
-    return beat is None or now - beat > timedelta(seconds=STALE_AFTER_BEATS * row.heartbeat_s)
-
-
-def _to_record(row: Any) -> RunRecord:
-    return RunRecord(
-        id=row["id"],
-        name=row["name"],
-        kind=row["kind"],
-        status=row["status"],
-        started_at=_aware(row["started_at"]),  # type: ignore[arg-type]
-        ended_at=_aware(row["ended_at"]),
-        heartbeat_at=_aware(row["heartbeat_at"]),
-        parent_id=row["parent_id"],
-        params=row["params"] or {},
-        usage=Usage.from_dict(row["usage"]) if row["usage"] else None,
-        quality=row["quality"] or {},
-        artifacts=row["artifacts"] or {},
-        error=row["error"],
-        hardware=Hardware.from_dict(row["hardware"]) if row["hardware"] else None,
-        environment=row["environment"] or {},
-        host=row["host"],
-        pid=row["pid"],
-    )
