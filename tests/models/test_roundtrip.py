@@ -205,6 +205,7 @@ READERS: dict[str, Callable[[dict[str, Any], Path], None]] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reader", list(READERS))
 @pytest.mark.parametrize("writer", WRITERS)
 def test_every_writer_loads_in_every_reader(
@@ -213,6 +214,7 @@ def test_every_writer_loads_in_every_reader(
     READERS[reader](world, written(world, writer))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reader", list(READERS))
 def test_optimize_best_loads_in_every_reader(
     reader: str, optimize_best: Path, world: dict[str, Any]

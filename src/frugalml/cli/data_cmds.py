@@ -21,6 +21,7 @@ from frugalml.cli.app import (
     JsonOpt,
     LabelColOpt,
     LedgerOpt,
+    OverwriteOpt,
     RegionOpt,
     Text2ColOpt,
     TextColOpt,
@@ -29,6 +30,7 @@ from frugalml.cli.app import (
     err,
     print_json,
 )
+from frugalml.outputs import OutputGuard
 
 if TYPE_CHECKING:
     from frugalml.data import Dataset
@@ -115,8 +117,6 @@ def _load(
     label_col: str | None,
     encoding: str | None,
 ) -> tuple[Dataset, dict[str, Any]]:
-    from frugalml.data import load_data
-
     opts: dict[str, Any] = {
         "format": format,
         "text_col": text_col,
@@ -124,7 +124,7 @@ def _load(
         "label_col": label_col,
         "encoding": encoding,
     }
-    return load_data(data, **opts), opts
+    return view.read_data(data, "DATA", **opts), opts
 
 
 def _config(
@@ -226,7 +226,8 @@ def audit_cmd(
         report = audit(ds, cfg, progress=bar)
         run.log_quality(**_quality(report))
     if json_out:
-        print_json({**report.to_dict(ds), "data": str(data), "run": view.run_summary(run)})
+        doc = {**report.to_dict(ds), "data": str(data), "encoding": ds.encoding}
+        print_json({**doc, "run": view.run_summary(run)})
         return
     if report.label_issues_skipped and cfg.label_issues:
         err.print(f"[yellow]label-issue detection skipped:[/] {report.label_issues_skipped}")
@@ -261,25 +262,29 @@ def _sidecar(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
 
 
+CleanOutOpt = Annotated[
+    Path,
+    typer.Option(
+        "--out",
+        help="Write the cleaned data here (the input's format; never over the input).",
+        show_default=False,
+    ),
+]
+CleanReportOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--report",
+        help="Where to write the JSON report of removed rows (default: OUT.report.json).",
+        show_default=False,
+    ),
+]
+
+
 @data_app.command("clean")
 def clean_cmd(
     data: DataArg,
-    out: Annotated[
-        Path,
-        typer.Option(
-            "--out",
-            help="Write the cleaned data here (the input's format; never over the input).",
-            show_default=False,
-        ),
-    ],
-    report_path: Annotated[
-        Path | None,
-        typer.Option(
-            "--report",
-            help="Where to write the JSON report of removed rows (default: OUT.report.json).",
-            show_default=False,
-        ),
-    ] = None,
+    out: CleanOutOpt,
+    report_path: CleanReportOpt = None,
     task: TaskOpt = "auto",
     near: NearOpt = True,
     method: MethodOpt = "minhash",
@@ -299,6 +304,7 @@ def clean_cmd(
     instance: InstanceOpt = None,
     region: RegionOpt = None,
     json_out: JsonOpt = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Remove duplicates, conflicting labels and label issues; write the rest to --out.
 
@@ -316,16 +322,13 @@ def clean_cmd(
     check_out(ds, out)
     report_file = report_path or out.with_name(out.name + ".report.json")
     check_out(ds, report_file)
+    guard = OutputGuard(ledger=ledger, inputs=[data], overwrite=overwrite)
+    guard.claim_file(out)  # never the data, the ledger, or a file frugal did not write
+    guard.claim_file(report_file, option="--report")
     params = {**_params(data, ds, cfg), "out": str(out)}
+    where: dict[str, Any] = {"ledger": ledger, "instance": instance, "region": region}
     with (
-        track(
-            f"data clean {data.name}",
-            kind="data",
-            ledger=ledger,
-            instance=instance,
-            region=region,
-            params=params,
-        ) as run,
+        track(f"data clean {data.name}", kind="data", params=params, **where) as run,
         view.progress() as bar,
     ):
         report = audit(ds, cfg, progress=bar)
@@ -338,12 +341,15 @@ def clean_cmd(
     doc: dict[str, Any] = {
         **report.to_dict(ds),
         "data": str(data),
+        "encoding": ds.encoding,
         "out": str(out),
         "out_format": written,
         "report": str(report_file),
         "run": view.run_summary(run),
     }
     _sidecar(report_file, doc)
+    guard.mark_written(out)
+    guard.mark_written(report_file)
     if json_out:
         print_json(doc)
         return
@@ -358,49 +364,56 @@ def clean_cmd(
     view.print_run(run)
 
 
+FractionOpt = Annotated[
+    float,
+    typer.Option("--fraction", help="Share of rows to keep, in (0, 1].", show_default=False),
+]
+SubsetOutOpt = Annotated[
+    Path,
+    typer.Option(
+        "--out",
+        help="Write the subset here (the input's format; never over the input).",
+        show_default=False,
+    ),
+]
+StrategyOpt = Annotated[
+    str,
+    typer.Option(
+        "--strategy",
+        help="random (seeded, stratified by label), uncertainty (rows the "
+        "out-of-fold probe is least sure of; label issues and duplicates left out first) or "
+        "diversity (k-center greedy on --embedder vectors within each label).",
+    ),
+]
+RandomShareOpt = Annotated[
+    float,
+    typer.Option(
+        "--random-share",
+        help="Share of each label's quota drawn at random in the "
+        "uncertainty/diversity strategies, in [0, 1).",
+    ),
+]
+SelectReportOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--report",
+        help="Where to write the JSON report (default: OUT.report.json).",
+        show_default=False,
+    ),
+]
+
+
 @data_app.command("select")
 def select_cmd(
     data: DataArg,
-    fraction: Annotated[
-        float,
-        typer.Option("--fraction", help="Share of rows to keep, in (0, 1].", show_default=False),
-    ],
-    out: Annotated[
-        Path,
-        typer.Option(
-            "--out",
-            help="Write the subset here (the input's format; never over the input).",
-            show_default=False,
-        ),
-    ],
-    strategy: Annotated[
-        str,
-        typer.Option(
-            "--strategy",
-            help="random (seeded, stratified by label), uncertainty (rows the "
-            "out-of-fold probe is least sure of; label issues and duplicates left out first) or "
-            "diversity (k-center greedy on --embedder vectors within each label).",
-        ),
-    ] = "uncertainty",
-    random_share: Annotated[
-        float,
-        typer.Option(
-            "--random-share",
-            help="Share of each label's quota drawn at random in the "
-            "uncertainty/diversity strategies, in [0, 1).",
-        ),
-    ] = 0.0,
+    fraction: FractionOpt,
+    out: SubsetOutOpt,
+    strategy: StrategyOpt = "uncertainty",
+    random_share: RandomShareOpt = 0.0,
     embedder: EmbedderOpt = "minilm",
     folds: FoldsOpt = 5,
     seed: SeedOpt = 0,
-    report_path: Annotated[
-        Path | None,
-        typer.Option(
-            "--report",
-            help="Where to write the JSON report (default: OUT.report.json).",
-            show_default=False,
-        ),
-    ] = None,
+    report_path: SelectReportOpt = None,
     format: FormatOpt = "auto",
     text_col: TextColOpt = None,
     text2_col: Text2ColOpt = None,
@@ -410,6 +423,7 @@ def select_cmd(
     instance: InstanceOpt = None,
     region: RegionOpt = None,
     json_out: JsonOpt = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Keep an informative --fraction of the rows, class balance preserved, and write them.
 
@@ -428,63 +442,72 @@ def select_cmd(
     check_out(ds, out)
     report_file = report_path or out.with_name(out.name + ".report.json")
     check_out(ds, report_file)
-    params = {
-        "data": str(data),
-        "rows": len(ds),
-        "format": ds.format,
-        "fraction": fraction,
-        "strategy": strategy,
-        "random_share": random_share,
-        "embedder": embedder,
-        "folds": folds,
-        "seed": seed,
-        "out": str(out),
-    }
+    guard = OutputGuard(ledger=ledger, inputs=[data], overwrite=overwrite)
+    guard.claim_file(out)  # never the data, the ledger, or a file frugal did not write
+    guard.claim_file(report_file, option="--report")
+    params = {**_select_params(data, ds, cfg, embedder, folds), "out": str(out)}
+    where: dict[str, Any] = {"ledger": ledger, "instance": instance, "region": region}
     with (
-        track(
-            f"data select {data.name}",
-            kind="data",
-            ledger=ledger,
-            instance=instance,
-            region=region,
-            params=params,
-        ) as run,
+        track(f"data select {data.name}", kind="data", params=params, **where) as run,
         view.progress() as bar,
     ):
         sel = select_rows(ds, cfg, embedder=embedder, folds=folds, progress=bar)
-        quality = {
-            "rows": float(len(ds)),
-            "selected": float(len(sel.indices)),
-            "held_back": float(len(sel.held_back)),
-        }
-        if sel.probe_accuracy is not None:
-            quality["probe_accuracy"] = sel.probe_accuracy
-        run.log_quality(**quality)
+        run.log_quality(**_select_quality(ds, sel))
         written = write_rows(ds, sel.indices, out, opts)
         run.log_artifacts(subset=str(out), report=str(report_file))
     doc: dict[str, Any] = {
-        "data": str(data),
+        **_select_params(data, ds, cfg, embedder, folds),
+        "embedder": embedder if strategy != "random" else None,
         "out": str(out),
         "out_format": written,
+        **_selection(ds, sel),
+        "report": str(report_file),
+        "run": view.run_summary(run),
+    }
+    _sidecar(report_file, doc)
+    guard.mark_written(out)
+    guard.mark_written(report_file)
+    if json_out:
+        print_json(doc)
+        return
+    view.print_selection(doc, data, sel, out, written, report_file)
+    view.print_run(run)
+
+
+def _select_params(data: Path, ds: Dataset, cfg: Any, embedder: str, folds: int) -> dict[str, Any]:
+    return {
+        "data": str(data),
+        "encoding": ds.encoding,
         "rows": len(ds),
+        "format": ds.format,
+        "fraction": cfg.fraction,
+        "strategy": cfg.strategy,
+        "random_share": cfg.random_share,
+        "embedder": embedder,
+        "folds": folds,
+        "seed": cfg.seed,
+    }
+
+
+def _select_quality(ds: Dataset, sel: Any) -> dict[str, float]:
+    quality = {
+        "rows": float(len(ds)),
+        "selected": float(len(sel.indices)),
+        "held_back": float(len(sel.held_back)),
+    }
+    if sel.probe_accuracy is not None:
+        quality["probe_accuracy"] = sel.probe_accuracy
+    return quality
+
+
+def _selection(ds: Dataset, sel: Any) -> dict[str, Any]:
+    """What was selected, for the report and --json."""
+    return {
         "selected": len(sel.indices),
-        "fraction": fraction,
-        "strategy": strategy,
-        "random_share": random_share,
-        "embedder": embedder if strategy != "random" else None,
-        "seed": seed,
         "class_balance_before": view.balance(ds.labels, range(len(ds))),
         "class_balance_after": view.balance(ds.labels, sel.indices),
         "probe_accuracy": sel.probe_accuracy,
         "seconds": {k: round(v, 3) for k, v in sel.seconds.items()},
         "held_back": [{"index": i, "reason": r} for i, r in sorted(sel.held_back.items())],
         "indices": sel.indices,
-        "report": str(report_file),
-        "run": view.run_summary(run),
     }
-    _sidecar(report_file, doc)
-    if json_out:
-        print_json(doc)
-        return
-    view.print_selection(doc, data, sel, out, written, report_file)
-    view.print_run(run)

@@ -11,7 +11,7 @@ passes.
 
 from frugalml.models.base import AppliedPass, Model, Pooling, Runtime
 from frugalml.models.load import ALIASES, is_alias, load, resolve_path
-from frugalml.models.runtimes import threads_for
+from frugalml.models.registry import threads_for
 from frugalml.models.runtimes.torch import forward_names
 
 __all__ = [

@@ -140,7 +140,7 @@ class Model:
     @property
     def engine_runtime(self) -> Any:
         """The registered runtime module that runs this model (``frugalml.models.runtimes``)."""
-        from frugalml.models.runtimes import get
+        from frugalml.models.registry import get
 
         return get(self.engine)
 

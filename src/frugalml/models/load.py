@@ -15,7 +15,7 @@ from pathlib import Path
 from frugalml.errors import BadInput, NotFound
 from frugalml.models import hf
 from frugalml.models.base import Model, Runtime
-from frugalml.models.runtimes import all_runtimes
+from frugalml.models.registry import all_runtimes
 
 #: every name that means the bundled all-MiniLM-L6-v2 (compared lower-cased)
 ALIASES = {

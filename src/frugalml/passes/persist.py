@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ CARD = "README.md"
 SCHEMA_VERSION = 2
 COST_HEADING = "## What it costs, at what quality\n\n"
 USE_HEADING = "## Use it\n"
-#: weight files an earlier save may have left: removed first, so a folder holds one engine's
+#: weight files an earlier save may have left (removed when its manifest lists them)
 WEIGHT_FILES = ("model.onnx", "model.onnx.data", hf.ONNX_FILE, hf.ONNX_FILE + ".data")
 
 
@@ -165,7 +165,7 @@ def save(
     """
     path = Path(folder)
     path.mkdir(parents=True, exist_ok=True)
-    for name in (*WEIGHT_FILES, "model.safetensors"):
+    for name in _weights_written_before(path):  # another engine's weights would be loaded
         (path / name).unlink(missing_ok=True)
     model.tokenizer.save_pretrained(str(path))
     get_runtime(model.engine).save(model, path)
@@ -182,6 +182,15 @@ def save(
     write_manifest(path, manifest)
     respect_umask(path / f for f in manifest["files"])
     return path
+
+
+def _weights_written_before(folder: Path) -> list[str]:
+    """Weight files an earlier ``save`` listed in this folder's manifest (never a user's)."""
+    try:
+        files = json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("files") or []
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [f for f in (*WEIGHT_FILES, "model.safetensors") if f in files]
 
 
 def model_card(
@@ -250,7 +259,7 @@ def _weights_file(model: Model) -> str:
     return hf.ONNX_FILE if model.engine == "onnx" else "model.safetensors"
 
 
-def cost_statement(chosen: dict[str, Any], baseline: dict[str, Any], run_id: str) -> str:
+def cost_statement(chosen: Mapping[str, Any], baseline: Mapping[str, Any], run_id: str) -> str:
     """The card's cost-delta statement from two evaluation records (``frugal eval`` keys:
     ``quality``, ``metric``, ``throughput_per_s``, ``cost_usd_per_1m``, ``size_bytes`` ...)."""
 

@@ -3,10 +3,11 @@
 - ``similarity``: sentence pairs + gold score → Spearman x 100 (``tasks.similarity``).
 - ``classification``: text + label → accuracy x 100; a probe for bare encoders
   (``tasks.classification``).
-- ``fidelity``: unlabelled text → agreement with the original model x 100 (``tasks.fidelity``;
-  for a causal LM ``tasks.lm_fidelity``: top-1 agreement, KL divergence, flips).
-- ``perplexity``: text → a causal LM's perplexity (lower is better; ``tasks.perplexity``).
-- ``generation``: prompts → greedy continuations, timed (``tasks.generation``).
+- ``fidelity``: unlabelled text → agreement with the original model x 100 (``tasks.fidelity``).
+
+Adding a task is one module in this package: a ``Task`` subclass with a ``name`` registers
+itself (``TASKS``; every module here is imported once), declares what it needs
+(``needs_reference``, ``learns_from_data``) and its ``summary`` for help texts.
 
 ``get_task(name)`` returns a task; ``quality_on(task, items, indices)`` recomputes a task's
 metric on a subset or resample of rows (for paired bootstraps). See ``tasks.base``.
@@ -19,34 +20,33 @@ from collections.abc import Sequence
 import numpy as np
 
 from frugalml.errors import BadInput
-from frugalml.tasks.base import Context, Items, Task
-from frugalml.tasks.classification import Classification
-from frugalml.tasks.fidelity import Fidelity
-from frugalml.tasks.generation import Generation
-from frugalml.tasks.lm_fidelity import LMFidelity
-from frugalml.tasks.perplexity import Perplexity
-from frugalml.tasks.similarity import Similarity
-
-TASKS: dict[str, type[Task]] = {
-    t.name: t for t in (Similarity, Classification, Fidelity, Perplexity, Generation)
-}
-#: the tasks a causal LM runs, by name (``fidelity`` is the LM variant here)
-LM_TASKS: dict[str, type[Task]] = {t.name: t for t in (Perplexity, LMFidelity, Generation)}
+from frugalml.tasks.base import TASKS, Context, Items, Task
 
 
-def get_task(
-    task: str | Task, *, metric: str | None = None, seed: int = 0, lm: bool = False
-) -> Task:
-    """A task by name (``metric``: one of its ``metrics``; default the first).
+def _import_task_modules() -> None:
+    import importlib
+    import pkgutil
 
-    ``lm``: the task for a causal language model (``fidelity`` is then ``LMFidelity``).
-    """
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name != "base":
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+_import_task_modules()
+
+
+def get_task(task: str | Task, *, metric: str | None = None, seed: int = 0) -> Task:
+    """A task by name (``metric``: one of its ``metrics``; default the first)."""
     if isinstance(task, Task):
         return task
-    table = LM_TASKS if lm else TASKS
-    if task not in table:
-        raise BadInput(f"unknown task '{task}'", hint=f"use one of {', '.join(table)}")
-    return table[task](metric=metric, seed=seed)
+    if task not in TASKS:
+        raise BadInput(f"unknown task '{task}'", hint=f"use one of {', '.join(TASKS)}")
+    return TASKS[task](metric=metric, seed=seed)
+
+
+def help_text() -> str:
+    """``"classification (text + label → accuracy), ..."``: every registered task, for --help."""
+    return ", ".join(f"{name} ({t.summary})" for name, t in sorted(TASKS.items())) + "."
 
 
 def quality_on(
@@ -60,4 +60,4 @@ def quality_on(
     return get_task(task, metric=metric).quality_on(items, indices)
 
 
-__all__ = ["LM_TASKS", "TASKS", "Context", "Items", "Task", "get_task", "quality_on"]
+__all__ = ["TASKS", "Context", "Items", "Task", "get_task", "help_text", "quality_on"]

@@ -17,7 +17,7 @@ import numpy as np
 from frugalml.errors import BadInput
 from frugalml.models import hf
 from frugalml.models.base import Model, Output, Runtime
-from frugalml.models.runtimes import register, threads_for
+from frugalml.models.registry import register, threads_for
 
 
 def folder_of(graph: Path) -> Path:

@@ -16,7 +16,7 @@ import numpy as np
 from frugalml.errors import BadInput
 from frugalml.models import hf
 from frugalml.models.base import Model, Runtime
-from frugalml.models.runtimes import register, threads_for
+from frugalml.models.registry import register, threads_for
 
 WEIGHTS = "model.safetensors"
 
