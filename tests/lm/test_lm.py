@@ -53,8 +53,8 @@ def test_perplexity_matches_transformers_own_loss(tiny: Path, text: Path) -> Non
     import torch
     from transformers import AutoModelForCausalLM
 
-    from frugalml.lm.evaluate import as_text
     from frugalml.passes.persist import load
+    from frugalml.search.evaluate_lm import as_text
     from frugalml.tasks.perplexity import Perplexity
 
     model = load(tiny)
@@ -77,8 +77,8 @@ def test_perplexity_matches_transformers_own_loss(tiny: Path, text: Path) -> Non
 def test_fidelity_of_the_original_is_perfect_and_of_another_model_is_not(
     tiny: Path, other: Path, text: Path
 ) -> None:
-    from frugalml.lm.evaluate import as_text
     from frugalml.passes.persist import load
+    from frugalml.search.evaluate_lm import as_text
     from frugalml.tasks.lm_fidelity import LMFidelity
 
     a, b = load(tiny), load(other)
@@ -116,13 +116,14 @@ def test_eval_json_has_the_lm_keys(tiny: Path, text: Path, cli) -> None:  # type
 
 
 def test_generation_task_on_jsonl_prompts(tiny: Path, tmp_path: Path) -> None:
-    from frugalml.search.evaluate import evaluate
+    from frugalml.passes.persist import load
+    from frugalml.search.evaluate_lm import evaluate_lm
 
     data = tmp_path / "prompts.jsonl"
     data.write_text(
         "".join(json.dumps({"prompt": p}) + "\n" for p in ("The lobster is", "Paris is the"))
     )
-    r = evaluate(str(tiny), "generation", data, repeats=1)
+    r = evaluate_lm(load(tiny), "generation", data, repeats=1)
     assert r.task == "generation" and r.quality == 100.0 and r.rows == 2
     assert r.decode_tokens_per_s > 0 and r.new_tokens == 32
 
@@ -165,7 +166,7 @@ def test_roofline_refuses_a_decode_rate_above_the_bandwidth() -> None:
 
 
 def test_prompt_file_without_prompts_is_refused(tmp_path: Path) -> None:
-    from frugalml.lm.text import read_text
+    from frugalml.data.lm_text import read_text
 
     bad = tmp_path / "p.jsonl"
     bad.write_text('{"question": "x"}\n')
@@ -175,8 +176,8 @@ def test_prompt_file_without_prompts_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_smollm2_perplexity_on_wikitext(text: Path) -> None:
-    from frugalml.lm.evaluate import evaluate_lm
     from frugalml.passes.persist import load
+    from frugalml.search.evaluate_lm import evaluate_lm
 
     model = load("smollm2")
     assert model.output == "lm" and model.base == "smollm2" and model.arch == "llama"
@@ -187,3 +188,17 @@ def test_smollm2_perplexity_on_wikitext(text: Path) -> None:
     # a 135M instruct model on encyclopedic text: far better than chance (vocab 49152)
     assert 5 < r.quality < 200, r.quality
     assert r.task_figures["window"] == 128 and 0 < r.mbu <= 1
+
+
+@pytest.mark.slow
+def test_demo_llm_optimizes_smollm2_on_stdlib_prose(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "demo"
+    r = cli("demo", "--llm", "--budget-minutes", "0.1", "--sentences", "80", "--out", str(out),
+            "--json")  # fmt: skip
+    # the budget ends the search after the baseline: no cheaper model (exit 2), report written
+    assert r.returncode in (0, 2), r.stderr
+    payload = json.loads(r.stdout)
+    base = payload["baseline"]
+    assert base["task"] == "perplexity" and base["task_figures"]["window"] == 128
+    assert 1 < base["quality"] < 1e4 and 0 < base["mbu"] <= 1
+    assert (out / "demo-text.txt").exists() and (out / "report.md").exists()

@@ -27,10 +27,10 @@ def text(tmp_path: Path) -> Path:
 
 
 def test_int8_and_int4_weight_only_change_weights_not_embeddings(tiny: Path, text: Path) -> None:
-    from frugalml.lm.evaluate import as_text
     from frugalml.models.runtimes.causal_lm import state_bytes
     from frugalml.passes import WeightOnlyQuant, apply
     from frugalml.passes.persist import load
+    from frugalml.search.evaluate_lm import as_text
     from frugalml.tasks.lm_fidelity import LMFidelity
 
     base = load(tiny)

@@ -1,7 +1,8 @@
-"""How ``frugal eval`` prints a causal LM's figures (``frugalml.lm.evaluate``)."""
+"""How ``frugal eval`` prints a causal LM's figures (``frugalml.search.evaluate_lm``)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -89,3 +90,88 @@ def lm_task_options(
         if v is not None
     }
     return given or None
+
+
+def lm_eval(
+    model: str,
+    task: str,
+    data: Path,
+    *,
+    ledger: str | None,
+    json_out: bool,
+    device: str,
+    instance: str | None,
+    region: str | None,
+    threads: int | None,
+    batch_size: int | None,
+    **kwargs: Any,
+) -> None:
+    """``frugal eval`` of a causal LM: measured in an ``eval`` run of the ledger, printed."""
+    from frugalml.cli.app import err, print_json
+    from frugalml.measure.track import track
+    from frugalml.passes.persist import load
+    from frugalml.search.evaluate import with_runtime
+    from frugalml.search.evaluate_lm import evaluate_lm
+
+    params = {"model": model, "task": task, "data": str(data)}
+    with (
+        err.status("evaluating…"),
+        track(
+            f"eval {model}", kind="eval", ledger=ledger, instance=instance, region=region,
+            params=params,
+        ) as run,
+    ):  # fmt: skip
+        lm = with_runtime(load(model, device=device), threads=threads, batch_size=batch_size)
+        result = evaluate_lm(lm, task, data, instance=instance, region=region, **kwargs)
+        run.log_quality(**{result.metric: result.quality})
+        run.log_params(eval=result.to_dict())
+    if json_out:
+        print_json({**result.to_dict(), "run_id": run.id})
+        return
+    print_lm_eval(model, result)
+
+
+#: ``frugal demo --llm``: what it scores and times (small enough for 2 busy cores)
+DEMO_LM = {"window": 128, "windows": 4, "new_tokens": 16}
+
+
+def demo_llm(
+    run_optimize: Any,
+    *,
+    out: Path,
+    budget_minutes: float,
+    sentences: int,
+    max_quality_drop: float,
+    ledger: str | None,
+    json_out: bool,
+    overwrite: bool,
+) -> None:
+    """Optimize smollm2 on standard-library docstring prose (on every machine, never text
+    we wrote), one sentence a line in OUT/demo-text.txt, task perplexity."""
+    from frugalml.cli.app import console, err
+    from frugalml.data import stdlib_sentences
+    from frugalml.errors import BadInput
+    from frugalml.outputs import OutputGuard
+
+    try:
+        texts = stdlib_sentences(sentences, seed=0)
+    except RuntimeError as e:
+        raise BadInput(str(e), hint="install the Python standard library sources") from e
+    OutputGuard(ledger=ledger, overwrite=overwrite).claim_dir(out, writes=["demo-text.txt"])
+    path = out / "demo-text.txt"
+    path.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    err.print(
+        f"frugal demo --llm: optimizing smollm2 for CPU on {len(texts)} standard-library "
+        f"sentences (perplexity, bound +{max_quality_drop:g}%, budget {budget_minutes:g} min)"
+    )
+    run_optimize(
+        "smollm2", "perplexity", path, data_options={}, json_out=json_out,
+        max_quality_drop=max_quality_drop, device="cpu", budget_minutes=budget_minutes,
+        seed=0, out=out, ledger=ledger, overwrite=overwrite, repeats=1,
+        task_options=dict(DEMO_LM),
+    )  # fmt: skip
+    if not json_out:
+        console.print(
+            f"try: frugal eval {out / 'best'} --task perplexity --data {path} "
+            f"--window {DEMO_LM['window']} --windows {DEMO_LM['windows']}"
+        )

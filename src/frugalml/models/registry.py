@@ -13,7 +13,11 @@ from frugalml.errors import BadInput
 from frugalml.measure.hardware import usable_cpus
 
 #: runtime modules imported on first use, in the order ``find`` tries them
-BUILTIN = ("frugalml.models.runtimes.torch", "frugalml.models.runtimes.onnxruntime")
+BUILTIN = (
+    "frugalml.models.runtimes.causal_lm",
+    "frugalml.models.runtimes.torch",
+    "frugalml.models.runtimes.onnxruntime",
+)
 RUNTIMES: dict[str, Any] = {}
 
 
@@ -25,9 +29,17 @@ def register(runtime: Any) -> Any:
 
 
 def all_runtimes() -> dict[str, Any]:
-    for module in BUILTIN:
-        importlib.import_module(module)
+    order = [importlib.import_module(module).__name__ for module in BUILTIN]
+    if list(RUNTIMES) != sorted(RUNTIMES, key=lambda n: _rank(n, order)):
+        ranked = sorted(RUNTIMES.items(), key=lambda kv: _rank(kv[0], order))
+        RUNTIMES.clear()
+        RUNTIMES.update(ranked)  # ``find`` tries them in BUILTIN order, whatever was imported first
     return RUNTIMES
+
+
+def _rank(name: str, order: list[str]) -> int:
+    module = type(RUNTIMES[name]).__module__
+    return order.index(module) if module in order else len(order)
 
 
 def get(name: str) -> Any:

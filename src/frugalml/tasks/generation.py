@@ -16,13 +16,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from frugalml.errors import BadInput
-from frugalml.models.runtimes.causal_lm import require_lm
 from frugalml.tasks.base import Items, pick
-from frugalml.tasks.lm_base import LMTask
+from frugalml.tasks.lm_base import LMTask, require_lm
 from frugalml.tasks.lm_fidelity import continuation
 
 if TYPE_CHECKING:
-    from frugalml.lm.text import LMText
+    from frugalml.data.lm_text import LMText
     from frugalml.models import Model
 
 
@@ -44,6 +43,7 @@ def prompt_ids(model: Model, text: LMText, count: int, new_tokens: int) -> list[
 class Generation(LMTask):
     name = "generation"
     metrics = ("match",)
+    summary = "causal LM, prompts → greedy tokens, timed"
 
     def score(
         self, model: Model, text: LMText, reference: Model | None = None

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from frugalml.errors import BadInput
-from frugalml.tasks.base import Context, Items, Task
+from frugalml.tasks.base import TASKS, Context, Items, Task
 
 if TYPE_CHECKING:
     from frugalml.data import Dataset
-    from frugalml.lm.text import LMText
+    from frugalml.data.lm_text import LMText
     from frugalml.models import Model
 
 #: defaults: perplexity/fidelity windows of 512 tokens, stride 512, 8 windows; 32 new tokens
@@ -26,12 +26,36 @@ WINDOW = 512
 WINDOWS = 8
 NEW_TOKENS = 32
 PROMPTS = 8
+NOT_LM_HINT = "give a causal language model: a Hugging Face ...ForCausalLM folder or 'smollm2'"
+#: the tasks a causal LM runs, by name (``fidelity`` here is ``LMFidelity``); ``TASKS`` holds
+#: the LM-only ones (perplexity, generation) too, and the encoder ``fidelity``
+LM_TASKS: dict[str, type[Task]] = {}
+LM_ONLY = ("perplexity", "generation")
+
+
+def require_lm(model: Model, task: str) -> None:
+    """One-line ``BadInput`` when ``model`` is not a causal LM."""
+    if model.output != "lm":
+        kind = "encoder" if model.output == "embedding" else "classifier"
+        raise BadInput(
+            f"the {task} task needs a causal language model; this model is a "
+            f"{model.arch or model.engine} {kind}",
+            hint=NOT_LM_HINT,
+        )
 
 
 class LMTask(Task):
     """A task that runs a causal LM (``model.output == "lm"``)."""
 
     lm: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # not Task's registration: an LM task's name may be an encoder task's (fidelity)
+        super(Task, cls).__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            LM_TASKS[cls.name] = cls
+            if cls.name in LM_ONLY:
+                TASKS[cls.name] = cls
 
     def __init__(
         self,

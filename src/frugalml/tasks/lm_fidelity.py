@@ -17,14 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from frugalml.data.lm_text import token_windows
 from frugalml.errors import BadInput
-from frugalml.lm.text import token_windows
-from frugalml.models.runtimes.causal_lm import require_lm
 from frugalml.tasks.base import Items, pick
-from frugalml.tasks.lm_base import LMTask, log_probs
+from frugalml.tasks.lm_base import LMTask, log_probs, require_lm
 
 if TYPE_CHECKING:
-    from frugalml.lm.text import LMText
+    from frugalml.data.lm_text import LMText
     from frugalml.models import Model
 
 PROMPT_CAP = 64
@@ -38,6 +37,7 @@ def continuation(model: Model, ids: np.ndarray, new_tokens: int) -> np.ndarray:
 class LMFidelity(LMTask):
     name = "fidelity"
     metrics = ("agreement",)
+    summary = "causal LM, text → top-1 agreement, KL, flips vs the original"
 
     def score(
         self, model: Model, text: LMText, reference: Model | None = None

@@ -17,19 +17,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from frugalml.lm.text import token_windows
-from frugalml.models.runtimes.causal_lm import require_lm
+from frugalml.data.lm_text import token_windows
 from frugalml.tasks.base import Items, pick
-from frugalml.tasks.lm_base import LMTask, log_probs
+from frugalml.tasks.lm_base import LMTask, log_probs, require_lm
 
 if TYPE_CHECKING:
-    from frugalml.lm.text import LMText
+    from frugalml.data.lm_text import LMText
     from frugalml.models import Model
 
 
 class Perplexity(LMTask):
     name = "perplexity"
     metrics = ("perplexity",)
+    summary = "causal LM, text → perplexity, lower is better"
     higher_is_better = False
 
     def score(

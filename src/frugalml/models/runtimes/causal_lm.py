@@ -26,10 +26,9 @@ import numpy as np
 from frugalml.errors import BadInput
 from frugalml.models import hf
 from frugalml.models.base import Model, Runtime
-from frugalml.models.runtimes import register, threads_for
+from frugalml.models.registry import register, threads_for
 
 WEIGHTS = "model.safetensors"
-NOT_LM_HINT = "give a causal language model: a Hugging Face ...ForCausalLM folder or 'smollm2'"
 
 
 def is_causal_config(raw: dict[str, Any]) -> bool:
@@ -265,14 +264,3 @@ def _cache_of(out: Any) -> Any:
 
 def max_context(config: Any) -> int:
     return int(getattr(config, "max_position_embeddings", 2048) or 2048)
-
-
-def require_lm(model: Model, task: str) -> None:
-    """One-line ``BadInput`` when ``model`` is not a causal LM."""
-    if model.output != "lm":
-        kind = "encoder" if model.output == "embedding" else "classifier"
-        raise BadInput(
-            f"the {task} task needs a causal language model; this model is a "
-            f"{model.arch or model.engine} {kind}",
-            hint=NOT_LM_HINT,
-        )

@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from frugalml.data.lm_text import LMText, from_texts, read_text, tokens_of
 from frugalml.errors import BadInput
-from frugalml.lm.text import LMText, from_texts, read_text, tokens_of
 from frugalml.models import Model
 from frugalml.search.evaluate import EvalResult
 
@@ -133,9 +133,9 @@ def evaluate_lm(
     from frugalml.measure.timing import device_sync
     from frugalml.measure.track import UsageMeter
     from frugalml.models import threads_for
-    from frugalml.models.runtimes.causal_lm import require_lm, state_bytes
+    from frugalml.models.runtimes.causal_lm import state_bytes
     from frugalml.passes.persist import load
-    from frugalml.tasks import LM_TASKS
+    from frugalml.tasks.lm_base import LM_TASKS, require_lm
 
     if repeats < 1:
         raise BadInput("repeats must be at least 1")

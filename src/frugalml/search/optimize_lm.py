@@ -21,7 +21,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from frugalml.errors import BadInput, CandidateFailed
 from frugalml.passes import HalfPrecision, RuntimeSettings, WeightOnlyQuant, apply, describe
@@ -67,14 +67,16 @@ def optimize_lm(
     metric: str | None = None,
     task_options: dict[str, Any] | None = None,
     timing: dict[str, Any] | None = None,
+    overwrite: bool = False,
     **_ignored: Any,
 ) -> Any:
-    from frugalml.lm.evaluate import as_text, evaluate_lm
     from frugalml.measure.prices import resolve
     from frugalml.measure.track import track
+    from frugalml.outputs import OutputGuard
     from frugalml.passes.persist import load, save
     from frugalml.search.evaluate import with_runtime
-    from frugalml.search.runner import OptimizeResult
+    from frugalml.search.evaluate_lm import as_text, evaluate_lm
+    from frugalml.search.result import OptimizeResult
     from frugalml.search.space import Candidate
     from frugalml.tasks.lm_fidelity import LMFidelity
 
@@ -84,12 +86,12 @@ def optimize_lm(
     text = as_text(data)
     base = load(model, device=device)
     if base.output != "lm":
-        from frugalml.models.runtimes.causal_lm import require_lm
+        from frugalml.tasks.lm_base import require_lm
 
         require_lm(base, task)
     base = with_runtime(base, threads=threads)
-    out_dir = Path(out).expanduser().absolute()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    guard = OutputGuard(ledger=ledger, inputs=[model, data], overwrite=overwrite)
+    out_dir = guard.claim_dir(out, writes=["best", "candidates.json", "report.md"])
     deadline = started + budget_minutes * 60.0
     opts = dict(timing or {})
     fid_task = LMFidelity(seed=seed, windows=FIDELITY_WINDOWS, new_tokens=16)
@@ -125,10 +127,12 @@ def optimize_lm(
         n = len(queue)
         baseline: dict[str, Any] | None = None
         phase_two = passes is None or "runtime_settings" in passes
+        untried = 0
         while queue:
             cand = queue.pop(0)
             if cand.tier != "baseline" and time.monotonic() > deadline:
-                emit("budget", {"skipped": 1 + len(queue)})
+                untried = 1 + len(queue)
+                emit("budget", {"skipped": untried})
                 break
             emit("start", {"candidate": cand, "queued": len(queue)})
             try:
@@ -173,6 +177,7 @@ def optimize_lm(
         for r in records:
             r["on_pareto"] = any(r is f for f in front)
             r["chosen"] = best is not None and r is best
+        guard.remove(out_dir / "best")  # only what frugal wrote there
         if best is not None:
             save(variants[best["id"]], out_dir / "best", optimize_run_id=run.id,
                  candidate_id=best["id"], quality=best["quality"])  # fmt: skip
@@ -184,11 +189,14 @@ def optimize_lm(
             report_md(records, baseline, best, task, max_quality_drop), encoding="utf-8"
         )
         run_id = run.id
+    as_records: Any = records  # plain dicts with the CandidateRecord keys LM candidates have
     return OptimizeResult(
-        baseline=baseline, best=best, pareto=front, candidates=records, out=out_dir,
+        baseline=as_records[0], best=cast(Any, best), pareto=cast(Any, front),
+        candidates=as_records, out=out_dir,
         run_id=run_id, task=task, metric=str(baseline["metric"]),
         max_quality_drop=max_quality_drop, budget_s=budget_minutes * 60.0,
         elapsed_s=time.monotonic() - started, model=str(model), data=text.source,
+        untried=untried, stop_reason="budget" if untried else "completed",
     )  # fmt: skip
 
 
@@ -201,6 +209,7 @@ def _rate(rec: dict[str, Any], baseline: dict[str, Any]) -> None:
     if rec.get("status") != "ok":
         return
     hib = bool(rec["higher_is_better"])
+    rec["final_quality"] = rec["quality"]  # one text: no separate final split
     rec["quality_drop"] = relative_drop(float(rec["quality"]), float(baseline["quality"]), hib)
     base_tps = float(baseline["throughput_per_s"]) or math.nan
     rec["throughput_ratio"] = float(rec["throughput_per_s"]) / base_tps
