@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from frugalml.serve.batcher import Batcher, BatchDone, pack, padded_tokens
+from frugalml.serve.batcher import BatchDone, Batcher, pack, padded_tokens
 
 
 @dataclass(eq=False)
@@ -77,9 +77,7 @@ def test_batcher_returns_each_request_its_own_rows_and_packs_them() -> None:
         b = Batcher(run_batch, max_batch_tokens=48, max_wait_s=60.0, on_batch=done.append)
         b.start()
         reqs = [([f"a-{i}", f"bbbb-{i + 100}"], [8, 8]) for i in range(3)]
-        out = await asyncio.wait_for(
-            asyncio.gather(*(b.submit(t, n) for t, n in reqs)), timeout=60
-        )
+        out = await asyncio.wait_for(asyncio.gather(*(b.submit(t, n) for t, n in reqs)), timeout=60)
         await b.stop()
         return out
 
