@@ -245,6 +245,7 @@ def main() -> None:
     ap.add_argument("--arms", default="fp32-batch1,fp32-dynamic,optimized-dynamic")
     args = ap.parse_args()
     args.rates = [float(r) for r in args.sweep.split(",")]
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
 
     from frugalml.data import load_data
     from frugalml.measure.hardware import hardware, usable_cpus
@@ -299,7 +300,8 @@ def main() -> None:
             "logical_cores": hw.cpu_logical_cores,
             "memory_gib": round(hw.memory_bytes / 2**30, 1),
         },
-        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "load_avg_at_start": load_at_start,
+        "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
         "note": args.note,
         "settings": {
             "sweep_rps": args.rates,
