@@ -79,9 +79,6 @@ def serve(
     requests, tokens, energy, $ and $ per 1k requests (active and amortized). Ctrl-C or
     SIGTERM stop it after the in-flight requests finish.
     """
-    from frugalml.serve import require_serve_deps
-
-    require_serve_deps("fastapi", "uvicorn", "prometheus_client")
     from frugalml.serve.app import ServeConfig
     from frugalml.serve.server import serve as run_server
 
@@ -199,9 +196,6 @@ def loadtest(
     omission). Works with any OpenAI- or TEI-compatible endpoint; loopback only unless
     --allow-remote. Recorded as a ledger run (kind 'loadtest') linked to a frugal server's run.
     """
-    from frugalml.serve import require_serve_deps
-
-    require_serve_deps("httpx2")
     import frugalml
     from frugalml.data import load_data
     from frugalml.ledger import Ledger

@@ -9,25 +9,6 @@
 - ``server``: ``serve(MODEL)``: load, open a ``serve`` ledger run, run uvicorn, stop gracefully.
 - ``loadtest``: open-loop Poisson load against any OpenAI/TEI embedding endpoint.
 
-The web dependencies are the ``serve`` extra (``pip install 'frugalml[serve]'``); nothing here
-is imported by ``import frugalml``.
+The web dependencies are the ``serve`` extra (``pip install 'frugalml[serve]'``; the CLI names
+a missing one through ``frugalml.extras``); nothing here is imported by ``import frugalml``.
 """
-
-from __future__ import annotations
-
-import importlib.util
-
-from frugalml.errors import BadInput
-
-_NEEDS = {"fastapi": "fastapi", "uvicorn": "uvicorn", "prometheus_client": "prometheus-client",
-          "httpx2": "httpx2"}  # fmt: skip
-
-
-def require_serve_deps(*modules: str) -> None:
-    """Fail with one line naming the extra when a web dependency is missing."""
-    missing = [_NEEDS[m] for m in (modules or tuple(_NEEDS)) if not importlib.util.find_spec(m)]
-    if missing:
-        raise BadInput(
-            f"frugal serve/loadtest need {', '.join(missing)} (not installed)",
-            hint="pip install 'frugalml[serve]'",
-        )

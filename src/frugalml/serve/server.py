@@ -76,19 +76,20 @@ def serve(
     """Serve ``model_spec`` until stopped; the final figures (also in the ledger run)."""
     import uvicorn
 
-    import frugalml
     from frugalml.ledger import Ledger
     from frugalml.measure.hardware import hardware
+    from frugalml.measure.track import track
+    from frugalml.models import load
     from frugalml.serve.metrics import ServeStats
 
     config = config or ServeConfig()
     if not 1 <= port <= 65535:
         raise BadInput(f"--port {port} is not a TCP port", hint="use 1-65535")
-    tracker = frugalml.track(
+    tracker = track(
         f"serve {model_spec}", kind="serve", instance=instance, region=region
     )  # resolves the price first: an unknown instance fails before the model loads
     check_port(host, port)
-    model = frugalml.load(model_spec, device=device)
+    model = load(model_spec, device=device)
     if threads is not None:
         if threads < 1:
             raise BadInput(f"--threads {threads} must be at least 1")
@@ -111,7 +112,7 @@ def serve(
     }
     book = Ledger(ledger)
     try:
-        tracker = frugalml.track(
+        tracker = track(
             f"serve {name}", ledger=book, kind="serve", params=params, instance=instance,
             region=region,
         )  # fmt: skip
