@@ -169,10 +169,10 @@ def test_health_names_the_ledger_run_and_metrics_count_requests(server: Server) 
 
 
 def test_429_above_the_cap_then_graceful_shutdown_finishes_in_flight(tmp_path: Path) -> None:
-    # a 10 s batching window and a budget never reached: the first two requests stay in
+    # a 20 s batching window and a budget never reached: the first two requests stay in
     # flight, so the cap of 2 is full while the others arrive
     srv = start_server(
-        tmp_path, "--max-concurrency", "2", "--max-wait-ms", "10000",
+        tmp_path, "--max-concurrency", "2", "--max-wait-ms", "20000",
         "--max-batch-tokens", "100000", "--flush-s", "0.5",
     )  # fmt: skip
     try:
@@ -252,7 +252,9 @@ def test_killed_mid_load_keeps_its_ledger_record(tmp_path: Path) -> None:
     with Ledger(srv.ledger_url) as book:
         run = book.get(srv.run_id)
     assert run.kind == "serve" and run.status == "crashed"
-    assert 3 <= run.quality["requests"] <= ok["n"]
+    # nothing written is lost; at most the 4 workers' last requests were counted by the
+    # server but killed before their answers arrived
+    assert recorded <= run.quality["requests"] <= ok["n"] + len(workers)
     assert run.quality["tokens"] > 0
 
 
