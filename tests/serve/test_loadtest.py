@@ -137,3 +137,38 @@ def test_loadtest_speaks_tei_too(server: Server, cli: Callable, tmp_path: Path) 
         run = book.get(out["run_id"])
     # the server's run is in another ledger: the id is kept, not linked as parent
     assert run.parent_id is None and run.params["server_run_id"] == server.run_id
+
+
+def test_loadtest_table_names_the_best_rate(
+    server: Server, cli: Callable, shared_data: Path
+) -> None:
+    data = str(shared_data / "sts-b" / "sts-dev.csv")
+    r = cli(
+        "loadtest", server.url, "--rate", "2", "--duration", "1", "--data", data,
+        "--slo-p99-ms", "600000", "--ledger", server.ledger_url,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "highest rate meeting p99 <= 600000 ms: 2 req/s" in r.stdout
+    assert "ledger run" in r.stdout
+
+
+@pytest.mark.parametrize(("command", "package"), [("serve", "fastapi"), ("loadtest", "httpx2")])
+def test_a_missing_serve_package_is_named_with_its_extra(
+    command: str, package: str, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    data = tmp_path / "t.jsonl"
+    data.write_text('{"text": "a"}\n')
+    argv = ["frugal", command, "minilm" if command == "serve" else "http://127.0.0.1:9"]
+    if command == "loadtest":
+        argv += ["--rate", "1", "--data", str(data)]
+    code = (
+        f"import sys; sys.modules[{package!r}] = None; sys.argv = {argv!r}\n"
+        "from frugalml.cli import main; main()"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stderr
+    assert f"'{package}'" in r.stderr and "frugalml[serve]" in r.stderr
+    assert "Traceback" not in r.stderr
