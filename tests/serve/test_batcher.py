@@ -139,3 +139,26 @@ def test_batcher_refuses_bad_settings() -> None:
         Batcher(_rows, max_batch_tokens=0, max_wait_s=0.0)
     with pytest.raises(ValueError):
         Batcher(_rows, max_batch_tokens=8, max_wait_s=-1.0)
+
+
+def test_drain_runs_what_is_queued_without_waiting_out_the_window() -> None:
+    batches: list[list[str]] = []
+
+    def run_batch(texts: list[str]) -> np.ndarray:
+        batches.append(list(texts))
+        return _rows(texts)
+
+    async def main() -> list[np.ndarray]:
+        # an hour's window and a budget never reached: only drain() lets the batch run
+        b = Batcher(run_batch, max_batch_tokens=10_000, max_wait_s=3600.0)
+        b.start()
+        pending = asyncio.ensure_future(b.submit(["q-1", "q-2"], [2, 2]))
+        while b.queued < 2:
+            await asyncio.sleep(0.01)
+        b.drain()
+        rows = await asyncio.wait_for(pending, timeout=60)
+        await b.stop()
+        return rows
+
+    assert [r.tolist() for r in asyncio.run(main())] == [[3.0, 1.0], [3.0, 2.0]]
+    assert batches == [["q-1", "q-2"]]

@@ -106,6 +106,7 @@ class Batcher:
         self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="frugal-model")
         self._stopping = False
+        self._draining = False
 
     @property
     def queued(self) -> int:
@@ -114,6 +115,16 @@ class Batcher:
     def start(self) -> None:
         self._wake = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="frugal-batcher")
+
+    def drain(self) -> None:
+        """Stop waiting for company: run what is queued (and what still comes) at once.
+
+        Called when the server starts shutting down, so in-flight requests finish without
+        waiting out ``max_wait_s``.
+        """
+        self._draining = True
+        if self._wake:
+            self._wake.set()
 
     async def stop(self) -> None:
         """Run what is queued, then end the loop and the worker thread."""
@@ -151,7 +162,10 @@ class Batcher:
             self._wake.clear()
             await self._wake.wait()
         deadline = self._queue[0].arrived_s + self.max_wait_s
-        while not self._stopping and sum(it.tokens for it in self._queue) < self.max_batch_tokens:
+        while (
+            not (self._stopping or self._draining)
+            and sum(it.tokens for it in self._queue) < self.max_batch_tokens
+        ):
             left = deadline - time.perf_counter()
             if left <= 0:
                 break

@@ -4,8 +4,8 @@ The run is inserted before the first request and its figures (requests, tokens, 
 energy, $, $ per 1k requests active and amortized) are written to its quality metrics every
 ``flush_s`` seconds, so a server killed without warning keeps what it had recorded (the ledger
 then reports the run as ``crashed``). SIGINT/SIGTERM stop it gracefully: uvicorn stops accepting
-connections, in-flight requests finish, queued batches run, and the run is finished with its
-``Usage`` (the same meters as every run) and final figures.
+connections, queued texts run at once (the batcher is drained), in-flight requests finish,
+and the run is finished with its ``Usage`` (the same meters as every run) and final figures.
 """
 
 from __future__ import annotations
@@ -45,6 +45,24 @@ def _stop_signals_return() -> Iterator[None]:
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _draining_server_class() -> Any:
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        """A uvicorn server that tells the batcher when shutdown starts (before it waits for
+        the in-flight requests), so their batches run at once."""
+
+        def __init__(self, on_shutdown: Any, config: uvicorn.Config) -> None:
+            super().__init__(config)
+            self._on_shutdown = on_shutdown
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            self._on_shutdown()
+            await super().shutdown(sockets=sockets)
+
+    return DrainingServer
 
 
 def check_port(host: str, port: int) -> None:
@@ -123,7 +141,8 @@ def serve(
                 run.log_quality(**_figures_for_ledger(stats.figures()))
 
             app = create_app(backend, stats, config, run_id=run.id, on_tick=flush)
-            server = uvicorn.Server(
+            server = _draining_server_class()(
+                app.state.batcher.drain,
                 uvicorn.Config(
                     app,
                     host=host,
@@ -132,7 +151,7 @@ def serve(
                     access_log=False,
                     timeout_graceful_shutdown=int(graceful_timeout_s),
                     lifespan="on",
-                )
+                ),
             )
             print(
                 f"frugal serve: {name} on http://{host}:{port} (ledger run {run.id}); "
