@@ -39,14 +39,16 @@ class Server:
         return self.log.read_text(errors="replace")
 
 
-def start_server(tmp: Path, *args: str, ledger_url: str | None = None) -> Server:
+def start_server(
+    tmp: Path, *args: str, ledger_url: str | None = None, model: str = "minilm"
+) -> Server:
     port = free_port()
     ledger_url = ledger_url or f"sqlite:///{tmp / 'ledger.db'}"
     log = tmp / f"serve-{port}.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     with log.open("w") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "frugalml", "serve", "minilm", "--port", str(port),
+            [sys.executable, "-m", "frugalml", "serve", model, "--port", str(port),
              "--ledger", ledger_url, "--threads", "1", *args],
             stdout=fh, stderr=subprocess.STDOUT, text=True, env=env,
         )  # fmt: skip

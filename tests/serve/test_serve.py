@@ -269,3 +269,25 @@ def test_cli_refuses_bad_options_in_one_line(cli: Callable, tmp_path: Path) -> N
         port = s.getsockname()[1]
         r = cli("serve", "minilm", "--port", str(port), "--ledger", f"sqlite:///{tmp_path}/l.db")
     assert r.returncode == 2 and "cannot listen" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_optimized_onnx_variant_is_served_like_the_original(tmp_path: Path) -> None:
+    import frugalml
+    from frugalml.passes import OnnxExport, apply
+
+    folder = tmp_path / "onnx-best"
+    apply(frugalml.load("minilm"), [OnnxExport()]).save(folder)
+    want = frugalml.load(folder).encode(TEXTS)
+    srv = start_server(tmp_path, "--flush-s", "0.5", model=str(folder))
+    try:
+        got = _openai(srv).embeddings.create(model="x", input=TEXTS)
+        assert got.model == str(folder)
+        np.testing.assert_allclose(np.array([d.embedding for d in got.data]), want, atol=1e-5)
+        assert srv.stop(signal.SIGTERM) == 0
+    finally:
+        if srv.proc.poll() is None:
+            srv.proc.kill()
+    with Ledger(srv.ledger_url) as book:
+        run = book.get(srv.run_id)
+    assert run.status == "finished" and "onnx_export" in run.params["model_describe"]
+    assert run.quality["requests"] == 1 and run.quality["inputs"] == len(TEXTS)
