@@ -116,7 +116,8 @@ def _error(path: str, status: int, message: str, param: str | None = None) -> JS
 def _encode(row: np.ndarray, fmt: str) -> list[float] | str:
     if fmt == "base64":
         return base64.b64encode(row.astype("<f4", copy=False).tobytes()).decode("ascii")
-    return [float(x) for x in row]
+    values: list[float] = row.astype(np.float64).tolist()
+    return values
 
 
 def create_app(
@@ -200,7 +201,10 @@ def _add_embedding_routes(
             raise HTTPProblem(400, "input is empty: send at least one text", "input")
         if len(texts) > MAX_INPUTS:
             raise HTTPProblem(400, f"{len(texts)} inputs; at most {MAX_INPUTS} per request")
-        counts = backend.count_tokens(texts)
+        if len(texts) > 32:  # a big request: tokenize off the event loop
+            counts = await asyncio.to_thread(backend.count_tokens, texts)
+        else:
+            counts = backend.count_tokens(texts)
         limit = backend.max_tokens
         over = [{"index": i, "tokens": n, "kept": limit} for i, n in enumerate(counts) if n > limit]
         if over and oversize == "refuse":
@@ -298,7 +302,7 @@ def _add_embedding_routes(
             if body.truncate is not None:
                 mode = "truncate" if body.truncate else "refuse"
             rows, _tokens, over = await embed(request.url.path, texts, mode)
-            payload = json.dumps([[float(x) for x in r] for r in rows])
+            payload = json.dumps([r.astype(np.float64).tolist() for r in rows])
             return Response(
                 payload, media_type="application/json", headers=truncation_headers(over)
             )
