@@ -279,9 +279,10 @@ def test_cli_refuses_bad_options_in_one_line(cli: Callable, tmp_path: Path) -> N
 def test_an_optimized_onnx_variant_is_served_like_the_original(tmp_path: Path) -> None:
     import frugalml
     from frugalml.passes import OnnxExport, apply
+    from frugalml.passes.persist import save
 
     folder = tmp_path / "onnx-best"
-    apply(frugalml.load("minilm"), [OnnxExport()]).save(folder)
+    save(apply(frugalml.load("minilm"), [OnnxExport()]), folder)
     want = frugalml.load(folder).encode(TEXTS)
     srv = start_server(tmp_path, "--flush-s", "0.5", model=str(folder))
     try:

@@ -97,7 +97,7 @@ def serve(
     from frugalml.ledger import Ledger
     from frugalml.measure.hardware import hardware
     from frugalml.measure.track import track
-    from frugalml.models import load
+    from frugalml.passes.persist import load  # frugalml.load: frugal folders with their passes
     from frugalml.serve.metrics import ServeStats
 
     config = config or ServeConfig()
