@@ -128,3 +128,88 @@ def test_gate_on_the_search_output(search: dict[str, Any]) -> None:
     out = json.loads(done.stdout)
     assert out["statement"]["quality_ci"] is not None  # per-row outputs found in OUT/.work
     assert out["statement"]["candidate"]["training"]["kind"] == "candidate"
+
+
+# ---- units and words (issue 12): one formatter per unit, one name per option ---------------
+def _commands() -> dict[str, Any]:
+    """Every command of the CLI by its full name (``data audit``), as Click sees it."""
+    import typer
+
+    from frugalml.cli import app
+
+    out: dict[str, Any] = {}
+
+    def walk(cmd: Any, prefix: str) -> None:
+        if hasattr(cmd, "commands"):  # a group
+            for name, sub in cmd.commands.items():
+                walk(sub, f"{prefix} {name}".strip())
+        else:
+            out[prefix] = cmd
+
+    walk(typer.main.get_command(app), "")
+    return out
+
+
+def _option(cmd: Any, name: str) -> Any:
+    return next((p for p in cmd.params if name in getattr(p, "opts", ())), None)
+
+
+def _type_name(option: Any) -> str:
+    """The declared type of an option (Typer's descriptor, or Click's type)."""
+    desc = getattr(option, "type_descriptor", None)
+    if desc is not None:
+        return getattr(desc.annotation, "__name__", str(desc.annotation))
+    return type(option.type).__name__
+
+
+def test_data_is_a_path_everywhere() -> None:
+    with_data = {n: _option(c, "--data") for n, c in _commands().items()}
+    with_data = {n: o for n, o in with_data.items() if o is not None}
+    assert {"eval", "optimize", "compare", "gate", "finetune", "tune"} <= set(with_data)
+    assert {n for n, o in with_data.items() if _type_name(o) != "Path"} == set()
+
+
+def test_rounds_is_the_one_name_and_repeats_a_hidden_alias() -> None:
+    cmds = _commands()
+    for name in ("eval", "optimize", "compare", "gate"):
+        assert _option(cmds[name], "--rounds") is not None, name
+        old = _option(cmds[name], "--repeats")
+        assert old is None or old.hidden, name
+    from frugalml.cli.app import renamed
+
+    assert renamed(None, 5, "--repeats", "--rounds") == 5
+    assert renamed(2, 5, "--repeats", "--rounds") == 2  # the old name, when given, wins
+
+
+def test_help_texts_say_what_the_option_does() -> None:
+    cmds = _commands()
+    drop = _option(cmds["demo"], "--max-quality-drop")
+    assert drop.help and "point" in drop.help
+    seed = _option(cmds["eval"], "--seed").help.lower()
+    for word in ("calibration", "distillation", "search"):  # optimize's work, not eval's
+        assert word not in seed
+
+
+def test_one_formatter_per_unit() -> None:
+    from frugalml import units
+    from frugalml.cli import format as fmt
+    from frugalml.cli import optimize_cmds
+    from frugalml.report import units as report_units
+    from frugalml.search import report as search_report
+
+    for dollars in (fmt.usd, report_units.usd, search_report._usd, optimize_cmds._fmt_usd):
+        assert dollars is units.usd
+    for size in (fmt.nbytes, report_units.nbytes, search_report._mb):
+        assert size is units.nbytes
+    assert units.nbytes(90_852_864) == "86.6 MiB"  # 90852864 / 2**20 = 86.64
+    assert units.usd(0.0358379) == "$0.0358" and units.usd(1234.5) == "$1,234"
+    assert units.versus(0.46) == "0.46× the cost, 54% less"
+    assert units.versus(1.3, "latency") == "1.30× the latency, 30% more"
+
+
+def test_report_md_speaks_mib_and_one_ratio_wording(search: dict[str, Any]) -> None:
+    text = (search["out"] / "report.md").read_text(encoding="utf-8")
+    assert "MiB" in text and " MB " not in text and " MB |" not in text
+    assert "x cheaper" not in text
+    if any(e.get("chosen") for e in search["entries"]):
+        assert "× the cost, " in text

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
+from frugalml import units
 from frugalml.cli.app import (
     EncodingOpt,
     FormatOpt,
@@ -24,6 +24,7 @@ from frugalml.cli.app import (
     console,
     err,
     print_json,
+    renamed,
 )
 
 if TYPE_CHECKING:
@@ -73,8 +74,18 @@ SeedOpt = Annotated[
         "--seed", help="Seed for the data split, calibration, distillation and search order."
     ),
 ]
-RepeatsOpt = Annotated[
-    int, typer.Option("--repeats", min=1, help="Timed passes over the data (median is reported).")
+EvalSeedOpt = Annotated[
+    int,
+    typer.Option(
+        "--seed", help="Seed for the data split (rows a probe learns from vs rows scored)."
+    ),
+]
+# One name for timed passes in every command (compare and gate call them rounds too).
+RoundsOpt = Annotated[
+    int, typer.Option("--rounds", min=1, help="Timed rounds over the data (median is reported).")
+]
+RepeatsOpt = Annotated[  # the old name, hidden: still accepted, with a warning
+    int | None, typer.Option("--repeats", min=1, hidden=True, help="Deprecated: --rounds.")
 ]
 
 
@@ -99,10 +110,7 @@ def _data_options(
     return opts
 
 
-def _fmt_usd(v: Any) -> str:
-    if v is None or not math.isfinite(float(v)):
-        return "-"
-    return f"${float(v):.4f}" if float(v) < 1 else f"${float(v):,.2f}"
+_fmt_usd = units.usd  # the one dollar formatter
 
 
 @app.command("eval", no_args_is_help=True)
@@ -123,8 +131,9 @@ def eval_cmd(
     ] = None,
     instance: InstanceOpt = None,
     region: RegionOpt = None,
-    seed: SeedOpt = 0,
-    repeats: RepeatsOpt = 3,
+    seed: EvalSeedOpt = 0,
+    rounds: RoundsOpt = 3,
+    repeats: RepeatsOpt = None,
     text_col: TextColOpt = None,
     text2_col: Text2ColOpt = None,
     label_col: LabelColOpt = None,
@@ -169,7 +178,7 @@ def eval_cmd(
             instance=instance,
             region=region,
             seed=seed,
-            repeats=repeats,
+            repeats=renamed(repeats, rounds, "--repeats", "--rounds"),
         )
         run.log_quality(**{result.metric: result.quality})
         run.log_params(eval=result.to_dict())
@@ -201,8 +210,8 @@ def eval_cmd(
             f"{_fmt_usd(result.usd_per_hour)}/h)",
         ),
         ("energy per 1k texts", f"{result.energy_j_per_1k:.1f} J ({result.energy_source})"),
-        ("peak memory", f"{result.peak_memory_bytes / 1e6:.0f} MB"),
-        ("size on disk", f"{result.size_bytes / 1e6:.1f} MB"),
+        ("peak memory", units.nbytes(result.peak_memory_bytes)),
+        ("size on disk", units.nbytes(result.size_bytes)),
         ("warm-up (excluded)", f"{result.warmup_s:.2f} s"),
     ]
     for k, v in rows:
@@ -358,7 +367,8 @@ def optimize(
     out: Annotated[
         Path, typer.Option("--out", help="Output folder: best/, candidates.json, report.md.")
     ] = Path("frugal-out"),
-    repeats: RepeatsOpt = 3,
+    rounds: RoundsOpt = 3,
+    repeats: RepeatsOpt = None,
     keep_candidates: Annotated[
         bool,
         typer.Option(
@@ -416,7 +426,7 @@ def optimize(
         seed=seed,
         out=out,
         ledger=ledger,
-        repeats=repeats,
+        repeats=renamed(repeats, rounds, "--repeats", "--rounds"),
         keep_candidates=keep_candidates,
         passes=[p.strip() for p in passes.split(",") if p.strip()] if passes else None,
         memory_limit_mb=max_memory_mb,
@@ -435,7 +445,15 @@ def demo(
     sentences: Annotated[
         int, typer.Option("--sentences", min=8, help="Standard-library docstring sentences to use.")
     ] = DEMO_SENTENCES,
-    max_quality_drop: Annotated[float, typer.Option("--max-quality-drop", min=0)] = 1.0,
+    max_quality_drop: Annotated[
+        float,
+        typer.Option(
+            "--max-quality-drop",
+            min=0,
+            help="Most fidelity points (agreement with the original, x 100) the chosen "
+            "model may lose.",
+        ),
+    ] = 1.0,
     ledger: LedgerOpt = None,
     json_out: JsonOpt = False,
 ) -> None:

@@ -28,7 +28,7 @@ TaskOpt = Annotated[
     typer.Option(help="Task to evaluate models with: similarity, classification or fidelity."),
 ]
 DataOpt = Annotated[
-    str | None,
+    Path | None,
     typer.Option(help="Data file to evaluate models on (STS-B TSV, label-text, CSV, TSV, JSONL)."),
 ]
 RoundsOpt = Annotated[
@@ -69,7 +69,7 @@ def _statement(
     candidate: str,
     *,
     task: str | None,
-    data: str | None,
+    data: Path | None,
     ledger: str | None,
     rounds: int,
     resamples: int,
@@ -131,7 +131,7 @@ def _statement(
                 results = fresh.evaluate_alternating(
                     what,
                     task,
-                    data,
+                    str(data),
                     rounds=rounds,
                     device=device,
                     threads=threads,
@@ -143,7 +143,7 @@ def _statement(
             group = fresh.new_group()
             for i, result in zip(now, results, strict=True):
                 run_id = fresh.record_eval(
-                    book, result, spec=specs[i].text, data=data, group=group, rounds=rounds
+                    book, result, spec=specs[i].text, data=str(data), group=group, rounds=rounds
                 )
                 sides[i] = fresh.side_of_run(book, run_id, specs[i].text)
     base, cand = sides

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from frugalml import units
+
 if TYPE_CHECKING:
     from frugalml.search.runner import OptimizeResult
 
@@ -22,15 +24,8 @@ def _num(value: Any, fmt: str = "{:.2f}") -> str:
     return fmt.format(value)
 
 
-def _mb(value: Any) -> str:
-    return "-" if value is None else f"{value / 1e6:.1f} MB"
-
-
-def _usd(value: Any) -> str:
-    if value is None or not math.isfinite(float(value)):
-        return "-"
-    v = float(value)
-    return f"${v:.4f}" if v < 1 else f"${v:,.2f}"
+_mb = units.nbytes  # one byte formatter (MiB) and one dollar formatter for every layer
+_usd = units.usd
 
 
 def write_markdown(result: OptimizeResult) -> Path:
@@ -61,7 +56,7 @@ def write_markdown(result: OptimizeResult) -> Path:
             f"- {best['throughput_ratio']:.2f}x the original's throughput "
             f"({best['throughput_per_s']:.0f} vs {base['throughput_per_s']:.0f} texts/s)",
             f"- cost per 1M requests {_usd(best['cost_usd_per_1m'])} vs "
-            f"{_usd(base['cost_usd_per_1m'])} ({best['cost_ratio']:.2f}x cheaper)",
+            f"{_usd(base['cost_usd_per_1m'])} ({units.versus(best['cost_ratio'])})",
             f"- {result.metric} {best['quality']:.2f} vs {base['quality']:.2f} "
             f"({-best['quality_drop']:+.2f} points)",
             f"- size {_mb(best['size_bytes'])} vs {_mb(base['size_bytes'])}",
