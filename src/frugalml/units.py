@@ -114,6 +114,7 @@ def points(value: float | None, signed: bool = False) -> str:
     """Quality points with two decimals (a true minus sign): ``99.27``, ``−0.73``."""
     if value is None or _missing(value):
         return "-"
+    value = round(float(value), 2) + 0.0  # no "−0.00": a change that rounds to nothing is +0.00
     text = f"{value:+.2f}" if signed else f"{value:.2f}"
     return text.replace("-", "−")
 

@@ -1,5 +1,6 @@
-"""Inline SVG charts for the HTML report: a quality-vs-cost scatter with its Pareto front, and
-grouped bars. Pure functions returning SVG text; no JavaScript, no external resources.
+"""The inline SVG chart of the HTML report: quality against cost, with the Pareto front, the
+quality bound and the noise band. Pure functions returning SVG text (every label escaped);
+no JavaScript, no external resources. (The cost breakdown is plain HTML in the template.)
 """
 
 from __future__ import annotations
@@ -24,6 +25,17 @@ class Dot:
     kind: str = "candidate"
     on_front: bool = False
     tooltip: str = ""
+    x_ci: tuple[float, float] | None = None  # measured interval of x (drawn as whiskers)
+    y_ci: tuple[float, float] | None = None  # measured interval of y
+
+
+@dataclass(frozen=True)
+class Band:
+    """The noise band around the chosen point: differences inside it are ties. ``x`` may be
+    None (no cost interval measured): the band then spans the whole cost axis."""
+
+    x: tuple[float, float] | None
+    y: tuple[float, float]
 
 
 class _Scale:
@@ -121,10 +133,14 @@ def scatter(
     x_label: str,
     y_label: str,
     higher_is_better: bool = True,
+    bound: tuple[float, str] | None = None,
+    band: Band | None = None,
     width: int = 960,
     height: int = 440,
 ) -> str:
-    """Quality (y) against $ per 1M requests (x), Pareto front as a step line, legend."""
+    """Quality (y) against $ per 1M requests (x): the Pareto front as a step line, the quality
+    bound as a horizontal line (``bound``: its quality and its label), the noise band around
+    the chosen point (``band``) and each point's measured intervals as whiskers; a legend."""
     ml, mr, mt, mb = 72, 200, 22, 54  # the legend sits in the right margin
     if not dots:
         return (
@@ -132,8 +148,16 @@ def scatter(
             f'height="60" role="img"><text x="10" y="35">No candidate has both a quality '
             f"and a cost to plot.</text></svg>"
         )
-    xs = [d.x for d in dots]
-    ys = [d.y for d in dots]
+    xs = [d.x for d in dots] + [v for d in dots if d.x_ci for v in d.x_ci if v > 0]
+    ys = [d.y for d in dots] + [v for d in dots if d.y_ci for v in d.y_ci]
+    if band is not None:
+        ys += list(band.y)
+        xs += [v for v in band.x or () if v > 0]
+    span = max(ys) - min(ys) or abs(max(ys)) * 0.05 or 1.0
+    # a bound far from every point would squash them into a strip: then it is only named
+    on_chart = bound is not None and min(ys) - span <= bound[0] <= max(ys) + span
+    if bound is not None and on_chart:
+        ys.append(bound[0])
     log = min(xs) > 0 and max(xs) / min(xs) > 10
     sx = _Scale(min(xs), max(xs), ml, width - mr, log)
     # better quality is up: flip the pixel range when lower is better (perplexity)
@@ -179,6 +203,49 @@ def scatter(
         f'<text class="axis-label" transform="translate(16 {(mt + height - mb) / 2:.0f}) '
         f'rotate(-90)" text-anchor="middle">{escape(y_label)}</text>'
     )
+    if band is not None:
+        x0, x1 = (sx(band.x[0]), sx(band.x[1])) if band.x else (ml, width - mr)
+        y0, y1 = sorted((sy(band.y[0]), sy(band.y[1])))
+        out.append(
+            f'<rect class="noise-band" x="{min(x0, x1):.1f}" y="{y0:.1f}" '
+            f'width="{max(abs(x1 - x0), 2):.1f}" height="{max(y1 - y0, 2):.1f}" fill="{ORANGE}" '
+            f'fill-opacity="0.18" stroke="{ORANGE}" stroke-opacity="0.6"><title>noise band: '
+            f"differences inside it are within the measured noise (ties)</title></rect>"
+        )
+    if bound is not None and not on_chart:
+        below = (bound[0] < min(ys)) == higher_is_better
+        out.append(
+            f'<text class="bound-label off-chart" x="{width - mr - 6}" '
+            f'y="{height - mb - 6 if below else mt + 14}" text-anchor="end" fill="{RED}">'
+            f"{escape(bound[1])} ({_tick_label(bound[0], False, 0.01)}, off the chart)</text>"
+        )
+    if bound is not None and on_chart:
+        by = sy(bound[0])
+        out.append(
+            f'<line class="quality-bound" x1="{ml}" x2="{width - mr}" y1="{by:.1f}" '
+            f'y2="{by:.1f}" stroke="{RED}" stroke-width="1.5" stroke-dasharray="2 3"/>'
+        )
+        out.append(
+            f'<text class="bound-label" x="{width - mr - 6}" y="{by - 5:.1f}" '
+            f'text-anchor="end" fill="{RED}">{escape(bound[1])}</text>'
+        )
+    for d in dots:
+        if d.x_ci:
+            y = sy(d.y)
+            a, b = sx(max(d.x_ci[0], 1e-300)), sx(d.x_ci[1])
+            out.append(
+                f'<path class="whisker" d="M{a:.1f},{y:.1f} H{b:.1f} M{a:.1f},{y - 4:.1f} '
+                f'V{y + 4:.1f} M{b:.1f},{y - 4:.1f} V{y + 4:.1f}" stroke="#52606d" '
+                f'fill="none"/>'
+            )
+        if d.y_ci:
+            x = sx(d.x)
+            a, b = sy(d.y_ci[0]), sy(d.y_ci[1])
+            out.append(
+                f'<path class="whisker" d="M{x:.1f},{a:.1f} V{b:.1f} M{x - 4:.1f},{a:.1f} '
+                f'H{x + 4:.1f} M{x - 4:.1f},{b:.1f} H{x + 4:.1f}" stroke="#52606d" '
+                f'fill="none"/>'
+            )
     front = sorted((d for d in dots if d.on_front), key=lambda d: (d.x, d.y))
     if front:
         path = f"M{sx(front[0].x):.1f},{sy(front[0].y):.1f}"
@@ -199,16 +266,24 @@ def scatter(
             any(d.kind == "baseline" for d in dots),
             any(d.kind == "chosen" for d in dots),
             bool(front),
+            bound is not None and on_chart,
+            band is not None,
         )
     )
     out.append("</svg>")
     return "\n".join(out)
 
 
-def _legend(x: float, y: float, baseline: bool, chosen: bool, front: bool) -> str:
+def _legend(
+    x: float, y: float, baseline: bool, chosen: bool, front: bool, bound: bool, band: bool
+) -> str:
     rows = [("circle", BLUE, "on the Pareto front"), ("circle", GREY, "dominated")]
     if front:
         rows.append(("line", BLUE, "Pareto front"))
+    if bound:
+        rows.append(("bound", RED, "quality bound"))
+    if band:
+        rows.append(("band", ORANGE, "noise band (ties)"))
     if baseline:
         rows.append(("diamond", RED, "baseline"))
     if chosen:
@@ -227,66 +302,20 @@ def _legend(x: float, y: float, baseline: bool, chosen: bool, front: bool) -> st
                 f'<line x1="-4" x2="12" y1="{cy}" y2="{cy}" stroke="{color}" '
                 f'stroke-width="2" stroke-dasharray="6 3"/>'
             )
+        elif shape == "bound":
+            out.append(
+                f'<line x1="-4" x2="12" y1="{cy}" y2="{cy}" stroke="{color}" '
+                f'stroke-width="1.5" stroke-dasharray="2 3"/>'
+            )
+        elif shape == "band":
+            out.append(
+                f'<rect x="-3" y="{cy - 6}" width="14" height="12" fill="{color}" '
+                f'fill-opacity="0.25" stroke="{color}"/>'
+            )
         elif shape == "diamond":
             out.append(f'<polygon points="4,{cy - 6} 10,{cy} 4,{cy + 6} -2,{cy}" fill="{color}"/>')
         else:
             out.append(f'<polygon points="{_star(4, cy, 7)}" fill="{color}" stroke="#6b4c00"/>')
         out.append(f'<text x="20" y="{cy + 4}">{escape(text)}</text>')
     out.append("</g>")
-    return "\n".join(out)
-
-
-def _clip(text: str, n: int) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
-def bars(
-    groups: Sequence[tuple[str, Sequence[float | None]]],
-    series: Sequence[str],
-    *,
-    money: bool = True,
-    width: int = 960,
-) -> str:
-    """Horizontal grouped bars: one group per label, one bar per series (None: no bar)."""
-    colors = (BLUE, GREEN, ORANGE, RED)
-    bar_h, gap, ml, mr, mt = 12, 10, 330, 90, 26
-    group_h = bar_h * len(series) + gap
-    height = mt + group_h * len(groups) + 10
-    values = [v for _, vs in groups for v in vs if v is not None and v > 0]
-    top = max(values) if values else 1.0
-    scale = (width - ml - mr) / top
-    out = [
-        f'<svg class="chart bars" xmlns="http://www.w3.org/2000/svg" '
-        f'viewBox="0 0 {width} {height}" width="100%" style="max-width:{width}px" '
-        f'role="img">'
-    ]
-    for i, name in enumerate(series):
-        out.append(
-            f'<rect x="{ml + i * 200}" y="4" width="12" height="12" '
-            f'fill="{colors[i % len(colors)]}"/><text x="{ml + i * 200 + 18}" y="14">'
-            f"{escape(name)}</text>"
-        )
-    for g, (label, vs) in enumerate(groups):
-        y0 = mt + g * group_h
-        out.append(
-            f'<text class="bar-label" x="{ml - 8}" y="{y0 + bar_h * len(series) / 2 + 4:.0f}" '
-            f'text-anchor="end">{escape(_clip(label, 48))}<title>{escape(label)}</title></text>'
-        )
-        for i, v in enumerate(vs):
-            y = y0 + i * bar_h
-            if v is None:
-                out.append(f'<text x="{ml + 4}" y="{y + bar_h - 2}" class="na">n/a</text>')
-                continue
-            w = max(v * scale, 1.0)
-            text = units.usd(v) if money else units.sig(v)
-            out.append(
-                f'<rect class="bar" x="{ml}" y="{y}" width="{w:.1f}" '
-                f'height="{bar_h - 2}" fill="{colors[i % len(colors)]}">'
-                f"<title>{escape(label)}: {escape(series[i])} {escape(text)}</title></rect>"
-            )
-            out.append(
-                f'<text class="bar-value" x="{ml + w + 4:.1f}" y="{y + bar_h - 2}">'
-                f"{escape(text)}</text>"
-            )
-    out.append("</svg>")
     return "\n".join(out)
