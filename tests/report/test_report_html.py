@@ -3,6 +3,7 @@ Chromium at 1400 and 800 px wide with nothing hidden behind a horizontal scroll.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -120,6 +121,8 @@ def test_report_is_self_contained_and_escaped() -> None:
     evil = _data(stop_reason='budget"><img src=x onerror=alert(1)>')
     page = render(evil)
     assert "<img src=x" not in page and "&lt;img src=x" in page  # escaped by the template
+    chart = render(dataclasses.replace(_data(), metric="rho<i>"))  # the chart's template too
+    assert "rho&lt;i&gt; (higher is better)" in chart and "rho<i>" not in chart
 
 
 def test_the_top_says_how_much_cheaper_at_what_loss_with_what_uncertainty() -> None:
