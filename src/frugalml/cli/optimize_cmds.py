@@ -329,10 +329,10 @@ def _print_result(result: OptimizeResult) -> None:
     best, base = result.best, result.baseline
     if best:
         console.print(
-            f"[bold green]best:[/] {best['label']} — {best['throughput_ratio']:.2f}x "
-            f"throughput, {_fmt_usd(best['cost_usd_per_1m'])} vs "
-            f"{_fmt_usd(base['cost_usd_per_1m'])} per 1M requests, {result.metric} "
-            f"{best['quality']:.2f} vs {base['quality']:.2f}"
+            f"[bold green]best:[/] {best['label']} — {units.versus(best['cost_ratio'])} "
+            f"({_fmt_usd(best['cost_usd_per_1m'])} vs {_fmt_usd(base['cost_usd_per_1m'])} per "
+            f"1M requests), {units.ratio(best['throughput_ratio'])} the throughput, "
+            f"{result.metric} {best['quality']:.2f} vs {base['quality']:.2f}"
         )
         console.print(f"saved to {result.out / 'best'}")
     console.print(f"report: {result.out / 'report.html'} (and report.md)")

@@ -53,7 +53,7 @@ def write_markdown(result: OptimizeResult) -> Path:
         lines += [
             f"**Chosen: {best['label']}** (`{result.out / 'best'}`)",
             "",
-            f"- {best['throughput_ratio']:.2f}x the original's throughput "
+            f"- {units.versus(best['throughput_ratio'], 'throughput')} of the original "
             f"({best['throughput_per_s']:.0f} vs {base['throughput_per_s']:.0f} texts/s)",
             f"- cost per 1M requests {_usd(best['cost_usd_per_1m'])} vs "
             f"{_usd(base['cost_usd_per_1m'])} ({units.versus(best['cost_ratio'])})",
