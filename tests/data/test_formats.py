@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from frugalml.data import load_data, stdlib_sentences
+from frugalml.data.formats import EncodingFallback
 from frugalml.errors import BadInput
 
 
@@ -25,7 +26,8 @@ def test_stsb_dev_ragged_rows(shared_data: Path) -> None:
 def test_sst2_and_trec_label_text(shared_data: Path) -> None:
     sst = load_data(shared_data / "sst2" / "stsa.binary.dev")
     assert sst.format == "label-text" and len(sst) == 872 and sst.label_names() == ["0", "1"]
-    trec = load_data(shared_data / "trec" / "TREC.train.all")
+    with pytest.warns(EncodingFallback):  # TREC is ISO-8859-1
+        trec = load_data(shared_data / "trec" / "TREC.train.all")
     assert trec.encoding == "iso-8859-1" and len(trec) == 5452
     assert len(trec.label_names()) == 6
 
@@ -36,9 +38,13 @@ def test_trec_coarse_labels(tmp_path: Path) -> None:
         "DESC:manner How did serfdom develop ?\nENTY:cremat What films featured "
         "Popeye Doyle ?\nHUM:ind Who was Caf\xe9 Society 's host ?\n".encode("latin-1")
     )
-    ds = load_data(f)
+    ds = load_data(f, encoding="iso-8859-1")
     assert ds.labels == ("DESC", "ENTY", "HUM") and "Café" in ds.texts[2]
-    assert load_data(f, fine_labels=True).labels == ("DESC:manner", "ENTY:cremat", "HUM:ind")
+    assert load_data(f, fine_labels=True, encoding="iso-8859-1").labels == (
+        "DESC:manner",
+        "ENTY:cremat",
+        "HUM:ind",
+    )
 
 
 def test_csv_tsv_jsonl_with_and_without_options(tmp_path: Path) -> None:
@@ -110,3 +116,58 @@ def test_stdlib_sentences_are_real_distinct_prose() -> None:
     assert all(30 <= len(s) <= 300 for s in sents)
     assert stdlib_sentences(50, seed=1) == stdlib_sentences(50, seed=1)
     assert stdlib_sentences(50, seed=1) != stdlib_sentences(50, seed=2)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "needle"),
+    [
+        ("dup.csv", "text,text,label\na film,1,1\nbad film,0,0\n", "'text' twice"),
+        ("dup.tsv", "Text\ttext\tlabel\na film\tx\t1\nbad\ty\t0\n", "as 'Text' and 'text'"),
+        ("dup.jsonl", '{"text": "a film", "text": "1", "label": 1}\n', "key 'text' twice"),
+        ("dup.json", '[{"text": "a film", "label": 1, "label": 0}]', "key 'label' twice"),
+    ],
+)
+def test_duplicate_column_names_are_refused(
+    tmp_path: Path, name: str, content: str, needle: str
+) -> None:
+    f = tmp_path / name
+    f.write_text(content)
+    with pytest.raises(BadInput, match=needle):
+        load_data(f)
+
+
+def test_stsb_with_a_bad_score_names_the_row_and_cell(tmp_path: Path, shared_data: Path) -> None:
+    lines = (shared_data / "sts-b" / "sts-dev.csv").read_text().splitlines()[:40]
+    cols = lines[6].split("\t")
+    lines[6] = "\t".join([*cols[:4], "NaN", *cols[5:]])
+    f = tmp_path / "sts.tsv"
+    f.write_text("\n".join(lines) + "\n")
+    with pytest.raises(BadInput, match=r"row 7, score cell \(field 5\) is 'NaN'"):
+        load_data(f)
+    cols[4] = "7.5"  # out of STS-B's 0-5
+    lines[6] = "\t".join(cols)
+    f.write_text("\n".join(lines) + "\n")
+    with pytest.raises(BadInput, match=r"row 7.*'7\.5', not a number in 0-5"):
+        load_data(f)
+
+
+def test_non_utf8_fallback_warns_and_says_which_encoding(tmp_path: Path) -> None:
+    f = tmp_path / "sjis.txt"
+    f.write_bytes("1 とても良い映画\n0 ひどい映画\n".encode("shift_jis"))
+    with pytest.warns(EncodingFallback, match="not valid UTF-8.*--encoding"):
+        ds = load_data(f)
+    assert ds.encoding == "iso-8859-1"
+    right = load_data(f, encoding="shift_jis")
+    assert right.encoding == "shift_jis" and right.texts[0] == "とても良い映画"
+
+
+def test_errors_about_the_path_name_the_option(tmp_path: Path) -> None:
+    with pytest.raises(BadInput) as e:
+        load_data(tmp_path / "dev.tsv", option="--eval")
+    assert e.value.hint == "check the path given to --eval"
+    with pytest.raises(BadInput) as e:
+        load_data(tmp_path, option="DATA")
+    assert e.value.hint == "check the path given as DATA"
+    with pytest.raises(BadInput) as e:
+        load_data(tmp_path / "x.csv")
+    assert "--data" not in str(e.value)

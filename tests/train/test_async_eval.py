@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from frugalml.errors import FrugalError
+from frugalml.train import Lora
 from frugalml.train.async_eval import AsyncEvaluator, EvalSpec
 from frugalml.train.prepare import Encoded, Labels
 
@@ -18,11 +19,7 @@ def test_evaluator_failure_is_reported(tmp_path: Path) -> None:
     spec = EvalSpec(
         model_path=str(tmp_path / "no-model"),
         labels=Labels(("0", "1")),
-        recipe="lora",
-        lora_r=4,
-        lora_alpha=8,
-        lora_dropout=0.0,
-        lora_targets=("query",),
+        recipe=Lora(r=4, alpha=8, targets=("query",)),
         seed=0,
         dev=Encoded(input_ids=[[1, 2]], token_type_ids=None, labels=[0]),
         pad_id=0,
@@ -40,7 +37,7 @@ def test_evaluator_failure_is_reported(tmp_path: Path) -> None:
                 time.sleep(0.2)
     finally:
         evaluator.close()
-    assert evaluator._proc.returncode is not None  # the process was reaped
+    assert evaluator.returncode is not None  # the process was reaped
 
 
 def test_finish_evaluates_leftovers_in_the_trainer(tmp_path: Path) -> None:
@@ -49,11 +46,7 @@ def test_finish_evaluates_leftovers_in_the_trainer(tmp_path: Path) -> None:
     spec = EvalSpec(
         model_path=str(tmp_path / "no-model"),
         labels=Labels(("0", "1")),
-        recipe="lora",
-        lora_r=4,
-        lora_alpha=8,
-        lora_dropout=0.0,
-        lora_targets=("query",),
+        recipe=Lora(r=4, alpha=8, targets=("query",)),
         seed=0,
         dev=Encoded(input_ids=[[1, 2]], token_type_ids=None, labels=[0]),
         pad_id=0,

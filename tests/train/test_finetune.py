@@ -14,7 +14,7 @@ import pytest
 
 from frugalml.data import load_data
 from frugalml.ledger import Ledger
-from frugalml.train import FinetuneConfig, OutOfMemory, TrainingDiverged, finetune
+from frugalml.train import FinetuneConfig, Lora, OutOfMemory, TrainingDiverged, finetune
 
 TINY = {"max_length": 32, "batch_size": 16}
 
@@ -214,7 +214,7 @@ def test_unmerged_lora_saves_an_adapter(tiny_model, data, tmp_path) -> None:  # 
 
     train, dev = data
     out = tmp_path / "adapter"
-    cfg = FinetuneConfig(eval_mode="none", max_steps=2, merge_lora=False, **TINY)
+    cfg = FinetuneConfig(recipe=Lora(merge=False), eval_mode="none", max_steps=2, **TINY)
     r = finetune(tiny_model, train, dev, cfg, out=out)
     manifest = json.loads((out / "frugal.json").read_text())
     assert manifest["kind"] == "peft-lora-sequence-classification" and not manifest["merged"]

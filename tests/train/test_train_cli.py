@@ -44,6 +44,13 @@ def test_finetune_cli_json_and_ledger(cli, tiny_model, sst2_small, tmp_path) -> 
     assert result["steps"] == 4 and [e["step"] for e in result["evals"]] == [2, 4]
     assert result["model_dir"] == str(out) and (out / "frugal.json").is_file()
     assert result["usage"]["cost_usd"] > 0 and result["usage"]["energy_source"]
+    assert result["data"]["train"] == {
+        "path": str(train),
+        "format": "label-text",
+        "encoding": "utf-8",
+        "rows": 240,
+    }
+    assert result["data"]["eval"]["path"] == str(dev)
     runs = json.loads(cli("runs", "--kind", "finetune", "--json").stdout)
     assert [r["id"] for r in runs] == [result["run_id"]]
     assert runs[0]["quality"]["accuracy"] == pytest.approx(result["accuracy"])
@@ -147,6 +154,45 @@ def test_finetune_cli_missing_model(cli, bad_files, tmp_path) -> None:  # type: 
     )
     assert res.returncode == 2 and "model not found" in res.stderr
     _no_traceback(res)
+
+
+@pytest.mark.parametrize("command", ["finetune", "tune"])
+def test_missing_eval_file_names_the_eval_option(
+    cli, tiny_model, bad_files, tmp_path, command
+) -> None:  # type: ignore[no-untyped-def]
+    res = cli(
+        command,
+        str(tiny_model),
+        "--data",
+        str(bad_files["two_class"]),
+        "--eval",
+        str(tmp_path / "nope.txt"),
+    )
+    assert res.returncode == 2 and "check the path given to --eval" in res.stderr
+    assert "--data" not in res.stderr
+    _no_traceback(res)
+
+
+def test_tune_cli_refuses_bad_storage(cli, tiny_model, bad_files, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    data = str(bad_files["two_class"])
+    ledger = tmp_path / "ledger.db"
+    assert cli("runs", "--ledger", str(ledger)).returncode == 0  # a ledger with its tables
+    tables_before = sqlite3.connect(ledger).execute("select name from sqlite_master").fetchall()
+    base = ["tune", str(tiny_model), "--data", data, "--eval", data, "--ledger", str(ledger)]
+    for storage, message in (
+        ("foo://bar", "cannot use the Optuna storage 'foo://bar'"),
+        ("optuna.db", "cannot use the Optuna storage"),
+        (f"sqlite:///{ledger}", "is the ledger's database"),
+        (f"sqlite:///{tmp_path}/./ledger.db", "is the ledger's database"),
+    ):
+        res = cli(*base, "--storage", storage, "--trials", "1")
+        assert res.returncode == 2, (storage, res.stderr)
+        assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1
+        _no_traceback(res)
+    tables = sqlite3.connect(ledger).execute("select name from sqlite_master").fetchall()
+    assert tables == tables_before  # no Optuna table in the ledger
 
 
 def test_tune_cli_records_trials(cli, tiny_model, sst2_small) -> None:  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ from frugalml.errors import BadInput
 from frugalml.train import FinetuneConfig
 from frugalml.train.curriculum import competence, curriculum_batches, shuffled_batches
 from frugalml.train.prepare import Encoded, check_data, collate, resolve_model
-from frugalml.train.tune import TrialSummary, estimate_unpruned
+from frugalml.train.tuning import TrialSummary, estimate_unpruned
 
 
 def _ds(labels: list[str] | None, n: int | None = None) -> Dataset:
@@ -127,3 +127,26 @@ def test_estimate_unpruned_extends_pruned_trials() -> None:
     est = estimate_unpruned(trials)
     assert est["cpu_s"] == pytest.approx(4.0 + 4.0 * 3)
     assert est["cost_usd"] == pytest.approx(0.1 + 0.3)
+
+
+def test_learning_rate_schedule_is_linear_warmup_then_decay() -> None:
+    """docs/train.md: linear warm-up from 0 over ``warmup_ratio`` of the steps, then linear
+    decay to 0 at the last step (10 steps, ratio 0.2: 2 warm-up steps)."""
+    import torch
+
+    from frugalml.train.loop import linear_schedule
+
+    cfg = FinetuneConfig(learning_rate=0.1, warmup_ratio=0.2)
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.AdamW([param], lr=cfg.lr)
+    sched = linear_schedule(opt, cfg.warmup_steps(10), 10)
+    lrs = []
+    for _ in range(10):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    expected = [0.0, 0.05, 0.1, 0.0875, 0.075, 0.0625, 0.05, 0.0375, 0.025, 0.0125]
+    assert lrs == pytest.approx(expected)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0)  # 0 after the last step
+    assert FinetuneConfig(warmup_ratio=0.0).warmup_steps(10) == 0
+    assert FinetuneConfig(warmup_ratio=0.01).warmup_steps(10) == 1  # at least one step

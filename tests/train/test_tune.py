@@ -1,13 +1,12 @@
 """tune: every trial a ledger run under a tune run; pruning stops trials; saving is measured.
 
 Pruning is made deterministic with Optuna's real ``ThresholdPruner`` (prune below 101 points:
-every trial at its first report), swapped in for the median pruner; the tiny model's accuracy
-would otherwise decide which trials are pruned.
+every trial at its first report), given as the study's pruner (``TuneConfig.pruner`` takes any
+Optuna pruner); the tiny model's accuracy would otherwise decide which trials are pruned.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import pytest
@@ -17,26 +16,15 @@ from frugalml.ledger import Ledger
 from frugalml.train import FinetuneConfig, TuneConfig, tune
 
 
-def test_tune_prunes_and_measures_the_saving(
-    tiny_model, sst2_small, sqlite_url, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+def test_tune_prunes_and_measures_the_saving(tiny_model, sst2_small, sqlite_url) -> None:  # type: ignore[no-untyped-def]
     import optuna
 
-    mod = importlib.import_module("frugalml.train.tune")
-    real = mod._pruner
-    monkeypatch.setattr(
-        mod,
-        "_pruner",
-        lambda name, cfg: (
-            optuna.pruners.ThresholdPruner(lower=101.0) if name == "median" else real(name, cfg)
-        ),
-    )
     train, dev = load_data(sst2_small[0]), load_data(sst2_small[1])
     base = FinetuneConfig(eval_mode="sync", evals_per_run=3, max_length=32)
     cfg = TuneConfig(
         trials=3,
         sampler="random",
-        pruner="median",
+        pruner=optuna.pruners.ThresholdPruner(lower=101.0),
         recipes=("lora",),
         batch_sizes=(16,),
         compare_unpruned=True,
@@ -70,7 +58,7 @@ def test_tune_prunes_and_measures_the_saving(
 
 
 def test_a_prune_request_at_the_last_checkpoint_completes_the_trial(
-    tiny_model, sst2_small, sqlite_url, monkeypatch
+    tiny_model, sst2_small, sqlite_url
 ) -> None:  # type: ignore[no-untyped-def]
     """Hyperband's top rung sits at the last checkpoint: a "prune" there saves nothing and
     must not throw the finished trial's result away."""
@@ -80,11 +68,16 @@ def test_a_prune_request_at_the_last_checkpoint_completes_the_trial(
         def prune(self, study, trial):  # type: ignore[no-untyped-def]
             return trial.last_step is not None and trial.last_step >= 3
 
-    mod = importlib.import_module("frugalml.train.tune")
-    monkeypatch.setattr(mod, "_pruner", lambda name, cfg: LastRungPruner())
     train, dev = load_data(sst2_small[0]), load_data(sst2_small[1])
     base = FinetuneConfig(eval_mode="sync", evals_per_run=3, max_length=32)
-    cfg = TuneConfig(trials=2, sampler="random", recipes=("lora",), batch_sizes=(16,), base=base)
+    cfg = TuneConfig(
+        trials=2,
+        sampler="random",
+        pruner=LastRungPruner(),
+        recipes=("lora",),
+        batch_sizes=(16,),
+        base=base,
+    )
     study = tune(tiny_model, train, dev, cfg, ledger=sqlite_url).study
 
     assert [t.state for t in study.trials] == ["complete"] * 2 and study.pruned == 0
@@ -114,12 +107,12 @@ def test_hyperband_first_decision_waits_for_min_resource(min_resource: int) -> N
     checkpoints: with 2, a trial at chance after one checkpoint is never stopped there."""
     import optuna
 
-    from frugalml.train.tune import _pruner
+    from frugalml.train.tuning import make_pruner
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     cfg = TuneConfig(min_resource=min_resource, base=FinetuneConfig(evals_per_run=9))
     study = optuna.create_study(
-        direction="maximize", pruner=_pruner("hyperband", cfg), study_name="rungs"
+        direction="maximize", pruner=make_pruner("hyperband", cfg), study_name="rungs"
     )
     stopped_at = []
     for n in range(30):

@@ -115,8 +115,6 @@ def _load(
     label_col: str | None,
     encoding: str | None,
 ) -> tuple[Dataset, dict[str, Any]]:
-    from frugalml.data import load_data
-
     opts: dict[str, Any] = {
         "format": format,
         "text_col": text_col,
@@ -124,7 +122,7 @@ def _load(
         "label_col": label_col,
         "encoding": encoding,
     }
-    return load_data(data, **opts), opts
+    return view.read_data(data, "DATA", **opts), opts
 
 
 def _config(
@@ -226,7 +224,8 @@ def audit_cmd(
         report = audit(ds, cfg, progress=bar)
         run.log_quality(**_quality(report))
     if json_out:
-        print_json({**report.to_dict(ds), "data": str(data), "run": view.run_summary(run)})
+        doc = {**report.to_dict(ds), "data": str(data), "encoding": ds.encoding}
+        print_json({**doc, "run": view.run_summary(run)})
         return
     if report.label_issues_skipped and cfg.label_issues:
         err.print(f"[yellow]label-issue detection skipped:[/] {report.label_issues_skipped}")
@@ -261,25 +260,29 @@ def _sidecar(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
 
 
+CleanOutOpt = Annotated[
+    Path,
+    typer.Option(
+        "--out",
+        help="Write the cleaned data here (the input's format; never over the input).",
+        show_default=False,
+    ),
+]
+CleanReportOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--report",
+        help="Where to write the JSON report of removed rows (default: OUT.report.json).",
+        show_default=False,
+    ),
+]
+
+
 @data_app.command("clean")
 def clean_cmd(
     data: DataArg,
-    out: Annotated[
-        Path,
-        typer.Option(
-            "--out",
-            help="Write the cleaned data here (the input's format; never over the input).",
-            show_default=False,
-        ),
-    ],
-    report_path: Annotated[
-        Path | None,
-        typer.Option(
-            "--report",
-            help="Where to write the JSON report of removed rows (default: OUT.report.json).",
-            show_default=False,
-        ),
-    ] = None,
+    out: CleanOutOpt,
+    report_path: CleanReportOpt = None,
     task: TaskOpt = "auto",
     near: NearOpt = True,
     method: MethodOpt = "minhash",
@@ -317,15 +320,9 @@ def clean_cmd(
     report_file = report_path or out.with_name(out.name + ".report.json")
     check_out(ds, report_file)
     params = {**_params(data, ds, cfg), "out": str(out)}
+    where: dict[str, Any] = {"ledger": ledger, "instance": instance, "region": region}
     with (
-        track(
-            f"data clean {data.name}",
-            kind="data",
-            ledger=ledger,
-            instance=instance,
-            region=region,
-            params=params,
-        ) as run,
+        track(f"data clean {data.name}", kind="data", params=params, **where) as run,
         view.progress() as bar,
     ):
         report = audit(ds, cfg, progress=bar)
@@ -338,6 +335,7 @@ def clean_cmd(
     doc: dict[str, Any] = {
         **report.to_dict(ds),
         "data": str(data),
+        "encoding": ds.encoding,
         "out": str(out),
         "out_format": written,
         "report": str(report_file),
@@ -358,49 +356,56 @@ def clean_cmd(
     view.print_run(run)
 
 
+FractionOpt = Annotated[
+    float,
+    typer.Option("--fraction", help="Share of rows to keep, in (0, 1].", show_default=False),
+]
+SubsetOutOpt = Annotated[
+    Path,
+    typer.Option(
+        "--out",
+        help="Write the subset here (the input's format; never over the input).",
+        show_default=False,
+    ),
+]
+StrategyOpt = Annotated[
+    str,
+    typer.Option(
+        "--strategy",
+        help="random (seeded, stratified by label), uncertainty (rows the "
+        "out-of-fold probe is least sure of; label issues and duplicates left out first) or "
+        "diversity (k-center greedy on --embedder vectors within each label).",
+    ),
+]
+RandomShareOpt = Annotated[
+    float,
+    typer.Option(
+        "--random-share",
+        help="Share of each label's quota drawn at random in the "
+        "uncertainty/diversity strategies, in [0, 1).",
+    ),
+]
+SelectReportOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--report",
+        help="Where to write the JSON report (default: OUT.report.json).",
+        show_default=False,
+    ),
+]
+
+
 @data_app.command("select")
 def select_cmd(
     data: DataArg,
-    fraction: Annotated[
-        float,
-        typer.Option("--fraction", help="Share of rows to keep, in (0, 1].", show_default=False),
-    ],
-    out: Annotated[
-        Path,
-        typer.Option(
-            "--out",
-            help="Write the subset here (the input's format; never over the input).",
-            show_default=False,
-        ),
-    ],
-    strategy: Annotated[
-        str,
-        typer.Option(
-            "--strategy",
-            help="random (seeded, stratified by label), uncertainty (rows the "
-            "out-of-fold probe is least sure of; label issues and duplicates left out first) or "
-            "diversity (k-center greedy on --embedder vectors within each label).",
-        ),
-    ] = "uncertainty",
-    random_share: Annotated[
-        float,
-        typer.Option(
-            "--random-share",
-            help="Share of each label's quota drawn at random in the "
-            "uncertainty/diversity strategies, in [0, 1).",
-        ),
-    ] = 0.0,
+    fraction: FractionOpt,
+    out: SubsetOutOpt,
+    strategy: StrategyOpt = "uncertainty",
+    random_share: RandomShareOpt = 0.0,
     embedder: EmbedderOpt = "minilm",
     folds: FoldsOpt = 5,
     seed: SeedOpt = 0,
-    report_path: Annotated[
-        Path | None,
-        typer.Option(
-            "--report",
-            help="Where to write the JSON report (default: OUT.report.json).",
-            show_default=False,
-        ),
-    ] = None,
+    report_path: SelectReportOpt = None,
     format: FormatOpt = "auto",
     text_col: TextColOpt = None,
     text2_col: Text2ColOpt = None,
@@ -428,57 +433,22 @@ def select_cmd(
     check_out(ds, out)
     report_file = report_path or out.with_name(out.name + ".report.json")
     check_out(ds, report_file)
-    params = {
-        "data": str(data),
-        "rows": len(ds),
-        "format": ds.format,
-        "fraction": fraction,
-        "strategy": strategy,
-        "random_share": random_share,
-        "embedder": embedder,
-        "folds": folds,
-        "seed": seed,
-        "out": str(out),
-    }
+    params = {**_select_params(data, ds, cfg, embedder, folds), "out": str(out)}
+    where: dict[str, Any] = {"ledger": ledger, "instance": instance, "region": region}
     with (
-        track(
-            f"data select {data.name}",
-            kind="data",
-            ledger=ledger,
-            instance=instance,
-            region=region,
-            params=params,
-        ) as run,
+        track(f"data select {data.name}", kind="data", params=params, **where) as run,
         view.progress() as bar,
     ):
         sel = select_rows(ds, cfg, embedder=embedder, folds=folds, progress=bar)
-        quality = {
-            "rows": float(len(ds)),
-            "selected": float(len(sel.indices)),
-            "held_back": float(len(sel.held_back)),
-        }
-        if sel.probe_accuracy is not None:
-            quality["probe_accuracy"] = sel.probe_accuracy
-        run.log_quality(**quality)
+        run.log_quality(**_select_quality(ds, sel))
         written = write_rows(ds, sel.indices, out, opts)
         run.log_artifacts(subset=str(out), report=str(report_file))
     doc: dict[str, Any] = {
-        "data": str(data),
+        **_select_params(data, ds, cfg, embedder, folds),
+        "embedder": embedder if strategy != "random" else None,
         "out": str(out),
         "out_format": written,
-        "rows": len(ds),
-        "selected": len(sel.indices),
-        "fraction": fraction,
-        "strategy": strategy,
-        "random_share": random_share,
-        "embedder": embedder if strategy != "random" else None,
-        "seed": seed,
-        "class_balance_before": view.balance(ds.labels, range(len(ds))),
-        "class_balance_after": view.balance(ds.labels, sel.indices),
-        "probe_accuracy": sel.probe_accuracy,
-        "seconds": {k: round(v, 3) for k, v in sel.seconds.items()},
-        "held_back": [{"index": i, "reason": r} for i, r in sorted(sel.held_back.items())],
-        "indices": sel.indices,
+        **_selection(ds, sel),
         "report": str(report_file),
         "run": view.run_summary(run),
     }
@@ -488,3 +458,42 @@ def select_cmd(
         return
     view.print_selection(doc, data, sel, out, written, report_file)
     view.print_run(run)
+
+
+def _select_params(data: Path, ds: Dataset, cfg: Any, embedder: str, folds: int) -> dict[str, Any]:
+    return {
+        "data": str(data),
+        "encoding": ds.encoding,
+        "rows": len(ds),
+        "format": ds.format,
+        "fraction": cfg.fraction,
+        "strategy": cfg.strategy,
+        "random_share": cfg.random_share,
+        "embedder": embedder,
+        "folds": folds,
+        "seed": cfg.seed,
+    }
+
+
+def _select_quality(ds: Dataset, sel: Any) -> dict[str, float]:
+    quality = {
+        "rows": float(len(ds)),
+        "selected": float(len(sel.indices)),
+        "held_back": float(len(sel.held_back)),
+    }
+    if sel.probe_accuracy is not None:
+        quality["probe_accuracy"] = sel.probe_accuracy
+    return quality
+
+
+def _selection(ds: Dataset, sel: Any) -> dict[str, Any]:
+    """What was selected, for the report and --json."""
+    return {
+        "selected": len(sel.indices),
+        "class_balance_before": view.balance(ds.labels, range(len(ds))),
+        "class_balance_after": view.balance(ds.labels, sel.indices),
+        "probe_accuracy": sel.probe_accuracy,
+        "seconds": {k: round(v, 3) for k, v in sel.seconds.items()},
+        "held_back": [{"index": i, "reason": r} for i, r in sorted(sel.held_back.items())],
+        "indices": sel.indices,
+    }

@@ -19,6 +19,30 @@ if TYPE_CHECKING:
     from frugalml.train.data import AuditReport, Selection
 
 
+def read_data(path: Path, option: str, **options: Any) -> Dataset:
+    """``load_data`` for a command: errors about the path name ``option`` (``--eval``,
+    ``DATA``), and reading a non-UTF-8 file as ISO-8859-1 is one warning line on stderr."""
+    import warnings
+
+    from frugalml.data import load_data
+    from frugalml.data.formats import EncodingFallback
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", EncodingFallback)
+        ds = load_data(path, option=option, **options)
+    for w in caught:
+        if issubclass(w.category, EncodingFallback):
+            err.print(f"[yellow]frugal: warning:[/] {w.message}", highlight=False, soft_wrap=True)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return ds
+
+
+def data_info(ds: Dataset) -> dict[str, Any]:
+    """Where a dataset came from and how it was read, for --json."""
+    return {"path": ds.source, "format": ds.format, "encoding": ds.encoding, "rows": len(ds)}
+
+
 @contextmanager
 def progress(enabled: bool = True) -> Iterator[Any]:
     """A Rich progress bar on stderr; yields the ``(step, done, total)`` callback."""
@@ -72,8 +96,6 @@ def _short(text: str, width: int = 90) -> str:
 
 def print_report(report: AuditReport, ds: Dataset, show: int, verb: str) -> None:
     """Counts, what would be (or was) removed, and the worst examples of each finding."""
-    c = report.counts()
-    cfg = report.config
     n = report.rows
     balance = ", ".join(f"{k}: {v} ({100 * v / n:.1f}%)" for k, v in report.class_balance.items())
     console.print(
@@ -81,6 +103,23 @@ def print_report(report: AuditReport, ds: Dataset, show: int, verb: str) -> None
         + (f"; labels {balance}" if balance else ""),
         highlight=False,
     )
+    console.print(_findings(report))
+    console.print(_removed_line(report, verb), highlight=False)
+    if show and report.label_issues:
+        console.print(_issues_table(report, ds, show))
+    dups = [r for r in report.removals if r.reason != "label-issue"]
+    if show and dups:
+        t = Table(title=f"duplicates ({min(show, len(dups))} of {len(dups)})", title_justify="left")
+        for col in ("row", "reason", "detail", "text"):
+            t.add_column(col, overflow="fold")
+        for r in dups[:show]:
+            t.add_row(str(r.index), r.reason, r.detail, _short(ds.texts[r.index], 70))
+        console.print(t)
+
+
+def _findings(report: AuditReport) -> Table:
+    """One row per detector: its count and how it looked."""
+    c, cfg = report.counts(), report.config
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
@@ -115,7 +154,11 @@ def print_report(report: AuditReport, ds: Dataset, show: int, verb: str) -> None
             f"cleanlab on {cfg.embedder} + logistic "
             f"regression, {cfg.folds}-fold out-of-fold accuracy {100 * acc:.1f}%",
         )
-    console.print(table)
+    return table
+
+
+def _removed_line(report: AuditReport, verb: str) -> str:
+    c = report.counts()
     names = {
         "exact_duplicate": "exact duplicates",
         "conflicting_labels": "conflicting labels",
@@ -123,34 +166,27 @@ def print_report(report: AuditReport, ds: Dataset, show: int, verb: str) -> None
         "label_issue": "label issues",
     }
     parts = [f"{c[f'remove_{k}']} {name}" for k, name in names.items() if c[f"remove_{k}"]]
-    pct = 100 * c["removed"] / n
-    console.print(
+    pct = 100 * c["removed"] / report.rows
+    return (
         f"[bold]{verb}[/] {c['removed']} rows ({pct:.1f}%)"
         + (f": {', '.join(parts)}" if parts else "")
-        + f"; {c['kept']} rows kept.",
-        highlight=False,
+        + f"; {c['kept']} rows kept."
     )
-    if show and report.label_issues:
-        t = Table(
-            title=f"worst label issues ({min(show, len(report.label_issues))} of "
-            f"{len(report.label_issues)})",
-            title_justify="left",
+
+
+def _issues_table(report: AuditReport, ds: Dataset, show: int) -> Table:
+    issues = report.label_issues
+    t = Table(
+        title=f"worst label issues ({min(show, len(issues))} of {len(issues)})",
+        title_justify="left",
+    )
+    for col in ("row", "given", "suggested", "p(given)", "text"):
+        t.add_column(col, overflow="fold")
+    for x in issues[:show]:
+        t.add_row(
+            str(x.index), x.given, x.suggested, f"{x.given_prob:.2f}", _short(ds.texts[x.index])
         )
-        for col in ("row", "given", "suggested", "p(given)", "text"):
-            t.add_column(col, overflow="fold")
-        for x in report.label_issues[:show]:
-            t.add_row(
-                str(x.index), x.given, x.suggested, f"{x.given_prob:.2f}", _short(ds.texts[x.index])
-            )
-        console.print(t)
-    dups = [r for r in report.removals if r.reason != "label-issue"]
-    if show and dups:
-        t = Table(title=f"duplicates ({min(show, len(dups))} of {len(dups)})", title_justify="left")
-        for col in ("row", "reason", "detail", "text"):
-            t.add_column(col, overflow="fold")
-        for r in dups[:show]:
-            t.add_row(str(r.index), r.reason, r.detail, _short(ds.texts[r.index], 70))
-        console.print(t)
+    return t
 
 
 def print_selection(

@@ -73,22 +73,30 @@ MinutesOpt = Annotated[
 
 def _load(
     path: Path,
+    option: str,
     fmt_name: str,
     text_col: str | None,
     text2_col: str | None,
     label_col: str | None,
     encoding: str | None,
 ) -> Any:
-    from frugalml.data import load_data
+    from frugalml.cli.data_view import read_data
 
-    return load_data(
+    return read_data(
         path,
-        format=fmt_name,  # type: ignore[arg-type]  # load_data checks it
+        option,
+        format=fmt_name,
         text_col=text_col,
         text2_col=text2_col,
         label_col=label_col,
         encoding=encoding,
     )
+
+
+def _data_info(train: Any, dev: Any) -> dict[str, Any]:
+    from frugalml.cli.data_view import data_info
+
+    return {"train": data_info(train), "eval": data_info(dev)}
 
 
 def _check_task(task: str) -> None:
@@ -115,90 +123,137 @@ def parse_target(text: str | None) -> float | None:
     return v * 100.0 if v <= 1.0 else v
 
 
+GradCkptOpt = Annotated[
+    bool,
+    typer.Option(
+        "--grad-checkpointing",
+        help="Recompute activations in the backward pass: less memory, ~30% more compute.",
+    ),
+]
+CompileOpt = Annotated[
+    bool,
+    typer.Option("--compile", help="torch.compile the model; its compile time is reported apart."),
+]
+CurriculumOpt = Annotated[
+    str,
+    typer.Option(
+        "--curriculum",
+        help="none: shuffled; length: short examples first, then all; loss: "
+        "easy-first by the initial (linear-probe) loss.",
+    ),
+]
+TargetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--target",
+        help="Stop at the first checkpoint reaching it: accuracy=V (points or fraction).",
+    ),
+]
+FinetuneOutOpt = Annotated[
+    Path | None,
+    typer.Option("--out", help="Folder for the saved model (default frugal-out/finetune-TIME)."),
+]
+LrOpt = Annotated[
+    float | None,
+    typer.Option("--lr", help="Peak learning rate (default 5e-5 full, 2e-3 LoRA)."),
+]
+MaxStepsOpt = Annotated[
+    int | None,
+    typer.Option("--max-steps", help="Stop after this many steps (overrides --epochs).", min=1),
+]
+LoraROpt = Annotated[int, typer.Option("--lora-r", help="LoRA rank.", min=1)]
+LoraAlphaOpt = Annotated[int, typer.Option("--lora-alpha", help="LoRA alpha (scale).", min=1)]
+EvalEveryOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--eval-every", help="Steps between evaluated checkpoints (default: 5 per run).", min=1
+    ),
+]
+EvalModeOpt = Annotated[
+    str,
+    typer.Option(
+        "--eval-mode",
+        help="async: a separate process evaluates while training continues; "
+        "sync: evaluate in the loop (blocking); none: only the final model.",
+    ),
+]
+MergeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--merge/--no-merge",
+        help="Save LoRA merged into the weights (a plain HF model) or as an adapter.",
+    ),
+]
+ModelArg = Annotated[
+    str,
+    typer.Argument(
+        help="'minilm' (bundled all-MiniLM-L6-v2) or a local Hugging Face model folder."
+    ),
+]
+
+
+def _recipe(name: str, **options: Any) -> Any:
+    """The recipe config for ``--recipe``, with the options that are its settings
+    (``--lora-r`` → ``r``...); options another recipe does not have are left out."""
+    import dataclasses
+
+    from frugalml.train.registry import recipe_config
+
+    recipe = recipe_config(name)
+    own = {f.name for f in dataclasses.fields(recipe)}  # type: ignore[arg-type]
+    return dataclasses.replace(  # type: ignore[type-var]
+        recipe, **{k: v for k, v in options.items() if k in own}
+    )
+
+
+def finetune_config(**options: Any) -> Any:
+    """The ``FinetuneConfig`` for the command-line options (the one place they are mapped):
+    ``recipe``, ``lora_r``, ``lora_alpha``, ``merge``, ``target``, ``lr``, ``compile_model``
+    and ``FinetuneConfig``'s own field names; checked with ``validate``."""
+    from frugalml.train import FinetuneConfig
+
+    o = dict(options)
+    recipe = _recipe(
+        o.pop("recipe", "lora"),
+        r=o.pop("lora_r", 8),
+        alpha=o.pop("lora_alpha", 16),
+        merge=o.pop("merge", True),
+    )
+    config = FinetuneConfig(
+        recipe=recipe,
+        target_accuracy=parse_target(o.pop("target", None)),
+        learning_rate=o.pop("lr", None),
+        compile=o.pop("compile_model", False),
+        **o,
+    )
+    config.validate()
+    return config
+
+
 @app.command()
 def finetune(
-    model: Annotated[
-        str,
-        typer.Argument(
-            help="'minilm' (bundled all-MiniLM-L6-v2) or a local Hugging Face model folder."
-        ),
-    ],
+    model: ModelArg,
     data: DataOpt,
     eval_data: EvalOpt,
     task: TaskOpt = "classification",
     recipe: RecipeOpt = "lora",
     precision: PrecisionOpt = "fp32",
-    grad_checkpointing: Annotated[
-        bool,
-        typer.Option(
-            "--grad-checkpointing",
-            help="Recompute activations in the backward pass: less memory, ~30% more compute.",
-        ),
-    ] = False,
-    compile_model: Annotated[
-        bool,
-        typer.Option(
-            "--compile", help="torch.compile the model; its compile time is reported apart."
-        ),
-    ] = False,
-    curriculum: Annotated[
-        str,
-        typer.Option(
-            "--curriculum",
-            help="none: shuffled; length: short examples first, then all; loss: "
-            "easy-first by the initial (linear-probe) loss.",
-        ),
-    ] = "none",
-    target: Annotated[
-        str | None,
-        typer.Option(
-            "--target",
-            help="Stop at the first checkpoint reaching it: accuracy=V (points or fraction).",
-        ),
-    ] = None,
+    grad_checkpointing: GradCkptOpt = False,
+    compile_model: CompileOpt = False,
+    curriculum: CurriculumOpt = "none",
+    target: TargetOpt = None,
     max_minutes: MinutesOpt = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out", help="Folder for the saved model (default frugal-out/finetune-TIME)."
-        ),
-    ] = None,
-    lr: Annotated[
-        float | None,
-        typer.Option("--lr", help="Peak learning rate (default 5e-5 full, 2e-3 LoRA)."),
-    ] = None,
+    out: FinetuneOutOpt = None,
+    lr: LrOpt = None,
     epochs: EpochsOpt = 1.0,
-    max_steps: Annotated[
-        int | None,
-        typer.Option("--max-steps", help="Stop after this many steps (overrides --epochs).", min=1),
-    ] = None,
+    max_steps: MaxStepsOpt = None,
     batch_size: BatchOpt = 32,
     max_length: LengthOpt = 128,
-    lora_r: Annotated[int, typer.Option("--lora-r", help="LoRA rank.", min=1)] = 8,
-    lora_alpha: Annotated[
-        int, typer.Option("--lora-alpha", help="LoRA alpha (scale).", min=1)
-    ] = 16,
-    eval_every: Annotated[
-        int | None,
-        typer.Option(
-            "--eval-every", help="Steps between evaluated checkpoints (default: 5 per run).", min=1
-        ),
-    ] = None,
-    eval_mode: Annotated[
-        str,
-        typer.Option(
-            "--eval-mode",
-            help="async: a separate process evaluates while training continues; "
-            "sync: evaluate in the loop (blocking); none: only the final model.",
-        ),
-    ] = "async",
-    merge: Annotated[
-        bool,
-        typer.Option(
-            "--merge/--no-merge",
-            help="Save LoRA merged into the weights (a plain HF model) or as an adapter.",
-        ),
-    ] = True,
+    lora_r: LoraROpt = 8,
+    lora_alpha: LoraAlphaOpt = 16,
+    eval_every: EvalEveryOpt = None,
+    eval_mode: EvalModeOpt = "async",
+    merge: MergeOpt = True,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     data_format: FormatOpt = "auto",
@@ -221,49 +276,42 @@ def finetune(
     Example: frugal finetune minilm --data train.tsv --eval dev.tsv --recipe lora
     --target accuracy=85 --max-length 64
     """
-    from frugalml.train.finetune import FinetuneConfig
-    from frugalml.train.finetune import finetune as run_finetune
+    from frugalml.train import finetune as run_finetune
 
     _check_task(task)
-    config = FinetuneConfig(
+    config = finetune_config(
         recipe=recipe,
+        lora_r=lora_r,
+        lora_alpha=lora_alpha,
+        merge=merge,
+        target=target,
+        lr=lr,
+        compile_model=compile_model,
         precision=precision,
         grad_checkpointing=grad_checkpointing,
-        compile=compile_model,
         curriculum=curriculum,
-        target_accuracy=parse_target(target),
         max_minutes=max_minutes,
-        learning_rate=lr,
         batch_size=batch_size,
         epochs=epochs,
         max_steps=max_steps,
         max_length=max_length,
-        lora_r=lora_r,
-        lora_alpha=lora_alpha,
         eval_every=eval_every,
         eval_mode=eval_mode,
-        merge_lora=merge,
         device=device,
         seed=seed,
     )
-    config.validate()
-    train = _load(data, data_format, text_col, text2_col, label_col, encoding)
-    dev = _load(eval_data, data_format, text_col, text2_col, label_col, encoding)
+    read = (data_format, text_col, text2_col, label_col, encoding)
+    train, dev = _load(data, "--data", *read), _load(eval_data, "--eval", *read)
     out_dir = out or Path("frugal-out") / f"finetune-{time.strftime('%Y%m%d-%H%M%S')}"
-    result = run_finetune(
-        model,
-        train,
-        dev,
-        config,
-        out=out_dir,
-        ledger=ledger,
-        instance=instance,
-        region=region,
-        progress=not json_out,
-    )
+    where: dict[str, Any] = {"ledger": ledger, "instance": instance, "region": region}
+    result = run_finetune(model, train, dev, config, out=out_dir, progress=not json_out, **where)
     if json_out:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(), "data": _data_info(train, dev)})
         return
+    _print_finetune(result)
+
+
+def _print_finetune(result: Any) -> None:
     rows: list[tuple[str, str]] = [
         ("run", result.run_id),
         ("model saved to", result.model_dir or "-"),
@@ -303,84 +351,88 @@ def finetune(
     console.print(table)
 
 
+SamplerOpt = Annotated[str, typer.Option("--sampler", help="tpe or random.")]
+PrunerOpt = Annotated[
+    str, typer.Option("--pruner", help="hyperband, median or none: stop losing trials early.")
+]
+ReductionOpt = Annotated[
+    int,
+    typer.Option(
+        "--reduction-factor",
+        help="Hyperband: keep about 1 in this many trials at each rung (higher prunes more).",
+        min=2,
+    ),
+]
+MinResourceOpt = Annotated[
+    int,
+    typer.Option(
+        "--min-resource",
+        help="Hyperband: checkpoints a trial runs before it can first be pruned "
+        "(raise it when early checkpoints are still at chance).",
+        min=1,
+    ),
+]
+StorageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        help="Optuna storage URL (e.g. sqlite:///optuna.db) to keep or resume the "
+        "study; default in memory.",
+    ),
+]
+StudyNameOpt = Annotated[str | None, typer.Option("--study-name", help="Study name in --storage.")]
+TuneRecipeOpt = Annotated[
+    str | None,
+    typer.Option("--recipe", help="Search only this recipe (full or lora); default both."),
+]
+CompareOpt = Annotated[
+    bool,
+    typer.Option(
+        "--compare-unpruned",
+        help="Also run the same study without pruning to measure the "
+        "compute saved (else it is estimated).",
+    ),
+]
+TuneEvalModeOpt = Annotated[
+    str,
+    typer.Option(
+        "--eval-mode",
+        help="async: checkpoints evaluated by a separate process while the trial trains; "
+        "sync: in the loop (blocking).",
+    ),
+]
+EvalsOpt = Annotated[
+    int,
+    typer.Option("--evals", help="Evaluated checkpoints per trial (the pruner's resource).", min=1),
+]
+TuneOutOpt = Annotated[
+    Path | None,
+    typer.Option("--out", help="Keep each completed trial's model under OUT/trial-NNN."),
+]
+
+
 @app.command()
 def tune(
-    model: Annotated[
-        str,
-        typer.Argument(
-            help="'minilm' (bundled all-MiniLM-L6-v2) or a local Hugging Face model folder."
-        ),
-    ],
+    model: ModelArg,
     data: DataOpt,
     eval_data: EvalOpt,
     task: TaskOpt = "classification",
     trials: Annotated[int, typer.Option("--trials", help="Trials to run.", min=1)] = 20,
-    sampler: Annotated[str, typer.Option("--sampler", help="tpe or random.")] = "tpe",
-    pruner: Annotated[
-        str, typer.Option("--pruner", help="hyperband, median or none: stop losing trials early.")
-    ] = "hyperband",
-    reduction_factor: Annotated[
-        int,
-        typer.Option(
-            "--reduction-factor",
-            help="Hyperband: keep about 1 in this many trials at each rung (higher prunes more).",
-            min=2,
-        ),
-    ] = 3,
-    min_resource: Annotated[
-        int,
-        typer.Option(
-            "--min-resource",
-            help="Hyperband: checkpoints a trial runs before it can first be pruned "
-            "(raise it when early checkpoints are still at chance).",
-            min=1,
-        ),
-    ] = 1,
-    storage: Annotated[
-        str | None,
-        typer.Option(
-            "--storage",
-            help="Optuna storage URL (e.g. sqlite:///optuna.db) to keep or resume the "
-            "study; default in memory.",
-        ),
-    ] = None,
-    study_name: Annotated[
-        str | None, typer.Option("--study-name", help="Study name in --storage.")
-    ] = None,
-    recipe: Annotated[
-        str | None,
-        typer.Option("--recipe", help="Search only this recipe (full or lora); default both."),
-    ] = None,
-    compare: Annotated[
-        bool,
-        typer.Option(
-            "--compare-unpruned",
-            help="Also run the same study without pruning to measure the "
-            "compute saved (else it is estimated).",
-        ),
-    ] = False,
-    eval_mode: Annotated[
-        str,
-        typer.Option(
-            "--eval-mode",
-            help="async: checkpoints evaluated by a separate process while the trial trains; "
-            "sync: in the loop (blocking).",
-        ),
-    ] = "async",
-    evals: Annotated[
-        int,
-        typer.Option(
-            "--evals", help="Evaluated checkpoints per trial (the pruner's resource).", min=1
-        ),
-    ] = 9,
+    sampler: SamplerOpt = "tpe",
+    pruner: PrunerOpt = "hyperband",
+    reduction_factor: ReductionOpt = 3,
+    min_resource: MinResourceOpt = 1,
+    storage: StorageOpt = None,
+    study_name: StudyNameOpt = None,
+    recipe: TuneRecipeOpt = None,
+    compare: CompareOpt = False,
+    eval_mode: TuneEvalModeOpt = "async",
+    evals: EvalsOpt = 9,
     epochs: EpochsOpt = 1.0,
     max_length: LengthOpt = 128,
     seed: SeedOpt = 0,
     max_minutes: MinutesOpt = None,
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", help="Keep each completed trial's model under OUT/trial-NNN."),
-    ] = None,
+    out: TuneOutOpt = None,
     device: DeviceOpt = "auto",
     data_format: FormatOpt = "auto",
     text_col: TextColOpt = None,
@@ -400,12 +452,11 @@ def tune(
     the total compute, and the compute pruning saved (measured with --compare-unpruned, else
     estimated from each pruned trial's cost per step).
     """
-    from frugalml.train.finetune import FinetuneConfig
-    from frugalml.train.tune import TuneConfig
-    from frugalml.train.tune import tune as run_tune
+    from frugalml.train import TuneConfig
+    from frugalml.train import tune as run_tune
 
     _check_task(task)
-    base = FinetuneConfig(
+    base = finetune_config(
         epochs=epochs,
         max_length=max_length,
         evals_per_run=evals,
@@ -421,29 +472,24 @@ def tune(
         study_name=study_name,
         seed=seed,
         max_minutes=max_minutes,
-        recipes=(recipe,) if recipe else ("lora", "full"),
+        recipes=(recipe,) if recipe else TuneConfig.recipes,
         compare_unpruned=compare,
         reduction_factor=reduction_factor,
         min_resource=min_resource,
         base=base,
     )
     config.validate()
-    train = _load(data, data_format, text_col, text2_col, label_col, encoding)
-    dev = _load(eval_data, data_format, text_col, text2_col, label_col, encoding)
-    result = run_tune(
-        model,
-        train,
-        dev,
-        config,
-        ledger=ledger,
-        out=out,
-        progress=not json_out,
-        instance=instance,
-        region=region,
-    )
+    read = (data_format, text_col, text2_col, label_col, encoding)
+    train, dev = _load(data, "--data", *read), _load(eval_data, "--eval", *read)
+    where: dict[str, Any] = {"ledger": ledger, "instance": instance, "region": region}
+    result = run_tune(model, train, dev, config, out=out, progress=not json_out, **where)
     if json_out:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(), "data": _data_info(train, dev)})
         return
+    _print_tune(result)
+
+
+def _print_tune(result: Any) -> None:
     _print_study(result.study)
     if result.unpruned is not None:
         _print_study(result.unpruned)
@@ -460,23 +506,25 @@ def tune(
         f"{fmt.seconds(s.compute['wall_s'])} wall, {fmt.usd(s.compute['cost_usd'])}, "
         f"{fmt.joules(s.compute['energy_j'])}"
     )
+    console.print(f"[bold]compute saved by pruning[/] {_saving_text(result, key, what)}")
+
+
+def _saving_text(result: Any, key: str, what: str) -> str:
     if result.saved_fraction is None:
-        console.print("[bold]compute saved by pruning[/] - (no trial was pruned)")
-    elif result.saved_basis == "measured" and result.unpruned is not None:
+        return "- (no trial was pruned)"
+    if result.saved_basis == "measured" and result.unpruned is not None:
         u = result.unpruned
-        console.print(
-            f"[bold]compute saved by pruning[/] {result.saved_fraction:.0%} "
-            f"(measured: same study without pruning used "
+        return (
+            f"{result.saved_fraction:.0%} (measured: same study without pruning used "
             f"{fmt.seconds(u.compute[key])} {what}, {fmt.usd(u.compute['cost_usd'])}; "
             f"its best {_acc(u.best_accuracy)})"
         )
-    else:
-        est = result.unpruned_estimate
-        console.print(
-            f"[bold]compute saved by pruning[/] {result.saved_fraction:.0%} "
-            f"({result.saved_basis}: without pruning ~{fmt.seconds(est[key])} {what}, "
-            f"~{fmt.usd(est['cost_usd'])}; pass --compare-unpruned to measure it)"
-        )
+    est = result.unpruned_estimate
+    return (
+        f"{result.saved_fraction:.0%} ({result.saved_basis}: without pruning "
+        f"~{fmt.seconds(est[key])} {what}, ~{fmt.usd(est['cost_usd'])}; pass "
+        "--compare-unpruned to measure it)"
+    )
 
 
 def _acc(value: float | None) -> str:

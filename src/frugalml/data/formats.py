@@ -9,8 +9,11 @@
 - **CSV / TSV with a header** and **JSONL**: columns found by name (``text``/``sentence``/
   ``sentence1``, ``text2``/``sentence2``, ``label``, ``score``) or given with the options.
 
-Text is UTF-8; a file that is not valid UTF-8 is read as ISO-8859-1 (TREC is) and says so in
-``Dataset.encoding``. Problems are ``BadInput`` errors that name the file and what to fix.
+Text is UTF-8; a file that is not valid UTF-8 is read as ISO-8859-1 (TREC is), says so in
+``Dataset.encoding`` and warns (``EncodingFallback``): a file in another encoding (Shift-JIS,
+UTF-16 without a BOM...) would be mojibake, and ``--encoding`` names the right one. Problems are
+``BadInput`` errors that name the file and what to fix; ``option`` names the command-line
+option (or argument) the path came from, so the hint says which one to check.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import json
 import math
 import random
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,6 +40,11 @@ TEXT2_NAMES = ("text2", "sentence2", "hypothesis", "passage", "document")
 LABEL_NAMES = ("label", "labels", "class", "category", "target", "y")
 SCORE_NAMES = ("score", "similarity", "gold", "relatedness")
 _LABEL_TEXT = re.compile(r"^(\S{1,40})\s+(\S.*)$")
+STSB_SCORE_RANGE = (0.0, 5.0)
+
+
+class EncodingFallback(UserWarning):
+    """A data file was not valid UTF-8 and was read as ISO-8859-1 (maybe as mojibake)."""
 
 
 @dataclass(frozen=True)
@@ -118,13 +127,21 @@ class Dataset:
         return self.take(sorted(random.Random(seed).sample(range(len(self)), n)))
 
 
-def _read_text(path: Path, encoding: str | None) -> tuple[str, str]:
+def _check_hint(option: str | None) -> str:
+    if option is None:
+        return "check the path"
+    return f"check the path given {'to' if option.startswith('-') else 'as'} {option}"
+
+
+def _read_text(path: Path, encoding: str | None, option: str | None) -> tuple[str, str]:
     try:
         raw = path.read_bytes()
     except IsADirectoryError as e:
-        raise BadInput(f"{path} is a folder, not a data file") from e
+        raise BadInput(f"{path} is a folder, not a data file", hint=_check_hint(option)) from e
     except OSError as e:
-        raise BadInput(f"cannot read data file {path}: {e.strerror}") from e
+        raise BadInput(
+            f"cannot read data file {path}: {e.strerror}", hint=_check_hint(option)
+        ) from e
     if encoding:
         try:
             return raw.decode(encoding), encoding
@@ -140,7 +157,14 @@ def _read_text(path: Path, encoding: str | None) -> tuple[str, str]:
         )
     try:
         return raw.decode("utf-8-sig"), "utf-8"
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as e:
+        warnings.warn(
+            EncodingFallback(
+                f"{path} is not valid UTF-8 (byte {e.start}); read it as ISO-8859-1 — pass "
+                "--encoding if it is another encoding (e.g. shift_jis, cp1252)"
+            ),
+            stacklevel=3,
+        )
         return raw.decode("iso-8859-1"), "iso-8859-1"  # decodes any byte string
 
 
@@ -152,6 +176,32 @@ def _float(value: str) -> float | None:
     return f if math.isfinite(f) else None
 
 
+def _stsb_score(cell: str) -> float | None:
+    s = _float(cell)
+    lo, hi = STSB_SCORE_RANGE
+    return s if s is not None and lo <= s <= hi else None
+
+
+def _looks_like_stsb(rows: list[list[str]]) -> bool:
+    """7+ tab fields per row and a number in column 5: in 0-5 on most rows, and on the rest
+    at worst a bad number (NaN, out of range) or blank — which ``_read_stsb`` then names,
+    rather than the file passing for a headerless TSV. A word there (a header) is not STS-B."""
+
+    def numberish(cell: str) -> bool:
+        text = cell.strip()
+        if not text:
+            return True
+        try:
+            float(text)
+        except ValueError:
+            return False
+        return True
+
+    if not all(len(r) >= 7 and numberish(r[4]) for r in rows):
+        return False
+    return sum(_stsb_score(r[4]) is not None for r in rows) * 2 > len(rows)
+
+
 def _sniff(path: Path, text: str) -> str:
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson", ".json"):
@@ -161,10 +211,7 @@ def _sniff(path: Path, text: str) -> str:
         return "csv"
     if lines[0].lstrip().startswith("{"):
         return "jsonl"
-    tab_rows = [ln.split("\t") for ln in lines]
-    if all(len(r) >= 7 for r in tab_rows) and all(
-        (s := _float(r[4])) is not None and 0 <= s <= 5 for r in tab_rows
-    ):
+    if _looks_like_stsb([ln.split("\t") for ln in lines]):
         return "stsb"
     if "\t" not in text[:10000] and all(_LABEL_TEXT.match(ln) for ln in lines):
         first = lines[0].split()[0]
@@ -183,18 +230,21 @@ def load_data(
     score_col: str | None = None,
     encoding: str | None = None,
     fine_labels: bool = False,
+    option: str | None = None,
 ) -> Dataset:
     """Read a data file into a ``Dataset``; see the module docstring for the formats.
 
     Column options name a header column (CSV/TSV/JSONL) or give a 0-based index for files
-    without a header. ``fine_labels`` keeps TREC's ``COARSE:fine`` labels whole.
+    without a header. ``fine_labels`` keeps TREC's ``COARSE:fine`` labels whole. ``option``
+    names where the path came from (``--eval``, ``DATA``) for the hints of errors about it.
+    Warns with ``EncodingFallback`` when a file that is not UTF-8 is read as ISO-8859-1.
     """
     p = Path(path).expanduser()
     if not p.exists():
-        raise BadInput(f"data file not found: {p}", hint="check the path given to --data")
+        raise BadInput(f"data file not found: {p}", hint=_check_hint(option))
     if format not in FORMATS:
         raise BadInput(f"unknown data format '{format}'", hint=f"use one of {', '.join(FORMATS)}")
-    text, used_encoding = _read_text(p, encoding)
+    text, used_encoding = _read_text(p, encoding, option)
     fmt = _sniff(p, text) if format == "auto" else format
     if fmt == "stsb":
         ds = _read_stsb(p, text)
@@ -219,11 +269,18 @@ def _read_stsb(path: Path, text: str) -> Dataset:
         if not line.strip():
             continue
         cols = line.split("\t")
-        score = _float(cols[4]) if len(cols) >= 7 else None
+        if len(cols) < 7:
+            raise BadInput(
+                f"{path}:{n}: not an STS-B row ({len(cols)} tab-separated fields; STS-B has "
+                "the score in field 5, sentences in 6-7)",
+                hint="pass --format csv/tsv with column options for other layouts",
+            )
+        score = _stsb_score(cols[4])
         if score is None:
             raise BadInput(
-                f"{path}:{n}: not an STS-B row (score in column 5, sentences in 6-7)",
-                hint="pass --format csv/tsv with column options for other layouts",
+                f"{path}: row {n}, score cell (field 5) is {cols[4]!r}, not a number in 0-5",
+                hint="fix or remove that row (or, for another layout, pass --format tsv "
+                "with column options)",
             )
         scores.append(score)
         s1.append(cols[5].strip())
@@ -319,6 +376,19 @@ def _rows_to_dataset(
     )
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
 def _read_jsonl(
     path: Path,
     text: str,
@@ -331,7 +401,12 @@ def _read_jsonl(
     stripped = text.strip()
     if stripped.startswith("["):  # a JSON array of objects is accepted too
         try:
-            data = json.loads(stripped)
+            data = json.loads(stripped, object_pairs_hook=_no_duplicate_keys)
+        except _DuplicateKey as e:
+            raise BadInput(
+                f"{path}: an object has the key '{e.args[0]}' twice",
+                hint="give every field its own name",
+            ) from e
         except json.JSONDecodeError as e:
             raise BadInput(f"{path}: invalid JSON: {e}") from e
         rows = [r for r in data if isinstance(r, dict)]
@@ -340,7 +415,12 @@ def _read_jsonl(
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = json.loads(line, object_pairs_hook=_no_duplicate_keys)
+            except _DuplicateKey as e:
+                raise BadInput(
+                    f"{path}:{n}: the object has the key '{e.args[0]}' twice",
+                    hint="give every field its own name",
+                ) from e
             except json.JSONDecodeError as e:
                 raise BadInput(
                     f"{path}:{n}: invalid JSON line: {e.msg}",
@@ -353,6 +433,21 @@ def _read_jsonl(
     if not rows:
         return Dataset(texts=())
     return _rows_to_dataset(path, columns, rows, text_col, text2_col, label_col, score_col)
+
+
+def _refuse_duplicate_columns(path: Path, columns: Sequence[str]) -> None:
+    """Two columns of one name (case aside): which one the text or label is would be a guess
+    (a dict keeps the last, so a label copied into a second ``text`` scores 100%)."""
+    seen: dict[str, str] = {}
+    for c in columns:
+        key = c.lower()
+        if key in seen and c:
+            raise BadInput(
+                f"{path}: the header names the column '{c}' twice"
+                + (f" (as '{seen[key]}' and '{c}')" if seen[key] != c else ""),
+                hint="give every column its own name",
+            )
+        seen[key] = c
 
 
 def _read_delimited(
@@ -381,5 +476,6 @@ def _read_delimited(
         rows = [{str(i): v for i, v in enumerate(r)} for r in table]
     else:
         columns = [c.strip() for c in table[0]]
+        _refuse_duplicate_columns(path, columns)
         rows = [dict(zip(columns, r, strict=False)) for r in table[1:]]
     return _rows_to_dataset(path, columns, rows, text_col, text2_col, label_col, score_col)

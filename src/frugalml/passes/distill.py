@@ -55,6 +55,7 @@ def distill(
     epoch's mean loss.
     """
     import torch
+    from transformers import get_linear_schedule_with_warmup
 
     from frugalml.models.runners import _forward_names, threads_for
 
@@ -72,9 +73,8 @@ def distill(
     total = (
         epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
     )
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / max(1, total // 10)) * max(0.0, 1 - s / total)
-    )
+    # linear warm-up from 0 over the first tenth of the steps, then linear decay to 0
+    sched = get_linear_schedule_with_warmup(opt, max(1, total // 10), total)
     for p in student.parameters():
         p.requires_grad_(True)
     student.eval()  # no dropout

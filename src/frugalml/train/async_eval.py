@@ -37,8 +37,9 @@ from typing import Any
 
 from frugalml.errors import FrugalError
 from frugalml.train.prepare import Encoded, Labels, collate
+from frugalml.train.registry import Recipe, recipe_from_json, to_json
 
-EVAL_MODES = ("async", "sync", "none")
+EVAL_MODES = ("async", "sync", "none")  # none: only the final model, evaluated in the trainer
 
 
 @dataclass(frozen=True)
@@ -59,11 +60,7 @@ class EvalSpec:
 
     model_path: str
     labels: Labels
-    recipe: str
-    lora_r: int
-    lora_alpha: int
-    lora_dropout: float
-    lora_targets: tuple[str, ...]
+    recipe: Recipe
     seed: int
     dev: Encoded
     pad_id: int
@@ -104,16 +101,18 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
 
 
 def _spec_to_json(spec: EvalSpec) -> dict[str, Any]:
-    data = dataclasses.asdict(spec)
+    data = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
     data["labels"] = list(spec.labels.names)
+    data["recipe"] = to_json(spec.recipe)
+    data["dev"] = dataclasses.asdict(spec.dev)
     return data
 
 
 def _spec_from_json(data: dict[str, Any]) -> EvalSpec:
     dev = Encoded(**data.pop("dev"))
     labels = Labels(tuple(data.pop("labels")))
-    data["lora_targets"] = tuple(data["lora_targets"])
-    return EvalSpec(labels=labels, dev=dev, **data)
+    recipe = recipe_from_json(data.pop("recipe"))
+    return EvalSpec(labels=labels, dev=dev, recipe=recipe, **data)
 
 
 def worker_main(spec_path: str) -> int:
@@ -143,14 +142,7 @@ def worker_main(spec_path: str) -> int:
         if spec.device == "cpu":
             torch.set_num_threads(spec.threads)
         model = build_model(
-            Path(spec.model_path),
-            spec.labels,
-            recipe=spec.recipe,
-            lora_r=spec.lora_r,
-            lora_alpha=spec.lora_alpha,
-            lora_dropout=spec.lora_dropout,
-            lora_targets=spec.lora_targets,
-            seed=spec.seed,
+            Path(spec.model_path), spec.labels, recipe=spec.recipe, seed=spec.seed
         ).to(spec.device)
         model.eval()
         # test hook: a deliberately slow evaluator, to show the trainer never waits for it
@@ -327,6 +319,11 @@ class AsyncEvaluator:
             self._proc.wait(timeout=10)
         self._reader.join(timeout=10)
 
+    @property
+    def returncode(self) -> int | None:
+        """The evaluator process's exit status once it has ended and been reaped, else None."""
+        return self._proc.returncode
+
     def close(self) -> None:
         """Stop the writer and the evaluator (pending checkpoints are dropped). Idempotent."""
         if self._closed:
@@ -375,3 +372,11 @@ class SyncEvaluator:
 
 if __name__ == "__main__":
     sys.exit(worker_main(sys.argv[1]))
+
+
+def make_evaluator(mode: str, spec: EvalSpec, folder: Path, model: Any) -> Any:
+    """The evaluator for ``mode`` (one of ``EVAL_MODES``): a separate process for ``async``,
+    the trainer's own process otherwise (``none`` only ever evaluates the final model)."""
+    if mode == "async":
+        return AsyncEvaluator(spec, folder)
+    return SyncEvaluator(spec, folder, model)

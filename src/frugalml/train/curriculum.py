@@ -18,11 +18,94 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
-CURRICULA = ("none", "length", "loss")
+from frugalml.errors import BadInput
+from frugalml.train.registry import Curriculum, CurriculumData, register_curriculum
+
+
+@register_curriculum
+@dataclass(frozen=True)
+class Shuffled(Curriculum):
+    """``none``: a fresh seeded shuffle every epoch."""
+
+    name: ClassVar[str] = "none"
+
+    def batches(
+        self, data: CurriculumData, batch_size: int, steps: int, seed: int
+    ) -> Iterator[list[int]]:
+        return shuffled_batches(len(data.enc), batch_size, steps, seed)
+
+
+@dataclass(frozen=True)
+class _Paced(Curriculum):
+    """Easiest first, the pool growing by ``competence`` from ``start`` of the data to all of
+    it ``ramp`` of the way through the run."""
+
+    start: float = 0.2  # fraction of the easiest data in the pool at step 0
+    ramp: float = 0.5  # fraction of the run until the pool is all data
+
+    def validate(self) -> None:
+        if not (0 < self.start <= 1 and 0 <= self.ramp <= 1):
+            raise BadInput(
+                f"curriculum start {self.start} and ramp {self.ramp} must be fractions",
+                hint="start in (0, 1], ramp in [0, 1]",
+            )
+
+    def difficulty(self, data: CurriculumData, seed: int) -> list[float]:
+        raise NotImplementedError
+
+    def batches(
+        self, data: CurriculumData, batch_size: int, steps: int, seed: int
+    ) -> Iterator[list[int]]:
+        return curriculum_batches(
+            self.difficulty(data, seed),
+            batch_size,
+            steps,
+            seed,
+            start=self.start,
+            ramp_steps=int(self.ramp * steps),
+        )
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "curriculum": self.name,
+            "curriculum_start": self.start,
+            "curriculum_ramp": self.ramp,
+        }
+
+
+@register_curriculum
+@dataclass(frozen=True)
+class ByLength(_Paced):
+    """``length``: short examples first (difficulty = token count)."""
+
+    name: ClassVar[str] = "length"
+
+    def difficulty(self, data: CurriculumData, seed: int) -> list[float]:
+        return length_difficulty(data.enc.lengths())
+
+
+@register_curriculum
+@dataclass(frozen=True)
+class ByLoss(_Paced):
+    """``loss``: easy first by the initial (out-of-fold linear-probe) loss."""
+
+    name: ClassVar[str] = "loss"
+    scores_examples: ClassVar[bool] = True
+
+    def difficulty(self, data: CurriculumData, seed: int) -> list[float]:
+        from frugalml.train.prepare import collate
+
+        n = len(data.enc)
+        chunks = (
+            collate(data.enc, list(range(i, min(n, i + 64))), data.pad_id) for i in range(0, n, 64)
+        )
+        moved = ({k: v.to(data.device) for k, v in b.items()} for b in chunks)
+        return loss_difficulty(data.model, moved, data.enc.labels, seed)
 
 
 def shuffled_batches(n: int, batch_size: int, steps: int, seed: int) -> Iterator[list[int]]:

@@ -14,14 +14,16 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from frugalml import __version__
 from frugalml.data import Dataset
 from frugalml.errors import FrugalError
-from frugalml.train.async_eval import AsyncEvaluator, EvalResult, EvalSpec, SyncEvaluator
-from frugalml.train.finetune import (
+from frugalml.train.async_eval import EvalResult, EvalSpec, make_evaluator
+from frugalml.train.config import (
     EvalPoint,
     FinetuneConfig,
     FinetuneResult,
@@ -30,6 +32,16 @@ from frugalml.train.finetune import (
     OutOfMemory,
 )
 from frugalml.train.prepare import Labels, collate, encode
+from frugalml.train.registry import CurriculumData
+
+
+def linear_schedule(optimizer: Any, warmup_steps: int, steps: int) -> Any:
+    """The learning-rate schedule: linear warm-up from 0 over ``warmup_steps``, then linear
+    decay to 0 at ``steps`` (transformers' ``get_linear_schedule_with_warmup``; one
+    ``step()`` per optimizer step)."""
+    from transformers import get_linear_schedule_with_warmup
+
+    return get_linear_schedule_with_warmup(optimizer, warmup_steps, steps)
 
 
 def _is_oom(e: BaseException) -> bool:
@@ -66,7 +78,7 @@ def _memory_peak(device: str) -> int:
 
 
 class Trainer:
-    """Fine-tunes one model; see ``frugalml.train.finetune.finetune`` for the contract."""
+    """Fine-tunes one model; see ``frugalml.train.finetuning.finetune`` for the contract."""
 
     def __init__(
         self,
@@ -79,7 +91,7 @@ class Trainer:
         config: FinetuneConfig,
         device: str,
         out: Path | None,
-        run_id: str,
+        run_id: str = "",
         progress: bool = False,
         on_eval: OnEval | None = None,
         on_step: OnStep | None = None,
@@ -96,6 +108,22 @@ class Trainer:
         self.nan_step: int | None = None
         self.step = 0
         self.planned_steps = 0
+        self.seen = 0  # examples trained on
+        self.last_submit = 0  # step of the last checkpoint handed to the evaluator
+        self.loss = float("nan")  # of the last step
+
+    def params(self) -> dict[str, Any]:
+        """The run's settings for the ledger."""
+        return {
+            "model": self.model_spec,
+            "train": self.train_data.source,
+            "dev": self.dev_data.source,
+            "train_rows": len(self.train_data),
+            "dev_rows": len(self.dev_data),
+            "labels": list(self.labels.names),
+            "device": self.device,
+            **self.cfg.to_params(),
+        }
 
     def _now(self) -> float:
         return time.perf_counter() - self.t0
@@ -116,16 +144,9 @@ class Trainer:
         self.pad_id = self.tokenizer.pad_token_id or 0
         self.enc_train = encode(self.tokenizer, self.train_data, self.labels, cfg.max_length)
         self.enc_dev = encode(self.tokenizer, self.dev_data, self.labels, cfg.max_length)
-        self.model = build_model(
-            self.model_path,
-            self.labels,
-            recipe=cfg.recipe,
-            lora_r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
-            lora_targets=cfg.lora_targets,
-            seed=cfg.seed,
-        ).to(self.device)
+        self.model = build_model(self.model_path, self.labels, recipe=cfg.recipe, seed=cfg.seed).to(
+            self.device
+        )
         if cfg.grad_checkpointing:
             enable_grad_checkpointing(self.model)
         self.model.train()
@@ -133,28 +154,9 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # dropout stream, same for every recipe
 
     def _batches(self, steps: int) -> Any:
-        from frugalml.train import curriculum as cur
-
-        cfg, n = self.cfg, len(self.enc_train)
-        if cfg.curriculum == "none":
-            return cur.shuffled_batches(n, cfg.batch_size, steps, cfg.seed)
-        if cfg.curriculum == "length":
-            difficulty = cur.length_difficulty(self.enc_train.lengths())
-        else:
-            rows = list(range(n))
-            chunks = (
-                collate(self.enc_train, rows[i : i + 64], self.pad_id) for i in range(0, n, 64)
-            )
-            moved = ({k: v.to(self.device) for k, v in b.items()} for b in chunks)
-            difficulty = cur.loss_difficulty(self.model, moved, self.enc_train.labels, cfg.seed)
-        return cur.curriculum_batches(
-            difficulty,
-            cfg.batch_size,
-            steps,
-            cfg.seed,
-            start=cfg.curriculum_start,
-            ramp_steps=int(cfg.curriculum_ramp * steps),
-        )
+        cfg = self.cfg
+        data = CurriculumData(self.enc_train, self.pad_id, self.model, self.device)
+        return cfg.curriculum.batches(data, cfg.batch_size, steps, cfg.seed)
 
     def _optimizer(self, steps: int) -> tuple[Any, Any]:
         import torch
@@ -178,14 +180,7 @@ class Trainer:
             ],
             lr=cfg.lr,
         )
-        warm = max(1, int(cfg.warmup_ratio * steps)) if cfg.warmup_ratio > 0 else 0
-
-        def factor(i: int) -> float:  # linear warm-up, then linear decay to 0 at ``steps``
-            if i < warm:
-                return (i + 1) / warm
-            return max(0.0, (steps - i) / max(1, steps - warm))
-
-        return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return opt, linear_schedule(opt, cfg.warmup_steps(steps), steps)
 
     def _evaluator(self, folder: Path) -> Any:
         cfg = self.cfg
@@ -193,10 +188,6 @@ class Trainer:
             model_path=str(self.model_path),
             labels=self.labels,
             recipe=cfg.recipe,
-            lora_r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
-            lora_targets=cfg.lora_targets,
             seed=cfg.seed,
             dev=self.enc_dev,
             pad_id=self.pad_id,
@@ -204,9 +195,7 @@ class Trainer:
             device=self.device,
             nice=cfg.eval_nice if self.device == "cpu" else 0,
         )
-        if cfg.eval_mode == "async":
-            return AsyncEvaluator(spec, folder)
-        return SyncEvaluator(spec, folder, self.model)
+        return make_evaluator(cfg.eval_mode, spec, folder, self.model)
 
     # ---- results --------------------------------------------------------------------------
     def _take(self, results: list[EvalResult]) -> None:
@@ -241,6 +230,8 @@ class Trainer:
 
     # ---- the loop ------------------------------------------------------------------------
     def run(self) -> FinetuneResult:
+        """Train, evaluate, save the best checkpoint; used once per ``Trainer``."""
+        self.t0 = time.perf_counter()  # the run's clock starts here, not at construction
         folder = (
             (self.out / ".checkpoints")
             if self.out
@@ -252,118 +243,154 @@ class Trainer:
             shutil.rmtree(folder, ignore_errors=True)
 
     def _run(self, folder: Path) -> FinetuneResult:
-        import torch
-
-        from frugalml.train.recipes import autocast, trainable_state
-
-        cfg = self.cfg
         self._build()
-        n = len(self.enc_train)
+        every = self._plan()
+        timing = _Timing(setup_s=self._now(), setup_bytes=_memory_now(self.device))
+        batches = self._batches(self.planned_steps)
+        timing.curriculum_s = self._now() - timing.setup_s
+        train_step = self._step_fn(self.planned_steps)
+        evaluator = self._evaluator(folder)
+        bar = _Bar(self.progress, self.planned_steps)
+        try:
+            self._loop(batches, train_step, evaluator, bar, every, timing)
+            self._last_evals(evaluator)
+            bar.update(self.step, self.loss, self.best)
+        finally:
+            bar.close()
+            evaluator.close()
+        return self._result(self._save(folder), timing)
+
+    def _plan(self) -> int:
+        """Set the planned step count; return the steps between evaluated checkpoints."""
+        cfg, n = self.cfg, len(self.enc_train)
         steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * math.ceil(n / cfg.batch_size)))
         self.planned_steps = steps
-        every = cfg.eval_every or max(1, math.ceil(steps / cfg.evals_per_run))
         if cfg.eval_mode == "none":
-            every = steps  # only the final model is evaluated
-        setup_s = self._now()
-        setup_bytes = _memory_now(self.device)
-        batches = self._batches(steps)
-        curriculum_s = self._now() - setup_s
+            return steps  # only the final model is evaluated
+        return cfg.eval_every or max(1, math.ceil(steps / cfg.evals_per_run))
+
+    def _step_fn(self, steps: int) -> Callable[[list[int]], float]:
+        """One optimizer step on a batch of rows (mixed precision, clipping, schedule)."""
+        import torch
+
+        from frugalml.train.recipes import autocast
+
+        cfg = self.cfg
         opt, sched = self._optimizer(steps)
         scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
         forward = torch.compile(self.model) if cfg.compile else self.model
         pad_to = cfg.max_length if cfg.compile else None  # fixed shapes: no recompiles
-        deadline = cfg.max_minutes * 60 if cfg.max_minutes else math.inf
-        evaluator = self._evaluator(folder)
-        bar = _Bar(self.progress, steps)
-        step_times: list[float] = []
-        seen, last_submit, loss_v = 0, 0, float("nan")
+        trained = [p for p in self.model.parameters() if p.requires_grad]
+
+        def train_step(rows: list[int]) -> float:
+            padded = collate(self.enc_train, rows, self.pad_id, pad_to)
+            batch = {k: v.to(self.device) for k, v in padded.items()}
+            with autocast(cfg.precision, self.device):
+                loss = forward(**batch).loss
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt)
+            else:
+                loss.backward()
+            torch.nn.utils.clip_grad_norm_(trained, cfg.max_grad_norm)
+            if scaler is not None:
+                scaler.step(opt)
+                scaler.update()
+            else:
+                opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            return float(loss.detach())
+
+        return train_step
+
+    def _loop(
+        self,
+        batches: Any,
+        train_step: Callable[[list[int]], float],
+        evaluator: Any,
+        bar: _Bar,
+        every: int,
+        timing: _Timing,
+    ) -> None:
+        """Train until the plan, the clock, the target, the pruner or a NaN stops it."""
+        from frugalml.train.recipes import trainable_state
+
+        deadline = self.cfg.max_minutes * 60 if self.cfg.max_minutes else math.inf
         loop_t0 = time.perf_counter()
-        try:
-            for rows in batches:
-                t = time.perf_counter()
-                batch = {
-                    k: v.to(self.device)
-                    for k, v in collate(self.enc_train, rows, self.pad_id, pad_to).items()
-                }
-                try:
-                    with autocast(cfg.precision, self.device):
-                        loss = forward(**batch).loss
-                    if scaler is not None:
-                        scaler.scale(loss).backward()
-                        scaler.unscale_(opt)
-                    else:
-                        loss.backward()
-                    torch.nn.utils.clip_grad_norm_(
-                        [p for p in self.model.parameters() if p.requires_grad], cfg.max_grad_norm
-                    )
-                    if scaler is not None:
-                        scaler.step(opt)
-                        scaler.update()
-                    else:
-                        opt.step()
-                    sched.step()
-                    opt.zero_grad(set_to_none=True)
-                    self.step += 1
-                    seen += len(rows)
-                    loss_v = float(loss.detach())
-                    if self.on_step is not None:
-                        self.on_step(self.step, self.model, loss_v)
-                except (RuntimeError, torch.OutOfMemoryError) as e:
-                    if _is_oom(e):
-                        raise self._oom(e) from e
-                    raise
-                step_times.append(time.perf_counter() - t)
-                if not math.isfinite(loss_v):
-                    self.nan_step, self.stop = self.step, "nan"
-                    break
-                if self.step % every == 0 or self.step == steps:
-                    evaluator.submit(self.step, trainable_state(self.model), self._now())
-                    last_submit = self.step
-                self._take(evaluator.poll())
-                bar.update(self.step, loss_v, self.best)
-                if self.stop is None and self._now() > deadline:
-                    self.stop = "time-limit"
-                if self.stop is not None:
-                    break
-            loop_s = time.perf_counter() - loop_t0
-            train_bytes = max(0, _memory_peak(self.device) - setup_bytes)
-            if self.stop in (None, "time-limit") and last_submit != self.step:
+        for rows in batches:
+            t = time.perf_counter()
+            self._guarded_step(train_step, rows)
+            timing.step_times.append(time.perf_counter() - t)
+            if not math.isfinite(self.loss):
+                self.nan_step, self.stop = self.step, "nan"
+                break
+            if self.step % every == 0 or self.step == self.planned_steps:
                 evaluator.submit(self.step, trainable_state(self.model), self._now())
-            if self.stop in (None, "time-limit", "nan"):
-                self._take(evaluator.finish(self._evaluate_path))  # results still matter
-            bar.update(self.step, loss_v, self.best)
-        finally:
-            bar.close()
-            evaluator.close()
-        model_dir = self._save(folder)
-        first = step_times[0] if step_times else 0.0
-        median = statistics.median(step_times[1:]) if len(step_times) > 1 else first
+                self.last_submit = self.step
+            self._take(evaluator.poll())
+            bar.update(self.step, self.loss, self.best)
+            if self.stop is None and self._now() > deadline:
+                self.stop = "time-limit"
+            if self.stop is not None:
+                break
+        timing.loop_s = time.perf_counter() - loop_t0
+        timing.train_bytes = max(0, _memory_peak(self.device) - timing.setup_bytes)
+
+    def _guarded_step(self, train_step: Callable[[list[int]], float], rows: list[int]) -> None:
+        """A step, counted, with ``on_step`` called; out of memory becomes ``OutOfMemory``."""
+        import torch
+
+        try:
+            self.loss = train_step(rows)
+            self.step += 1
+            self.seen += len(rows)
+            if self.on_step is not None:
+                self.on_step(self.step, self.model, self.loss)
+        except (RuntimeError, torch.OutOfMemoryError) as e:
+            if _is_oom(e):
+                raise self._oom(e) from e
+            raise
+
+    def _last_evals(self, evaluator: Any) -> None:
+        """Evaluate the final model and wait for outstanding results, when they still matter."""
+        from frugalml.train.recipes import trainable_state
+
+        if self.stop in (None, "time-limit") and self.last_submit != self.step:
+            evaluator.submit(self.step, trainable_state(self.model), self._now())
+        if self.stop in (None, "time-limit", "nan"):
+            self._take(evaluator.finish(self._evaluate_path))
+
+    def _result(self, model_dir: str | None, timing: _Timing) -> FinetuneResult:
+        cfg, times = self.cfg, timing.step_times
+        first = times[0] if times else 0.0
+        median = statistics.median(times[1:]) if len(times) > 1 else first
         return FinetuneResult(
             run_id=self.run_id,
             model_dir=model_dir,
             accuracy=self.best.accuracy if self.best else float("nan"),
             best_step=self.best.step if self.best else 0,
             steps=self.step,
-            planned_steps=steps,
-            examples_seen=seen,
+            planned_steps=self.planned_steps,
+            examples_seen=self.seen,
             stopped=self.stop or "completed",
             target_accuracy=cfg.target_points,
             time_to_target_s=self.first_target.train_s if self.first_target else None,
             steps_to_target=self.first_target.step if self.first_target else None,
-            setup_s=setup_s,
-            curriculum_s=curriculum_s,
-            loop_s=loop_s,
+            setup_s=timing.setup_s,
+            curriculum_s=timing.curriculum_s,
+            loop_s=timing.loop_s,
             first_step_s=first,
             step_s_median=median,
             compile_s=max(0.0, first - median) if cfg.compile else None,
-            examples_per_s=seen / loop_s if loop_s > 0 else 0.0,
-            setup_memory_bytes=setup_bytes,
-            train_memory_bytes=train_bytes,
+            examples_per_s=self.seen / timing.loop_s if timing.loop_s > 0 else 0.0,
+            setup_memory_bytes=timing.setup_bytes,
+            train_memory_bytes=timing.train_bytes,
             trainable_params=self.trainable,
             total_params=self.total,
-            recipe=cfg.recipe,
+            recipe=cfg.recipe.name,
             precision=cfg.precision,
-            curriculum=cfg.curriculum,
+            curriculum=cfg.curriculum.name,
             learning_rate=cfg.lr,
             labels=self.labels.names,
             evals=tuple(sorted(self.evals, key=lambda e: e.step)),
@@ -386,7 +413,7 @@ class Trainer:
         manifest = {
             "base_model": self.model_spec,
             "base_model_path": str(self.model_path),
-            "recipe": self.cfg.recipe,
+            "recipe": self.cfg.recipe.name,
             "precision": self.cfg.precision,
             "labels": list(self.labels.names),
             "max_length": self.cfg.max_length,
@@ -395,7 +422,8 @@ class Trainer:
             "run_id": self.run_id,
             "frugal_version": __version__,
         }
-        save_model(self.model, self.tokenizer, out, manifest, merge=self.cfg.merge_lora)
+        merge = self.cfg.recipe.merge_on_save()
+        save_model(self.model, self.tokenizer, out, manifest, merge=merge)
         return str(out)
 
     def _oom(self, e: BaseException) -> FrugalError:
@@ -406,8 +434,7 @@ class Trainer:
         ]
         if not cfg.grad_checkpointing:
             tips.append("--grad-checkpointing")
-        if cfg.recipe != "lora":
-            tips.append("--recipe lora")
+        tips += cfg.recipe.oom_tips()
         if cfg.precision == "fp32":
             tips.append("--precision bf16")
         where = "the GPU" if self.device.startswith("cuda") else "host memory"
@@ -431,6 +458,18 @@ class Trainer:
             kept = "no checkpoint had been evaluated, so none was kept"
         tips = "lower --lr" + (", use --precision fp32" if self.cfg.precision != "fp32" else "")
         return f"{lead}; {kept}", f"{tips}, or check the data for broken rows"
+
+
+@dataclass
+class _Timing:
+    """Where a run's time and memory went (seconds; bytes)."""
+
+    setup_s: float = 0.0
+    setup_bytes: int = 0
+    curriculum_s: float = 0.0
+    loop_s: float = 0.0
+    train_bytes: int = 0
+    step_times: list[float] = field(default_factory=list)
 
 
 class _Bar:

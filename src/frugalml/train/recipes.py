@@ -1,8 +1,9 @@
 """Training recipes: which weights train (full or LoRA), in what precision, at what memory.
 
 - ``build_model``: a sequence classifier from a local HF folder with a new head for the
-  labels; ``recipe="lora"`` wraps it with ``peft`` LoRA adapters (only adapters, the head and
-  the pooler train). The evaluator process calls the same function, so checkpoint keys match.
+  labels, wrapped by the recipe (``frugalml.train.registry``: ``recipe_lora`` adds ``peft``
+  LoRA adapters, and only they, the head and the pooler train). The evaluator process calls
+  the same function, so checkpoint keys match.
 - ``autocast``: bf16 (CPU with native support, or CUDA) or fp16 (CUDA only, with a grad
   scaler); fp32 is a no-op.
 - ``trainable_state`` / ``load_trainable_state``: what a checkpoint holds (trainable tensors
@@ -18,12 +19,14 @@ import logging
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from frugalml.errors import BadInput
 from frugalml.train.prepare import Labels, write_manifest
 
-RECIPES = ("full", "lora")
+if TYPE_CHECKING:
+    from frugalml.train.registry import Recipe
+
 PRECISIONS = ("fp32", "bf16", "fp16")
 # Modules trained in full next to the LoRA adapters (names as suffixes of module paths): the
 # new head must train, and BERT's pooler feeds it (all-MiniLM-L6-v2 never trained its pooler).
@@ -55,17 +58,7 @@ def load_tokenizer(model_path: Path) -> Any:
     return AutoTokenizer.from_pretrained(str(model_path))
 
 
-def build_model(
-    model_path: Path,
-    labels: Labels,
-    *,
-    recipe: str = "lora",
-    lora_r: int = 8,
-    lora_alpha: int = 16,
-    lora_dropout: float = 0.0,
-    lora_targets: tuple[str, ...] = ("query", "key", "value", "dense"),
-    seed: int = 0,
-) -> Any:
+def build_model(model_path: Path, labels: Labels, *, recipe: Recipe, seed: int = 0) -> Any:
     """A sequence classifier for ``labels`` from a local folder, wrapped for ``recipe``.
 
     The head is initialised from ``seed`` so the trainer and the evaluator build the same
@@ -74,8 +67,6 @@ def build_model(
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    if recipe not in RECIPES:
-        raise BadInput(f"unknown recipe '{recipe}'", hint=f"use one of {', '.join(RECIPES)}")
     quiet_transformers()
     torch.manual_seed(seed)
     try:
@@ -91,27 +82,7 @@ def build_model(
             f"cannot load {model_path} as a sequence classifier: {str(e).splitlines()[0]}",
             hint="give an encoder folder (BERT-like) with config.json",
         ) from e
-    if recipe == "lora":
-        from peft import LoraConfig, TaskType, get_peft_model
-
-        names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
-        targets = [t for t in lora_targets if t in names]
-        if not targets:
-            raise BadInput(
-                f"none of the LoRA target modules {', '.join(lora_targets)} exist in {model_path}",
-                hint="name linear layers of this model",
-            )
-        save = [m for m in LORA_MODULES_TO_SAVE if m in names]
-        config = LoraConfig(
-            task_type=TaskType.SEQ_CLS,
-            r=lora_r,
-            lora_alpha=lora_alpha,
-            lora_dropout=lora_dropout,
-            target_modules=targets,
-            modules_to_save=save,
-        )
-        model = get_peft_model(model, config)
-    return model
+    return recipe.wrap(model, model_path)
 
 
 def count_params(model: Any) -> tuple[int, int]:

@@ -204,3 +204,28 @@ def test_cli_import_stays_lean() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"  # heavy libraries load only when a command runs
+
+
+def test_duplicate_columns_exit_2(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "dup.csv"
+    data.write_text("text,text,label\na fine film,1,1\na bad film,0,0\n")
+    _fails(cli("data", "audit", str(data), "--embedder", "tfidf"), "'text' twice")
+
+
+def test_path_errors_name_the_data_argument(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    proc = cli("data", "audit", str(tmp_path / "nope.txt"))
+    _fails(proc, "not found", "check the path given as DATA")
+    assert "--data" not in proc.stderr
+
+
+def test_non_utf8_data_warns_and_json_says_the_encoding(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "sjis.txt"
+    rows = [f"{i % 2} 映画 番号 {i} は{'良い' if i % 2 else '悪い'}です" for i in range(40)]
+    data.write_bytes(("\n".join(rows) + "\n").encode("shift_jis"))
+    args = ("data", "audit", str(data), "--embedder", "tfidf", "--no-label-issues", "--json")
+    proc = cli(*args)
+    doc = _ok(proc)
+    assert doc["encoding"] == "iso-8859-1"
+    assert "frugal: warning:" in proc.stderr and "not valid UTF-8" in proc.stderr
+    proc = cli(*args, "--encoding", "shift_jis")
+    assert _ok(proc)["encoding"] == "shift_jis" and "warning" not in proc.stderr

@@ -9,8 +9,10 @@ vouch for it).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,73 +177,120 @@ def audit(
     texts = row_texts(ds)
     labels = ds.labels if task == "classification" else None
     seconds: dict[str, float] = {}
-
-    t0 = time.perf_counter()
-    exact, conflicts = dedup.exact_duplicates(texts, labels)
-    seconds["exact_duplicates"] = time.perf_counter() - t0
-    gone = {r.index for r in exact}
-    rows = [i for i in range(len(ds)) if i not in gone]
-
-    skipped: str | None = None
-    if config.label_issues and task != "classification":
-        skipped = "the data has no labels" if labels is None else f"task is {task}"
+    with _timed(seconds, "exact_duplicates"):
+        exact, conflicts = dedup.exact_duplicates(texts, labels)
+    exact_rows = {r.index for r in exact}
+    rows = [i for i in range(len(ds)) if i not in exact_rows]
+    skipped = _why_no_probe(config, task, labels)
     want_probe = config.label_issues and skipped is None
     need_vectors = config.near and config.near_method == "embedding"
     if features is None and (want_probe or need_vectors):
         # TF-IDF near duplicates use the sparse matrix itself: no SVD needed
         features = embed(texts, config.embedder, dense=False, progress=progress, seed=config.seed)
         seconds["embedding"] = features.seconds
-
     near: list[dedup.Removal] = []
     if config.near:
-        t0 = time.perf_counter()
-        if config.near_method == "minhash":
-            near = dedup.near_duplicates_minhash(
-                texts,
-                rows,
-                threshold=config.near_threshold,
-                ngram=config.ngram,
-                labels=labels,
-                seed=config.seed + 1,
-            )
-        else:
-            assert features is not None  # embedded above: need_vectors
-            near = dedup.near_duplicates_embedding(
-                features.unit_rows(), rows, threshold=config.near_threshold, labels=labels
-            )
-        seconds["near_duplicates"] = time.perf_counter() - t0
-        gone |= {r.index for r in near}
-        rows = [i for i in rows if i not in gone]
-
+        with _timed(seconds, "near_duplicates"):
+            near = _near_duplicates(texts, rows, labels, features, config)
+        near_rows = {r.index for r in near}
+        rows = [i for i in rows if i not in near_rows]
     issues: list[LabelIssue] = []
     accuracy: float | None = None
     if want_probe:
-        assert features is not None and labels is not None
-        t0 = time.perf_counter()
-        try:
-            sub_labels = [labels[i] for i in rows]
-            probe = out_of_fold_probs(
-                features.probe_input()[rows],
-                sub_labels,
-                sorted(set(sub_labels)),
-                folds=config.folds,
-                seed=config.seed,
-                progress=progress,
-            )
-        except Unavailable as e:
-            skipped = str(e)
-        else:
-            accuracy = probe.accuracy
-            issues = [
-                LabelIssue(rows[x.index], x.given, x.suggested, x.given_prob, x.suggested_prob)
-                for x in find_label_issues(probe)
-            ]
-        seconds["label_issues"] = time.perf_counter() - t0
+        with _timed(seconds, "label_issues"):
+            issues, accuracy, skipped = _label_issues(features, labels, rows, config, progress)
+    counts = Counter(ds.labels or ())
+    return AuditReport(
+        rows=len(ds),
+        task=task,
+        config=config,
+        class_balance={name: counts[name] for name in ds.label_names()},
+        exact=exact,
+        conflicting_groups=conflicts,
+        near=near,
+        label_issues=issues,
+        label_issues_skipped=skipped,
+        probe_accuracy=accuracy,
+        removals=_removals(exact, near, issues),
+        seconds=seconds,
+        features=features,
+    )
 
-    removals = (
-        list(exact)
-        + near
-        + [
+
+@contextlib.contextmanager
+def _timed(seconds: dict[str, float], step: str) -> Iterator[None]:
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[step] = time.perf_counter() - t0
+
+
+def _why_no_probe(config: AuditConfig, task: str, labels: Sequence[str] | None) -> str | None:
+    """Why label issues cannot be looked for (None: they can, or were not asked for)."""
+    if config.label_issues and task != "classification":
+        return "the data has no labels" if labels is None else f"task is {task}"
+    return None
+
+
+def _near_duplicates(
+    texts: Sequence[str],
+    rows: list[int],
+    labels: Sequence[str] | None,
+    features: Features | None,
+    config: AuditConfig,
+) -> list[dedup.Removal]:
+    if config.near_method == "minhash":
+        return dedup.near_duplicates_minhash(
+            texts,
+            rows,
+            threshold=config.near_threshold,
+            ngram=config.ngram,
+            labels=labels,
+            seed=config.seed + 1,
+        )
+    assert features is not None  # embedded by ``audit`` for the embedding method
+    return dedup.near_duplicates_embedding(
+        features.unit_rows(), rows, threshold=config.near_threshold, labels=labels
+    )
+
+
+def _label_issues(
+    features: Features | None,
+    labels: Sequence[str] | None,
+    rows: list[int],
+    config: AuditConfig,
+    progress: Progress | None,
+) -> tuple[list[LabelIssue], float | None, str | None]:
+    """(issues, the probe's accuracy, why detection was skipped) over the remaining ``rows``."""
+    assert features is not None and labels is not None  # ``audit`` embedded the labelled data
+    sub_labels = [labels[i] for i in rows]
+    try:
+        probe = out_of_fold_probs(
+            features.probe_input()[rows],
+            sub_labels,
+            sorted(set(sub_labels)),
+            folds=config.folds,
+            seed=config.seed,
+            progress=progress,
+        )
+    except Unavailable as e:
+        return [], None, str(e)
+    issues = [
+        LabelIssue(rows[x.index], x.given, x.suggested, x.given_prob, x.suggested_prob)
+        for x in find_label_issues(probe)
+    ]
+    return issues, probe.accuracy, None
+
+
+def _removals(
+    exact: Sequence[dedup.Removal], near: list[dedup.Removal], issues: list[LabelIssue]
+) -> list[dedup.Removal]:
+    """Every row ``clean`` removes, in row order, with its reason."""
+    removals = [
+        *exact,
+        *near,
+        *(
             dedup.Removal(
                 x.index,
                 "label-issue",
@@ -251,23 +300,6 @@ def audit(
                 round(x.given_prob, 4),
             )
             for x in issues
-        ]
-    )
-    removals.sort(key=lambda r: r.index)
-    counts = Counter(ds.labels or ())
-    balance = {name: counts[name] for name in ds.label_names()}
-    return AuditReport(
-        rows=len(ds),
-        task=task,
-        config=config,
-        class_balance=balance,
-        exact=exact,
-        conflicting_groups=conflicts,
-        near=near,
-        label_issues=issues,
-        label_issues_skipped=skipped,
-        probe_accuracy=accuracy,
-        removals=removals,
-        seconds=seconds,
-        features=features,
-    )
+        ),
+    ]
+    return sorted(removals, key=lambda r: r.index)

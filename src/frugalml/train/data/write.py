@@ -132,7 +132,8 @@ def write_rows(
     try:
         for fmt, body, encoding in attempts:
             tmp.write_text(body, encoding=encoding or "utf-8")
-            back_opts = opts if fmt == ds.format else {}
+            # read back in the encoding written: no fallback warning for an ISO-8859-1 input
+            back_opts = {**opts, "encoding": encoding} if fmt == ds.format else {}
             try:
                 back = load_data(tmp, format=fmt, **back_opts)  # type: ignore[arg-type]
             except FrugalError:

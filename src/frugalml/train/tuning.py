@@ -9,9 +9,10 @@ sampler seed and data seeds) without a pruner when ``compare_unpruned`` is set, 
 estimate that extends each pruned trial to its planned length at its own measured cost per
 step (labelled as an estimate).
 
-Search space (``suggest``): recipe (among ``recipes``), learning rate (log-uniform, per
-recipe), LoRA rank and alpha/rank ratio, batch size, warm-up ratio. Epochs, max length and
-the rest come from ``TuneConfig.base``.
+Search space (``suggest``): recipe (among ``recipes``), learning rate (log-uniform, the
+recipe's ``lr_range``), the recipe's own settings (``Recipe.suggest``: LoRA rank and
+alpha/rank ratio), batch size, warm-up ratio. Epochs, max length and the rest come from
+``TuneConfig.base``. ``pruner`` is a name or any Optuna pruner object.
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ from typing import Any
 
 from frugalml.data import Dataset
 from frugalml.errors import BadInput, FrugalError
-from frugalml.train.finetune import FinetuneConfig, TrainingDiverged, finetune
+from frugalml.train.config import FinetuneConfig, TrainingDiverged
+from frugalml.train.finetuning import finetune
+from frugalml.train.registry import recipe_config, recipe_names
 
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("hyperband", "median", "none")
-LR_RANGE = {"lora": (3e-4, 5e-3), "full": (1e-5, 3e-4)}
 COMPUTE_KEYS = ("wall_s", "cpu_s", "device_s", "energy_j", "cost_usd", "co2_g")
 
 
@@ -42,14 +44,13 @@ class TuneConfig:
 
     trials: int = 20
     sampler: str = "tpe"  # tpe | random
-    pruner: str = "hyperband"  # hyperband | median | none
+    pruner: Any = "hyperband"  # hyperband | median | none, or an Optuna pruner object
     storage: str | None = None  # Optuna storage URL (sqlite:///optuna.db); None: in memory
     study_name: str | None = None
     seed: int = 0  # sampler seed and every trial's data/initialisation seed
     max_minutes: float | None = None  # stop starting trials after this long
     recipes: tuple[str, ...] = ("lora", "full")
     batch_sizes: tuple[int, ...] = (16, 32)
-    lora_ranks: tuple[int, ...] = (4, 8, 16)
     reduction_factor: int = 3  # Hyperband: keep ~1/reduction_factor at each rung
     min_resource: int = 1  # Hyperband: checkpoints a trial runs before it can first be pruned
     compare_unpruned: bool = False  # also run the study without pruning, to measure savings
@@ -60,7 +61,7 @@ class TuneConfig:
             raise BadInput(
                 f"unknown sampler '{self.sampler}'", hint=f"use one of {', '.join(SAMPLERS)}"
             )
-        if self.pruner not in PRUNERS:
+        if isinstance(self.pruner, str) and self.pruner not in PRUNERS:
             raise BadInput(
                 f"unknown pruner '{self.pruner}'", hint=f"use one of {', '.join(PRUNERS)}"
             )
@@ -74,10 +75,12 @@ class TuneConfig:
                 f"{self.base.evals_per_run} checkpoints per trial",
                 hint="it counts evaluated checkpoints; raise --evals or lower --min-resource",
             )
-        bad = [r for r in self.recipes if r not in LR_RANGE]
+        known = recipe_names()
+        bad = [r for r in self.recipes if r not in known]
         if bad or not self.recipes:
             raise BadInput(
-                f"unknown recipe(s) {', '.join(bad) or '(none)'}", hint="use lora, full or both"
+                f"unknown recipe(s) {', '.join(bad) or '(none)'}",
+                hint=f"use one or more of {', '.join(known)}",
             )
         if self.base.target_accuracy is not None:
             raise BadInput(
@@ -135,24 +138,21 @@ class TuneResult:
 
 def suggest(trial: Any, tcfg: TuneConfig) -> FinetuneConfig:
     """The trial's fine-tune config, sampled from the search space."""
-    recipe = (
+    name = (
         trial.suggest_categorical("recipe", list(tcfg.recipes))
         if len(tcfg.recipes) > 1
         else tcfg.recipes[0]
     )
-    lo, hi = LR_RANGE[recipe]
-    changes: dict[str, Any] = {
-        "recipe": recipe,
-        "learning_rate": trial.suggest_float(f"lr_{recipe}", lo, hi, log=True),
-        "batch_size": trial.suggest_categorical("batch_size", list(tcfg.batch_sizes)),
-        "warmup_ratio": trial.suggest_float("warmup_ratio", 0.0, 0.2),
-        "seed": tcfg.seed,
-    }
-    if recipe == "lora":
-        r = trial.suggest_categorical("lora_r", list(tcfg.lora_ranks))
-        changes["lora_r"] = r
-        changes["lora_alpha"] = r * trial.suggest_categorical("lora_alpha_ratio", [1, 2, 4])
-    return dataclasses.replace(tcfg.base, **changes)
+    recipe = recipe_config(name)
+    lo, hi = recipe.lr_range
+    return dataclasses.replace(
+        tcfg.base,
+        learning_rate=trial.suggest_float(f"lr_{name}", lo, hi, log=True),
+        batch_size=trial.suggest_categorical("batch_size", list(tcfg.batch_sizes)),
+        warmup_ratio=trial.suggest_float("warmup_ratio", 0.0, 0.2),
+        recipe=recipe.suggest(trial),
+        seed=tcfg.seed,
+    )
 
 
 def _sampler(name: str, seed: int) -> Any:
@@ -163,16 +163,23 @@ def _sampler(name: str, seed: int) -> Any:
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
 
 
-def _pruner(name: str, tcfg: TuneConfig) -> Any:
+def pruner_name(pruner: Any) -> str:
+    return pruner if isinstance(pruner, str) else type(pruner).__name__
+
+
+def make_pruner(pruner: Any, tcfg: TuneConfig) -> Any:
+    """The Optuna pruner for a name (``PRUNERS``); a pruner object passes through."""
     import optuna
 
-    if name == "hyperband":
+    if not isinstance(pruner, str):
+        return pruner
+    if pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(
             min_resource=tcfg.min_resource,
             max_resource=tcfg.base.evals_per_run,
             reduction_factor=tcfg.reduction_factor,
         )
-    if name == "median":
+    if pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
     return optuna.pruners.NopPruner()
 
@@ -189,7 +196,7 @@ def _run_study(
     train: Dataset,
     dev: Dataset,
     tcfg: TuneConfig,
-    pruner: str,
+    pruner: Any,
     book: Any,
     *,
     study_name: str,
@@ -198,12 +205,42 @@ def _run_study(
     instance: str | None,
     region: str | None,
 ) -> StudySummary:
+    """One study as one ``tune`` run: trials sampled, trained, pruned and summed up."""
     import optuna
 
     from frugalml.measure.track import track
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    params = {
+    name = pruner_name(pruner)
+    params = _study_params(model, train, dev, tcfg, name, study_name)
+    where: dict[str, Any] = {"instance": instance, "region": region}
+    with track(
+        f"tune {Path(model).name} ({name})",
+        ledger=book,
+        kind="tune",
+        params=params,
+        instance=instance,
+        region=region,
+    ) as tune_run:
+        study = optuna.create_study(
+            direction="maximize",
+            sampler=_sampler(tcfg.sampler, tcfg.seed),
+            pruner=make_pruner(pruner, tcfg),
+            storage=tcfg.storage,
+            study_name=study_name,
+            load_if_exists=tcfg.storage is not None,
+        )
+        objective = _Objective(model, train, dev, tcfg, book, tune_run, out, where)
+        _optimize(study, objective, tcfg, _TrialBar(progress, tcfg.trials, name))
+        summary = _summarize(name, tune_run.id, objective.summaries)
+        _log_study(tune_run, summary)
+    return summary
+
+
+def _study_params(
+    model: str, train: Dataset, dev: Dataset, tcfg: TuneConfig, pruner: str, study_name: str
+) -> dict[str, Any]:
+    return {
         "model": model,
         "trials": tcfg.trials,
         "sampler": tcfg.sampler,
@@ -216,134 +253,136 @@ def _run_study(
         "dev_rows": len(dev),
         "base": tcfg.base.to_params(),
     }
-    summaries: dict[int, TrialSummary] = {}
-    with track(
-        f"tune {Path(model).name} ({pruner})",
-        ledger=book,
-        kind="tune",
-        params=params,
-        instance=instance,
-        region=region,
-    ) as tune_run:
-        study = optuna.create_study(
-            direction="maximize",
-            sampler=_sampler(tcfg.sampler, tcfg.seed),
-            pruner=_pruner(pruner, tcfg),
-            storage=tcfg.storage,
-            study_name=study_name,
-            load_if_exists=tcfg.storage is not None,
-        )
-        bar = _TrialBar(progress, tcfg.trials, pruner)
 
-        def objective(trial: Any) -> float:
-            cfg = suggest(trial, tcfg)
-            reported: list[float] = []
 
-            def on_eval(_step: int, acc: float) -> bool:
-                reported.append(acc)
-                trial.report(acc, len(reported))
-                return bool(trial.should_prune())
+class _Objective:
+    """Optuna's objective: a trial is a fine-tune (a ``trial`` run under the ``tune`` run)
+    whose checkpoints are reported to the pruner as they are evaluated."""
 
-            trial_out = out / f"trial-{trial.number:03d}" if out else None
-            try:
-                res = finetune(
-                    model,
-                    train,
-                    dev,
-                    cfg,
-                    out=trial_out,
-                    ledger=book,
-                    kind="trial",
-                    parent=tune_run,
-                    name=f"trial {trial.number}",
-                    instance=instance,
-                    region=region,
-                    on_eval=on_eval,
-                )
-            except TrainingDiverged as e:
-                if e.model_dir and out is None:
-                    shutil.rmtree(e.model_dir, ignore_errors=True)
-                summaries[trial.number] = TrialSummary(
-                    trial.number,
-                    "diverged",
-                    max(reported, default=None),
-                    trial.params,
-                    0,
-                    0,
-                    e.run_id,
-                    _compute(book, e.run_id),
-                    tuple(reported),
-                )
-                raise optuna.TrialPruned(str(e)) from e
-            except FrugalError as e:  # e.g. out of memory at this batch size: a failed trial
-                run_id = getattr(e, "run_id", None)
-                summaries[trial.number] = TrialSummary(
-                    trial.number,
-                    "failed",
-                    max(reported, default=None),
-                    trial.params,
-                    0,
-                    0,
-                    run_id,
-                    _compute(book, run_id),
-                    tuple(reported),
-                )
-                raise
-            pruned = res.stopped == "pruned"
-            summaries[trial.number] = TrialSummary(
-                trial.number,
-                "pruned" if pruned else "complete",
-                res.accuracy,
-                trial.params,
-                res.steps,
-                res.planned_steps,
-                res.run_id,
-                _compute(book, res.run_id),
-                tuple(reported),
-            )
-            if pruned:
-                if trial_out is not None:
-                    shutil.rmtree(trial_out, ignore_errors=True)
-                raise optuna.TrialPruned()
-            return res.accuracy
+    def __init__(
+        self,
+        model: str,
+        train: Dataset,
+        dev: Dataset,
+        tcfg: TuneConfig,
+        book: Any,
+        parent: Any,
+        out: Path | None,
+        where: dict[str, Any],
+    ) -> None:
+        self.model, self.train, self.dev, self.tcfg = model, train, dev, tcfg
+        self.book, self.parent, self.out, self.where = book, parent, out, where
+        self.summaries: dict[int, TrialSummary] = {}
 
-        def after(study: Any, trial: Any) -> None:
-            best = None
-            with contextlib.suppress(ValueError):  # no complete trial yet
-                best = study.best_value
-            bar.advance(best)
+    def __call__(self, trial: Any) -> float:
+        import optuna
 
+        reported: list[float] = []
+
+        def on_eval(_step: int, acc: float) -> bool:
+            reported.append(acc)
+            trial.report(acc, len(reported))
+            return bool(trial.should_prune())
+
+        trial_out = self.out / f"trial-{trial.number:03d}" if self.out else None
         try:
-            study.optimize(
-                objective,
-                n_trials=tcfg.trials,
-                callbacks=[after],
-                timeout=tcfg.max_minutes * 60 if tcfg.max_minutes else None,
-                catch=(FrugalError,),
-                gc_after_trial=True,
+            res = finetune(
+                self.model,
+                self.train,
+                self.dev,
+                suggest(trial, self.tcfg),
+                out=trial_out,
+                ledger=self.book,
+                kind="trial",
+                parent=self.parent,
+                name=f"trial {trial.number}",
+                on_eval=on_eval,
+                **self.where,
             )
-        finally:
-            bar.close()
-        trials = tuple(summaries[k] for k in sorted(summaries))
-        compute = {k: sum(t.compute[k] for t in trials) for k in COMPUTE_KEYS}
-        complete = [t for t in trials if t.state == "complete" and t.accuracy is not None]
-        best_t = max(complete, key=lambda t: t.accuracy or 0.0, default=None)
-        if best_t is not None:
-            tune_run.log_quality(accuracy=best_t.accuracy or 0.0)
-        tune_run.log_quality(
-            trials=float(len(trials)),
-            pruned=float(sum(t.state != "complete" for t in trials)),
-            trials_cpu_s=compute["cpu_s"],
-            trials_cost_usd=compute["cost_usd"],
+        except TrainingDiverged as e:
+            if e.model_dir and self.out is None:
+                shutil.rmtree(e.model_dir, ignore_errors=True)
+            self._record(trial, "diverged", reported, e.run_id)
+            raise optuna.TrialPruned(str(e)) from e
+        except FrugalError as e:  # e.g. out of memory at this batch size: a failed trial
+            self._record(trial, "failed", reported, getattr(e, "run_id", None))
+            raise
+        pruned = res.stopped == "pruned"
+        state = "pruned" if pruned else "complete"
+        self._record(trial, state, reported, res.run_id, res.accuracy, res.steps, res.planned_steps)
+        if pruned:
+            if trial_out is not None:
+                shutil.rmtree(trial_out, ignore_errors=True)
+            raise optuna.TrialPruned()
+        return res.accuracy
+
+    def _record(
+        self,
+        trial: Any,
+        state: str,
+        reported: list[float],
+        run_id: str | None,
+        accuracy: float | None = None,
+        steps: int = 0,
+        planned_steps: int = 0,
+    ) -> None:
+        best = accuracy if accuracy is not None else max(reported, default=None)
+        self.summaries[trial.number] = TrialSummary(
+            trial.number,
+            state,
+            best,
+            trial.params,
+            steps,
+            planned_steps,
+            run_id,
+            _compute(self.book, run_id),
+            tuple(reported),
         )
+
+
+def _optimize(study: Any, objective: _Objective, tcfg: TuneConfig, bar: _TrialBar) -> None:
+    def after(study: Any, _trial: Any) -> None:
+        best = None
+        with contextlib.suppress(ValueError):  # no complete trial yet
+            best = study.best_value
+        bar.advance(best)
+
+    try:
+        study.optimize(
+            objective,
+            n_trials=tcfg.trials,
+            callbacks=[after],
+            timeout=tcfg.max_minutes * 60 if tcfg.max_minutes else None,
+            catch=(FrugalError,),
+            gc_after_trial=True,
+        )
+    finally:
+        bar.close()
+
+
+def _summarize(pruner: str, run_id: str, summaries: dict[int, TrialSummary]) -> StudySummary:
+    trials = tuple(summaries[k] for k in sorted(summaries))
+    complete = [t for t in trials if t.state == "complete" and t.accuracy is not None]
+    best_t = max(complete, key=lambda t: t.accuracy or 0.0, default=None)
     return StudySummary(
         pruner=pruner,
-        run_id=tune_run.id,
+        run_id=run_id,
         best_accuracy=best_t.accuracy if best_t else None,
         best_params=dict(best_t.params) if best_t else {},
         best_run_id=best_t.run_id if best_t else None,
         trials=trials,
-        compute=compute,
+        compute={k: sum(t.compute[k] for t in trials) for k in COMPUTE_KEYS},
+    )
+
+
+def _log_study(tune_run: Any, s: StudySummary) -> None:
+    if s.best_accuracy is not None:
+        tune_run.log_quality(accuracy=s.best_accuracy)
+    tune_run.log_quality(
+        trials=float(len(s.trials)),
+        pruned=float(sum(t.state != "complete" for t in s.trials)),
+        trials_cpu_s=s.compute["cpu_s"],
+        trials_cost_usd=s.compute["cost_usd"],
     )
 
 
@@ -356,6 +395,42 @@ def _safe_url(url: str | None) -> str | None:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except Exception:
         return url
+
+
+def check_storage(storage: str | None, ledger: str) -> None:
+    """Refuse an Optuna ``storage`` that SQLAlchemy cannot open, or that is the ``ledger``'s
+    own database (Optuna would create its tables in the ledger)."""
+    if storage is None:
+        return
+    import sqlalchemy as sa
+
+    try:
+        url = sa.engine.make_url(storage)
+        url.get_dialect()
+    except Exception as e:  # ArgumentError, NoSuchModuleError, a missing driver...
+        raise BadInput(
+            f"cannot use the Optuna storage '{_safe_url(storage)}': "
+            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}",
+            hint="give a database URL, e.g. sqlite:///optuna.db or postgresql+psycopg://HOST/DB",
+        ) from e
+    if _same_database(url, sa.engine.make_url(ledger)):
+        raise BadInput(
+            f"the Optuna storage '{_safe_url(storage)}' is the ledger's database",
+            hint="give the study its own database, e.g. sqlite:///optuna.db",
+        )
+
+
+def _same_database(a: Any, b: Any) -> bool:
+    if a.get_backend_name() != b.get_backend_name():
+        return False
+    if a.get_backend_name() != "sqlite":
+        return bool((a.host, a.port, a.database) == (b.host, b.port, b.database))
+    if not a.database or not b.database or ":memory:" in (a.database, b.database):
+        return False
+    pa, pb = Path(a.database).expanduser(), Path(b.database).expanduser()
+    if pa.exists() and pb.exists():
+        return pa.samefile(pb)
+    return pa.resolve() == pb.resolve()
 
 
 def _basis_key(compute: dict[str, float]) -> str:
@@ -393,49 +468,62 @@ def tune(
     (recorded as a second ``tune`` run) and the saving is measured; otherwise it is estimated.
     """
     from frugalml.ledger import Ledger
+    from frugalml.settings import ledger_url
     from frugalml.train.prepare import check_data, resolve_model
 
     config = config or TuneConfig()
     config.validate()
+    check_storage(config.storage, ledger.url if hasattr(ledger, "url") else ledger_url(ledger))
     check_data(train, dev)
     resolve_model(model)
     name = config.study_name or f"frugal-tune-{time.strftime('%Y%m%d-%H%M%S')}"
     out_dir = Path(out).expanduser() if out is not None else None
     owned = not hasattr(ledger, "start_run")
     book = Ledger(ledger) if owned else ledger
-    try:
-        main = _run_study(
+
+    def study(pruner: Any, study_name: str, folder: Path | None) -> StudySummary:
+        return _run_study(
             str(model),
             train,
             dev,
             config,
-            config.pruner,
+            pruner,
             book,
-            study_name=name,
-            out=out_dir,
+            study_name=study_name,
+            out=folder,
             progress=progress,
             instance=instance,
             region=region,
         )
+
+    try:
+        main = study(config.pruner, name, out_dir)
         unpruned = None
         if config.compare_unpruned and config.pruner != "none":
-            unpruned = _run_study(
-                str(model),
-                train,
-                dev,
-                config,
-                "none",
-                book,
-                study_name=f"{name}-unpruned",
-                out=out_dir / "unpruned" if out_dir else None,
-                progress=progress,
-                instance=instance,
-                region=region,
-            )
+            unpruned = study("none", f"{name}-unpruned", out_dir / "unpruned" if out_dir else None)
     finally:
         if owned:
             book.close()
     estimate = estimate_unpruned(main.trials)
+    saved, basis = _saving(config, main, unpruned, estimate)
+    return TuneResult(
+        study=main,
+        unpruned=unpruned,
+        saved_fraction=saved,
+        saved_basis=basis,
+        unpruned_estimate=estimate,
+        storage=_safe_url(config.storage),
+        study_name=name,
+    )
+
+
+def _saving(
+    config: TuneConfig,
+    main: StudySummary,
+    unpruned: StudySummary | None,
+    estimate: dict[str, float],
+) -> tuple[float | None, str]:
+    """(fraction of compute pruning saved, ``measured`` | ``estimate`` | ``none``)."""
     key = _basis_key(main.compute)
     if unpruned is not None and unpruned.compute[key] > 0:
         saved: float | None = 1.0 - main.compute[key] / unpruned.compute[key]
@@ -446,15 +534,7 @@ def tune(
         saved, basis = (0.0 if config.pruner == "none" else None), "none"
     if saved is not None and not math.isfinite(saved):
         saved = None
-    return TuneResult(
-        study=main,
-        unpruned=unpruned,
-        saved_fraction=saved,
-        saved_basis=basis,
-        unpruned_estimate=estimate,
-        storage=_safe_url(config.storage),
-        study_name=name,
-    )
+    return saved, basis
 
 
 class _TrialBar:
