@@ -40,14 +40,14 @@ def search(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> dict[
     ledger = f"sqlite:///{root / 'ledger.db'}"
     out = root / "out"
     from frugalml.passes import OnnxExport, QuantizeDynamic
-    from frugalml.search.runner import optimize
+    from frugalml.report.markdown import optimize  # the search + its reports
 
     # the original, two converted variants and no runtime variants: a chart with a front,
     # few enough candidates for a 2-core CI machine
     optimize(str(model), "similarity", str(data), tiers={"convert": [
         (OnnxExport(), QuantizeDynamic()), (OnnxExport(),)]}, runtime_variants=0,
         max_quality_drop=100.0, repeats=1, out=out, ledger=ledger)  # fmt: skip
-    entries = json.loads((out / "candidates.json").read_text())
+    entries = json.loads((out / "candidates.json").read_text())["candidates"]
     return {"root": root, "home": home, "out": out, "ledger": ledger, "entries": entries}
 
 
@@ -110,7 +110,10 @@ def test_report_shows_why_the_search_stopped(search: dict[str, Any], tmp_path: P
                   home=search["home"])  # fmt: skip
     assert done.returncode == 0, done.stderr
     text = out.read_text(encoding="utf-8")
-    assert "The search stopped: the time budget was reached; 8 candidates not tried." in text
+    assert (
+        "The search stopped: the time budget ran out before every candidate was tried; 8 "
+        "candidates not tried." in text
+    )
     assert "quality bound: 1.50 points below the original" in text
     for e in entries:  # every candidate named by its id, as in candidates.json
         assert f"<b>{e['id']}</b>" in text
@@ -128,7 +131,7 @@ def test_one_mapping_from_a_recorded_evaluation_to_a_side() -> None:
     assert figures["size_bytes"] == 5 and figures["latency_ms_p50"] is None
     # every serving figure of a Side comes through this one mapping
     who = {"name", "source", "task", "metric", "higher_is_better", "quality", "run_id", "data",
-           "training", "items_path", "group", "data_sha256"}  # fmt: skip
+           "training", "items_path", "group", "data_sha256", "per_round"}  # fmt: skip
     assert set(figures) == {f.name for f in dataclasses.fields(Side)} - who
     side = sources.side_from_entry({"id": "c01", "quality": 80.0, **ev}, source="t")
     assert (side.n_items, side.co2_g_per_1k, side.throughput_per_s) == (7, 2.0, 10.0)
@@ -248,12 +251,12 @@ def test_one_formatter_per_unit() -> None:
     from frugalml import units
     from frugalml.cli import format as fmt
     from frugalml.cli import optimize_cmds
+    from frugalml.report import markdown
     from frugalml.report import units as report_units
-    from frugalml.search import report as search_report
 
-    for dollars in (fmt.usd, report_units.usd, search_report._usd, optimize_cmds._fmt_usd):
+    for dollars in (fmt.usd, report_units.usd, markdown._usd, optimize_cmds._fmt_usd):
         assert dollars is units.usd
-    for size in (fmt.nbytes, report_units.nbytes, search_report._mb):
+    for size in (fmt.nbytes, report_units.nbytes):
         assert size is units.nbytes
     assert units.nbytes(90_852_864) == "86.6 MiB"  # 90852864 / 2**20 = 86.64
     assert units.usd(0.0358379) == "$0.0358" and units.usd(1234.5) == "$1,234"

@@ -140,7 +140,11 @@ def test_the_verdict_says_why_the_search_stopped() -> None:
     assert 'id="stopped"' not in render(_data())
     text = render(_data(stop_reason="budget", untried=8))
     stopped = text[text.index('id="stopped"') :]
-    assert "time budget was reached; 8 candidates not tried" in stopped[:200]
+    assert (
+        "time budget ran out before every candidate was tried; 8 candidates not tried"
+        in (stopped[:300])
+    )
+    assert 'id="stopped"' not in render(_data(stop_reason="completed", untried=0))
     none = render(_data(chosen="none"))
     assert "No candidate is cheaper than the original within the quality bound" in none
 
@@ -150,6 +154,7 @@ def test_chart_draws_the_bound_and_the_noise_band() -> None:
     assert text.count('class="quality-bound"') == 1 and "quality bound" in text
     assert text.count('class="noise-band"') == 1 and "noise band (ties)" in text
     assert "Quality differences within 0.10 points" in text
+    assert "Quality differences within 0.05 points" in render(_data())  # the search's own
     assert 'class="quality-bound"' not in render(_data(max_quality_drop=None))
     far = render(_data(max_quality_drop=50.0))  # 32 points: far below every candidate
     assert 'class="quality-bound"' not in far and "(32.00, off the chart)" in far

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from frugalml import __version__
+from frugalml.outputs import OVERWRITE_HELP
 
 app = typer.Typer(
     name="frugal",
@@ -37,6 +38,7 @@ LedgerOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of tables.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP)]  # every writer
 InstanceOpt = Annotated[
     str | None,
     typer.Option(

@@ -21,6 +21,7 @@ from frugalml.cli.app import (
     JsonOpt,
     LabelColOpt,
     LedgerOpt,
+    OverwriteOpt,
     RegionOpt,
     Text2ColOpt,
     TextColOpt,
@@ -29,6 +30,7 @@ from frugalml.cli.app import (
     err,
     print_json,
 )
+from frugalml.outputs import OutputGuard
 
 if TYPE_CHECKING:
     from frugalml.data import Dataset
@@ -302,6 +304,7 @@ def clean_cmd(
     instance: InstanceOpt = None,
     region: RegionOpt = None,
     json_out: JsonOpt = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Remove duplicates, conflicting labels and label issues; write the rest to --out.
 
@@ -319,6 +322,9 @@ def clean_cmd(
     check_out(ds, out)
     report_file = report_path or out.with_name(out.name + ".report.json")
     check_out(ds, report_file)
+    guard = OutputGuard(ledger=ledger, inputs=[data], overwrite=overwrite)
+    guard.claim_file(out)  # never the data, the ledger, or a file frugal did not write
+    guard.claim_file(report_file, option="--report")
     params = {**_params(data, ds, cfg), "out": str(out)}
     where: dict[str, Any] = {"ledger": ledger, "instance": instance, "region": region}
     with (
@@ -342,6 +348,8 @@ def clean_cmd(
         "run": view.run_summary(run),
     }
     _sidecar(report_file, doc)
+    guard.mark_written(out)
+    guard.mark_written(report_file)
     if json_out:
         print_json(doc)
         return
@@ -415,6 +423,7 @@ def select_cmd(
     instance: InstanceOpt = None,
     region: RegionOpt = None,
     json_out: JsonOpt = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Keep an informative --fraction of the rows, class balance preserved, and write them.
 
@@ -433,6 +442,9 @@ def select_cmd(
     check_out(ds, out)
     report_file = report_path or out.with_name(out.name + ".report.json")
     check_out(ds, report_file)
+    guard = OutputGuard(ledger=ledger, inputs=[data], overwrite=overwrite)
+    guard.claim_file(out)  # never the data, the ledger, or a file frugal did not write
+    guard.claim_file(report_file, option="--report")
     params = {**_select_params(data, ds, cfg, embedder, folds), "out": str(out)}
     where: dict[str, Any] = {"ledger": ledger, "instance": instance, "region": region}
     with (
@@ -453,6 +465,8 @@ def select_cmd(
         "run": view.run_summary(run),
     }
     _sidecar(report_file, doc)
+    guard.mark_written(out)
+    guard.mark_written(report_file)
     if json_out:
         print_json(doc)
         return

@@ -17,6 +17,7 @@ from frugalml.cli.app import (
     JsonOpt,
     LabelColOpt,
     LedgerOpt,
+    OverwriteOpt,
     RegionOpt,
     Text2ColOpt,
     TextColOpt,
@@ -25,6 +26,7 @@ from frugalml.cli.app import (
     print_json,
 )
 from frugalml.errors import BadInput
+from frugalml.outputs import OutputGuard
 
 TaskOpt = Annotated[str, typer.Option("--task", help="What to train for: classification.")]
 DataOpt = Annotated[
@@ -265,6 +267,7 @@ def finetune(
     region: RegionOpt = None,
     ledger: LedgerOpt = None,
     json_out: JsonOpt = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Fine-tune an encoder with a classification head, measured as one ledger run.
 
@@ -276,8 +279,10 @@ def finetune(
     Example: frugal finetune minilm --data train.tsv --eval dev.tsv --recipe lora
     --target accuracy=85 --max-length 64
     """
+    from frugalml.measure.track import install_exit_on_signals
     from frugalml.train import finetune as run_finetune
 
+    install_exit_on_signals()  # SIGTERM/SIGHUP: the run ends failed, naming the signal
     _check_task(task)
     config = finetune_config(
         recipe=recipe,
@@ -303,8 +308,11 @@ def finetune(
     read = (data_format, text_col, text2_col, label_col, encoding)
     train, dev = _load(data, "--data", *read), _load(eval_data, "--eval", *read)
     out_dir = out or Path("frugal-out") / f"finetune-{time.strftime('%Y%m%d-%H%M%S')}"
+    guard = OutputGuard(ledger=ledger, inputs=[model, data, eval_data], overwrite=overwrite)
+    guard.claim_dir(out_dir)  # before the model loads: never over the model, data or ledger
     where: dict[str, Any] = {"ledger": ledger, "instance": instance, "region": region}
     result = run_finetune(model, train, dev, config, out=out_dir, progress=not json_out, **where)
+    guard.mark_written(out_dir)
     if json_out:
         print_json({**result.to_dict(), "data": _data_info(train, dev)})
         return
@@ -443,6 +451,7 @@ def tune(
     region: RegionOpt = None,
     ledger: LedgerOpt = None,
     json_out: JsonOpt = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Search fine-tuning hyperparameters with Optuna, pruning losing trials early.
 
@@ -452,9 +461,11 @@ def tune(
     the total compute, and the compute pruning saved (measured with --compare-unpruned, else
     estimated from each pruned trial's cost per step).
     """
+    from frugalml.measure.track import install_exit_on_signals
     from frugalml.train import TuneConfig
     from frugalml.train import tune as run_tune
 
+    install_exit_on_signals()  # SIGTERM/SIGHUP: the runs end failed, naming the signal
     _check_task(task)
     base = finetune_config(
         epochs=epochs,
@@ -479,10 +490,15 @@ def tune(
         base=base,
     )
     config.validate()
+    guard = OutputGuard(ledger=ledger, inputs=[model, data, eval_data], overwrite=overwrite)
+    if out is not None:
+        guard.claim_dir(out)
     read = (data_format, text_col, text2_col, label_col, encoding)
     train, dev = _load(data, "--data", *read), _load(eval_data, "--eval", *read)
     where: dict[str, Any] = {"ledger": ledger, "instance": instance, "region": region}
     result = run_tune(model, train, dev, config, out=out, progress=not json_out, **where)
+    if out is not None:
+        guard.mark_written(out)
     if json_out:
         print_json({**result.to_dict(), "data": _data_info(train, dev)})
         return

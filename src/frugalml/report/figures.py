@@ -86,13 +86,31 @@ def usable(p: Point) -> bool:
     )
 
 
+def record_of(p: Point, higher_is_better: bool = True) -> dict[str, Any]:
+    """A point as :mod:`frugalml.search.pareto` reads a candidate: quality, cost, its
+    measured cost interval and its pipeline (ties go to the simpler one)."""
+    assert p.quality is not None and p.cost_usd_per_1m is not None
+    record: dict[str, Any] = {
+        "quality": p.quality,
+        "cost_usd_per_1m": p.cost_usd_per_1m,
+        "higher_is_better": higher_is_better,
+        "passes": [x for x in p.passes.split(" + ") if x] if p.passes else [],
+    }
+    if p.cost_ci is not None:
+        record["cost_usd_per_1m_low"], record["cost_usd_per_1m_high"] = p.cost_ci
+    return record
+
+
 def front_flags(points: Sequence[tuple[float, float]], higher_is_better: bool = True) -> list[bool]:
     """For each (cost, quality): is it on the Pareto front? The search's rule
     (:func:`frugalml.search.pareto.pareto_front`), ties included, so both always agree."""
-    records = [
-        {"quality": q, "cost_usd_per_1m": c, "higher_is_better": higher_is_better}
-        for c, q in points
-    ]
+    return _front(
+        [{"quality": q, "cost_usd_per_1m": c, "higher_is_better": higher_is_better}
+         for c, q in points]
+    )  # fmt: skip
+
+
+def _front(records: list[dict[str, Any]]) -> list[bool]:
     front = {id(r) for r in pareto.pareto_front(records)}
     return [id(r) in front for r in records]
 
@@ -100,10 +118,7 @@ def front_flags(points: Sequence[tuple[float, float]], higher_is_better: bool = 
 def plotted(data: ReportData) -> list[tuple[Point, bool]]:
     """Points with both figures, with their Pareto flag (given, else computed)."""
     pts = [p for p in data.points if usable(p)]
-    computed = front_flags(
-        [(p.cost_usd_per_1m, p.quality) for p in pts],  # type: ignore[misc]
-        data.higher_is_better,
-    )
+    computed = _front([record_of(p, data.higher_is_better) for p in pts])
     return [
         (p, p.on_pareto if p.on_pareto is not None else flag)
         for p, flag in zip(pts, computed, strict=True)

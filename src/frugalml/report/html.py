@@ -39,8 +39,11 @@ from frugalml.report.figures import (
     front_flags,
     pass_names,
     plotted,
+    record_of,
     usable,
 )
+from frugalml.search import pareto
+from frugalml.search.result import STOP_REASONS
 
 __all__ = ["Point", "ReportData", "chart", "cost_parts", "front_flags", "render", "write"]
 
@@ -80,7 +83,7 @@ def chart(data: ReportData) -> str:
     chosen = chosen_of(data)
     band = None
     if chosen is not None and usable(chosen):
-        band = _noise_band(_with_statement_ci(chosen, data), data.quality_tolerance)
+        band = _noise_band(_with_statement_ci(chosen, data), data)
     bound = bound_quality(data)
     return svg.scatter(
         dots,
@@ -108,16 +111,20 @@ def _with_statement_ci(p: Point, data: ReportData) -> Point:
     return replace(p, quality_ci=(base.quality + st.ci.low, base.quality + st.ci.high))
 
 
-def _noise_band(p: Point, tolerance: float | None) -> svg.Band | None:
-    """The region around the chosen point inside which differences are noise (ties): its
-    cost interval by its quality interval (widened to the tie tolerance, when stated)."""
-    assert p.quality is not None and p.cost_usd_per_1m is not None
-    q_lo, q_hi = p.quality_ci or (p.quality, p.quality)
-    if tolerance:
-        q_lo, q_hi = min(q_lo, p.quality - tolerance), max(q_hi, p.quality + tolerance)
-    if p.cost_ci is None and q_hi - q_lo <= 0:
-        return None
-    return svg.Band(p.cost_ci, (q_lo, q_hi))
+def _noise_band(p: Point, data: ReportData) -> svg.Band:
+    """The region around the chosen point inside which differences are noise (ties), by the
+    search's own rule (:func:`frugalml.search.pareto.noise_band`): its cost band (the
+    measured interval, at least the noise floor) by the quality tolerance, widened to the
+    quality interval of the statement where that is wider."""
+    band = pareto.noise_band(record_of(p, data.higher_is_better))
+    tol = data.quality_tolerance
+    assert p.quality is not None
+    q_lo, q_hi = band["quality_low"], band["quality_high"]
+    if tol is not None:
+        q_lo, q_hi = p.quality - tol, p.quality + tol
+    if p.quality_ci is not None:
+        q_lo, q_hi = min(q_lo, p.quality_ci[0]), max(q_hi, p.quality_ci[1])
+    return svg.Band((band["cost_usd_per_1m_low"], band["cost_usd_per_1m_high"]), (q_lo, q_hi))
 
 
 @dataclass(frozen=True)
@@ -216,20 +223,11 @@ def _cards(data: ReportData) -> tuple[str, list[_Card]]:
     return verdict, [cost_card, quality_card, chosen_card, search]
 
 
-_STOP_WORDS = {
-    "budget": "the time budget was reached",
-    "time_budget": "the time budget was reached",
-    "complete": "every candidate was tried",
-    "done": "every candidate was tried",
-    "exhausted": "every candidate was tried",
-}
-
-
 def _stopped(data: ReportData) -> str:
-    """Why the search stopped, in words (empty when the source did not say)."""
-    if not data.stop_reason and not data.untried:
+    """Why the search stopped, in words, when it did not try every candidate."""
+    if not data.untried and data.stop_reason in (None, "completed"):
         return ""
-    reason = _STOP_WORDS.get(str(data.stop_reason), str(data.stop_reason or "")).strip()
+    reason = STOP_REASONS.get(str(data.stop_reason), str(data.stop_reason or "")).strip()
     text = "The search stopped" + (f": {reason}" if reason else "")
     if data.untried:
         text += f"; {data.untried} candidate{'s' if data.untried != 1 else ''} not tried"
@@ -347,14 +345,15 @@ def _notes(data: ReportData) -> list[tuple[str, str]]:
     items += [("Method.", line) for line in data.method]
     if data.constraint:
         items.append(("Constraint.", data.constraint))
-    if data.quality_tolerance:
-        items.append(
-            (
-                "Ties.",
-                f"Quality differences within {units.points(data.quality_tolerance)} points, and "
-                "cost differences inside the measured interval, are noise: such candidates tie.",
-            )
+    tol = pareto.QUALITY_TOLERANCE if data.quality_tolerance is None else data.quality_tolerance
+    items.append(
+        (
+            "Ties.",
+            f"Quality differences within {units.points(tol)} points, and costs whose measured "
+            f"intervals (at least ±{pareto.COST_NOISE_FLOOR:.0%}) overlap, are noise: such "
+            "candidates tie, and a tie goes to quality, then to the simpler pipeline.",
         )
+    )
     return items
 
 

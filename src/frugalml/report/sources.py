@@ -187,6 +187,7 @@ _FIGURES = {
     "threads": "threads",
     "instance": "instance",
     "region": "region",
+    "batch_size": "batch_size",
 }
 
 
@@ -367,6 +368,7 @@ def side_from_record(book: Ledger, record: RunRecord) -> Side:
         group=record.params.get("compare_group"),
         data_sha256=record.params.get("data_sha256"),
         **figures_of(ev),
+        per_round=record.params.get("per_round") or {},
     )
 
 

@@ -232,10 +232,10 @@ class Trainer:
     def run(self) -> FinetuneResult:
         """Train, evaluate, save the best checkpoint; used once per ``Trainer``."""
         self.t0 = time.perf_counter()  # the run's clock starts here, not at construction
-        folder = (
-            (self.out / ".checkpoints")
-            if self.out
-            else Path(tempfile.mkdtemp(prefix="frugal-ckpt-"))
+        if self.out:  # a fresh folder it provably made, so removing it loses nobody's files
+            self.out.mkdir(parents=True, exist_ok=True)
+        folder = Path(
+            tempfile.mkdtemp(prefix=".checkpoints-" if self.out else "frugal-ckpt-", dir=self.out)
         )
         try:
             return self._run(folder)

@@ -29,6 +29,7 @@ from typing import Any
 
 from frugalml.data import Dataset
 from frugalml.errors import BadInput, FrugalError
+from frugalml.outputs import remove_written
 from frugalml.train.config import FinetuneConfig, TrainingDiverged
 from frugalml.train.finetuning import finetune
 from frugalml.train.registry import recipe_config, recipe_names
@@ -285,6 +286,7 @@ class _Objective:
             return bool(trial.should_prune())
 
         trial_out = self.out / f"trial-{trial.number:03d}" if self.out else None
+        made = trial_out is not None and not trial_out.exists()  # so provably frugal's
         try:
             res = finetune(
                 self.model,
@@ -312,7 +314,10 @@ class _Objective:
         self._record(trial, state, reported, res.run_id, res.accuracy, res.steps, res.planned_steps)
         if pruned:
             if trial_out is not None:
-                shutil.rmtree(trial_out, ignore_errors=True)
+                if made:
+                    shutil.rmtree(trial_out, ignore_errors=True)
+                else:
+                    remove_written(trial_out)  # only what frugal wrote there
             raise optuna.TrialPruned()
         return res.accuracy
 
