@@ -12,6 +12,7 @@ from frugalml.cli import (  # noqa: F401  (importing a module registers its comm
     ledger_cmds,
     optimize_cmds,
     prove_cmds,
+    serve_cmds,
     train_cmds,
 )
 from frugalml.cli.app import app, err
