@@ -8,6 +8,7 @@ from frugalml.cli import (  # noqa: F401  (importing a module registers its comm
     data_cmds,
     ledger_cmds,
     optimize_cmds,
+    place_cmds,
     prove_cmds,
     train_cmds,
 )
