@@ -15,7 +15,10 @@ The package follows the flow measure → ledger → cut → search → prove →
   cheapest model within a quality bound).
 
 Heavy dependencies (torch, transformers, onnxruntime) are imported only when used, so
-``import frugalml`` stays fast and never initialises CUDA.
+``import frugalml`` stays fast and never initialises CUDA. They come with extras: the core
+(``pip install frugalml``) is ``track`` and the ledger; ``[optimize]``, ``[train]``, ``[data]``,
+``[postgres]``, ``[mlflow]`` or ``[all]`` add the rest. Which layer may import which:
+docs/architecture.md (checked by ``scripts/lint.sh``).
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ _LAZY = {
     "load": "frugalml.models.load",
     "evaluate": "frugalml.search.evaluate",
     "apply": "frugalml.passes",
-    "optimize": "frugalml.search.runner",
+    "optimize": "frugalml.report.markdown",  # the search, with its reports written
+    "compare": "frugalml.report.compare",
 }
 
 __all__ = [
@@ -51,6 +55,7 @@ __all__ = [
     "Usage",
     "__version__",
     "apply",
+    "compare",
     "evaluate",
     "load",
     "load_data",
@@ -68,8 +73,8 @@ if TYPE_CHECKING:
     from frugalml.models.load import load
     from frugalml.passes import apply
     from frugalml.records import Hardware, RunRecord, Usage
+    from frugalml.report.markdown import optimize
     from frugalml.search.evaluate import evaluate
-    from frugalml.search.runner import optimize
 
 
 def __getattr__(name: str) -> Any:

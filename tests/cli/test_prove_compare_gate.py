@@ -21,6 +21,7 @@ import pytest
 from frugalml.ledger import Ledger
 
 ROWS = 60  # STS-B pairs; half are scored: 30 pairs, 60 texts per pass
+ROUNDS = 7  # odd: the median paired ratio is one round's; 6+ give a 95% interval
 
 
 def frugal(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
@@ -69,7 +70,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> dict[s
         "--max-quality-drop",
         "0.5",
         "--rounds",
-        "2",
+        str(ROUNDS),
         "--ledger",
         ledger,
         "--json",
@@ -110,23 +111,42 @@ def test_impossible_gate_fails_with_exit_1_and_records_both(world: dict[str, Any
     assert "cost ratio" in failed[0]["text"] and "$" in failed[0]["text"]
     st = out["statement"]
     assert st["paired"] is True  # both measured in one run, alternating
-    assert st["metric"] == "spearman" and st["baseline"]["n_items"] == ROWS // 2
+    assert (
+        st["metric"] == "spearman" and st["baseline"]["n_items"] == ROWS
+    )  # every pair: similarity learns nothing from the data
     ci = st["quality_ci"]
     assert ci["low"] <= st["quality_delta"] <= ci["high"] and ci["resamples"] == 1000
-    # ratios are candidate / baseline of the recorded figures; at an hourly price, cost per
-    # request is the inverse of throughput (which way they go on a busy 2-core machine with
-    # 60 texts per pass is not asserted: that is what a benchmark is for)
+    # timing ratios are the median of the rounds' candidate / baseline ratios; at an hourly
+    # price, cost per request is the inverse of throughput (which way they go on a busy
+    # 2-core machine with 60 texts per pass is not asserted: that is what a benchmark is for)
     b_, c_ = st["baseline"], st["candidate"]
-    assert st["ratios"]["cost"] == pytest.approx(c_["cost_usd_per_1m"] / b_["cost_usd_per_1m"])
+    b_cost, c_cost = b_["per_round"]["cost_usd_per_1m"], c_["per_round"]["cost_usd_per_1m"]
+    assert len(b_cost) == len(c_cost) == ROUNDS
+    paired = sorted(c / b for b, c in zip(b_cost, c_cost, strict=True))
+    assert st["ratios"]["cost"] == pytest.approx(paired[ROUNDS // 2])
     assert st["ratios"]["cost"] == pytest.approx(1 / st["ratios"]["throughput"], rel=1e-6)
+    # 7 rounds: the 95% interval of the median is the 1st to the 7th order statistic
+    cost_ci = st["ratio_cis"]["cost"]
+    assert (cost_ci["low"], cost_ci["high"]) == pytest.approx((paired[0], paired[-1]))
+    assert cost_ci["rounds"] == ROUNDS and st["timing_gap"] is None
+    assert set(st["ratio_cis"]) >= {"cost", "throughput", "latency_p50", "energy"}
+    # latency is per batch: both sides ran the same, stated batch size
+    assert b_["batch_size"] == c_["batch_size"] == 32
+    assert "in batches of 32" in st["paragraph"] and "95% CI" in st["paragraph"]
     assert st["ratios"]["size"] < 0.9  # three of six layers: the size on disk is certain
     assert st["baseline"]["energy_source"] in ("estimate", "rapl", "nvml")
     with Ledger(world["ledger"]) as book:
         runs = book.runs(kind="eval")
     assert {r.id for r in runs} == {st["baseline"]["run_id"], st["candidate"]["run_id"]}
+    assert st["recorded_run_ids"] == [st["baseline"]["run_id"], st["candidate"]["run_id"]]
     for r in runs:
         with np.load(r.artifacts["items"], allow_pickle=False) as items:
-            assert len(items["pred"]) == ROWS // 2
+            assert len(items["pred"]) == ROWS
+        # the evaluation's own usage: loading the model and all its rounds
+        u = r.usage
+        assert u is not None, r.name
+        assert u.wall_s >= r.params["eval"]["timed_s"] > 0
+        assert u.cpu_s > 0 and u.energy_j > 0 and u.cost_usd > 0 and u.co2_g > 0
 
 
 def test_compare_from_the_ledger_alone_gives_the_same_statement(world: dict[str, Any]) -> None:
@@ -138,8 +158,9 @@ def test_compare_from_the_ledger_alone_gives_the_same_statement(world: dict[str,
     no_traceback(done)
     assert done.returncode == 0, done.stderr
     again = json.loads(done.stdout)
-    for key in ("quality_delta", "quality_ci", "ratios", "paired", "table"):
+    for key in ("quality_delta", "quality_ci", "ratios", "ratio_cis", "paired", "table"):
         assert again[key] == st[key], key
+    assert again["recorded_run_ids"] == []  # nothing evaluated: nothing recorded
     text = frugal("compare", a, b, "--ledger", world["ledger"], home=world["home"])
     assert text.returncode == 0, text.stderr
     for needle in (
@@ -255,3 +276,59 @@ def test_bad_input_exits_2_with_one_line(world: dict[str, Any], case: str) -> No
         assert len(done.stderr.strip().splitlines()) <= 3  # one message (Rich may wrap it)
         if case != "missing model":
             break  # compare shares the resolution code; one command is enough for the rest
+
+
+def test_strict_gate_judges_intervals_and_fails_without_one(world: dict[str, Any]) -> None:
+    st = json.loads(world["gate"].stdout)["statement"]
+    a, b = st["baseline"]["run_id"], st["candidate"]["run_id"]
+    worst_cost = st["ratio_cis"]["cost"]["high"]
+    limits = ["--max-quality-drop", "100", "--ledger", world["ledger"]]
+    # measured together: the worst end of the cost interval is what --strict judges
+    done = frugal(
+        "gate", a, b, "--strict", "--max-cost-ratio", f"{worst_cost * 1.01:.6f}", *limits,
+        "--json", home=world["home"],
+    )  # fmt: skip
+    no_traceback(done)
+    assert done.returncode == 0, done.stdout + done.stderr
+    cost = json.loads(done.stdout)["conditions"][0]
+    assert cost["value"] == pytest.approx(worst_cost)
+    if st["ratio_cis"]["cost"]["low"] < worst_cost * 0.98:  # a limit inside the interval
+        inside = frugal(
+            "gate", a, b, "--strict", "--max-cost-ratio", f"{worst_cost * 0.99:.6f}", *limits,
+            home=world["home"],
+        )  # fmt: skip
+        assert inside.returncode == 1 and "FAIL  cost ratio" in inside.stdout, inside.stdout
+    # recorded runs with no per-row outputs and no rounds: --strict fails, with the reasons
+    with Ledger(world["ledger"]) as book:
+        figures = {"task": "similarity", "metric": "spearman", "higher_is_better": True}
+        old = _record(book, **figures, quality=80.0, cost_usd_per_1m=0.4)
+        new = _record(book, **figures, quality=79.9, cost_usd_per_1m=0.2)
+    loose = ["--max-cost-ratio", "1", "--max-quality-drop", "1", "--ledger", world["ledger"]]
+    plain = frugal("gate", old, new, *loose, home=world["home"])
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    strict = frugal("gate", old, new, *loose, "--strict", "--json", home=world["home"])
+    no_traceback(strict)
+    assert strict.returncode == 1, strict.stdout + strict.stderr
+    conditions = json.loads(strict.stdout)["conditions"]
+    failed = {c["name"]: c["text"] for c in conditions if not c["passed"]}
+    assert set(failed) == {"cost ratio", "quality drop"}
+    assert (
+        "no confidence interval" in failed["quality drop"] and "per-row" in failed["quality drop"]
+    )
+    assert (
+        "no confidence interval" in failed["cost ratio"] and "side by side" in failed["cost ratio"]
+    )
+
+
+def test_library_compare_returns_the_statement_the_cli_prints(world: dict[str, Any]) -> None:
+    import frugalml
+    from frugalml.report.statement import Statement
+
+    st = json.loads(world["gate"].stdout)["statement"]
+    a, b = st["baseline"]["run_id"], st["candidate"]["run_id"]
+    with Ledger(world["ledger"]) as book:
+        got = frugalml.compare(a[:12], b[:12], ledger=book)
+    assert isinstance(got, Statement) and "compare" in frugalml.__all__
+    assert got.ratios == st["ratios"] and got.quality_delta == st["quality_delta"]
+    assert got.ratio_cis["cost"].high == st["ratio_cis"]["cost"]["high"]
+    assert got.to_dict()["table"] == st["table"]

@@ -40,14 +40,14 @@ def search(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> dict[
     ledger = f"sqlite:///{root / 'ledger.db'}"
     out = root / "out"
     from frugalml.passes import OnnxExport, QuantizeDynamic
-    from frugalml.search.runner import optimize
+    from frugalml.report.markdown import optimize  # the search + its reports
 
     # the original, two converted variants and no runtime variants: a chart with a front,
     # few enough candidates for a 2-core CI machine
     optimize(str(model), "similarity", str(data), tiers={"convert": [
         (OnnxExport(), QuantizeDynamic()), (OnnxExport(),)]}, runtime_variants=0,
         max_quality_drop=100.0, repeats=1, out=out, ledger=ledger)  # fmt: skip
-    entries = json.loads((out / "candidates.json").read_text())
+    entries = json.loads((out / "candidates.json").read_text())["candidates"]
     return {"root": root, "home": home, "out": out, "ledger": ledger, "entries": entries}
 
 

@@ -125,7 +125,9 @@ def test_gate_conditions_and_figures() -> None:
     assert not gate(st, max_cost_ratio=0.39, max_quality_drop=1, cost_metric="latency").passed
     # strict: the CI's worst end (0.9 points) is what must pass
     assert gate(st, max_cost_ratio=1, max_quality_drop=0.6).passed
-    assert not gate(st, max_cost_ratio=1, max_quality_drop=0.6, strict=True).passed
+    strict = gate(st, max_cost_ratio=1, max_quality_drop=0.6, strict=True)
+    assert "quality drop" in [c.name for c in strict.failed]
+    assert strict.conditions[1].value == pytest.approx(0.9)
     # a missing cost figure fails its condition instead of passing silently
     no_cost = build_statement(BASE, dataclasses.replace(CAND, cost_usd_per_1m=None))
     assert not gate(no_cost, max_cost_ratio=10, max_quality_drop=10).passed
@@ -143,3 +145,97 @@ def test_gate_conditions_and_figures() -> None:
 def test_gate_refuses_bad_limits(kwargs: dict) -> None:
     with pytest.raises(BadInput):
         gate(build_statement(BASE, CAND, CI), **kwargs)
+
+
+def test_strict_gate_fails_when_an_interval_is_missing() -> None:
+    """Under --strict a missing interval is a failure with its reason, not the point estimate."""
+    no_ci = build_statement(BASE, CAND, None)
+    assert gate(no_ci, max_cost_ratio=1, max_quality_drop=5).passed  # not strict: point estimates
+    verdict = gate(no_ci, max_cost_ratio=1, max_quality_drop=5, strict=True)
+    assert not verdict.passed
+    quality = verdict.conditions[1]
+    assert not quality.passed and quality.value is None
+    assert "no confidence interval" in quality.text and "--strict" in quality.text
+    # the sides were not measured together: the cost ratio has no interval either
+    cost = gate(build_statement(BASE, CAND, CI), max_cost_ratio=1, max_quality_drop=5, strict=True)
+    assert [c.name for c in cost.failed] == ["cost ratio"]
+    assert "no confidence interval" in cost.failed[0].text
+    assert "not measured side by side" in cost.failed[0].text
+
+
+def test_latency_at_different_batch_sizes_is_named_not_compared() -> None:
+    """One batch of 8 against one batch of 32 is not a latency ratio."""
+    b = dataclasses.replace(BASE, batch_size=32)
+    c = dataclasses.replace(CAND, batch_size=8)
+    st = build_statement(b, c, CI)
+    assert st.ratios["latency_p50"] is None and st.ratios["latency_p99"] is None
+    assert st.ratios["throughput"] == pytest.approx(2.5)  # per request: still comparable
+    text = st.paragraph()
+    assert "60.0 ms at the median" in text and "served in batches of 8" in text
+    assert "in batches of 32" in text and "not compared" in text
+    assert "×" not in text.split("answers")[1].split(", uses")[0]  # no latency ratio
+    rows = {r[0]: r for r in st.rows()}
+    assert rows["batch size"][1:] == ("32", "8", "differs")
+    assert rows["latency p50"][3] == "-"
+    data = st.to_dict()
+    assert (data["baseline"]["batch_size"], data["candidate"]["batch_size"]) == (32, 8)
+    assert any("different batch sizes" in n for n in st.notes)
+    latency = gate(st, max_cost_ratio=10, max_quality_drop=5, cost_metric="latency")
+    assert not latency.passed and "different batch sizes" in latency.failed[0].text
+    same = build_statement(b, dataclasses.replace(c, batch_size=32), CI)
+    assert same.ratios["latency_p50"] == pytest.approx(0.4)
+    assert "in batches of 32 (0.40×)" in same.paragraph()
+
+
+# Throughput of 9 interleaved rounds; the candidate is 2x in the middle round and the
+# sorted paired ratios are 1.5, 1.8, 1.9, 2.0, 2.0, 2.05, 2.1, 2.2, 2.6: median 2.0, and
+# the 95% order-statistic interval of a median over 9 rounds is the 2nd to 8th: 1.8 to 2.2.
+BASE_TPUT = (100.0, 90.0, 110.0, 95.0, 105.0, 100.0, 80.0, 120.0, 100.0)
+FACTORS = (2.0, 2.2, 1.8, 2.1, 1.9, 2.05, 1.5, 2.6, 2.0)
+
+
+def _rounds(tput: tuple[float, ...]) -> dict[str, tuple[float, ...]]:
+    return {
+        "throughput_per_s": tput,
+        "cost_usd_per_1m": tuple(72.0 / t for t in tput),  # hourly price: cost per request ~ 1/t
+        "latency_ms_p50": tuple(3200.0 / t for t in tput),
+    }
+
+
+def test_timing_ratios_get_an_interval_from_paired_rounds() -> None:
+    cand_tput = tuple(t * f for t, f in zip(BASE_TPUT, FACTORS, strict=True))
+    b = dataclasses.replace(BASE, group="g1", per_round=_rounds(BASE_TPUT))
+    c = dataclasses.replace(CAND, group="g1", per_round=_rounds(cand_tput))
+    st = build_statement(b, c, CI, paired=True)
+    tput = st.ratio_cis["throughput"]
+    assert st.ratios["throughput"] == pytest.approx(2.0)
+    assert (tput.low, tput.high, tput.rounds) == pytest.approx((1.8, 2.2, 9))
+    cost = st.ratio_cis["cost"]
+    assert st.ratios["cost"] == pytest.approx(0.5)
+    assert (cost.low, cost.high) == pytest.approx((1 / 2.2, 1 / 1.8))
+    assert "latency_p50" in st.ratio_cis and "energy" not in st.ratio_cis  # no rounds recorded
+    text = st.paragraph()
+    assert "(0.50×, 50% less; 95% CI 0.45× to 0.56×)" in text, text
+    assert "(2.00×; 95% CI 1.80× to 2.20×)" in text, text
+    rows = {r[0]: r for r in st.rows()}
+    assert rows["throughput"][3] == "2.00× [1.8, 2.2]"
+    assert st.to_dict()["ratio_cis"]["cost"]["high"] == pytest.approx(1 / 1.8)
+    assert Side.from_dict(st.to_dict()["candidate"]) == c
+    # --strict judges the dearest end: 0.556 fails a 0.55 limit the median (0.5) passes
+    assert gate(st, max_cost_ratio=0.55, max_quality_drop=1).passed
+    strict = gate(st, max_cost_ratio=0.55, max_quality_drop=1, strict=True)
+    assert [x.name for x in strict.failed] == ["cost ratio"]
+    assert strict.failed[0].value == pytest.approx(1 / 1.8)
+    assert gate(st, max_cost_ratio=0.6, max_quality_drop=1, strict=True).passed
+
+
+def test_too_few_rounds_give_no_timing_interval_and_say_so() -> None:
+    few_b, few_c = BASE_TPUT[:5], tuple(t * 2 for t in BASE_TPUT[:5])
+    b = dataclasses.replace(BASE, group="g2", per_round=_rounds(few_b))
+    c = dataclasses.replace(CAND, group="g2", per_round=_rounds(few_c))
+    st = build_statement(b, c, CI, paired=True)
+    assert st.ratio_cis == {} and st.ratios["throughput"] == pytest.approx(2.0)
+    assert st.timing_gap is not None and "5 rounds are too few" in st.timing_gap
+    assert any("5 rounds are too few" in n for n in st.notes)
+    strict = gate(st, max_cost_ratio=1, max_quality_drop=1, strict=True)
+    assert "5 rounds are too few" in strict.failed[0].text

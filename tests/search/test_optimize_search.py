@@ -119,7 +119,7 @@ def test_evaluate_reports_the_eval_keys_and_recomputes_quality(
     assert list(d)[: len(EVAL_KEYS)] == list(EVAL_KEYS)
     assert d["metric"] == "agreement" and d["higher_is_better"] is True
     assert r.quality == pytest.approx(100.0, abs=1e-3)  # a plain model vs itself
-    assert r.texts_timed == 2 * 32 and r.rows == 32
+    assert r.texts_timed == 2 * 64 and r.rows_scored == r.rows_total == 64 and r.split == "all"
     assert r.cost_usd_per_1m == pytest.approx(1e6 / r.throughput_per_s / 3600 * 0.08925)
     assert r.latency_ms_p99 >= r.latency_ms_p50 > 0
     assert r.energy_source in ("rapl", "estimate", "nvml") and r.energy_j_per_1k > 0
@@ -187,9 +187,13 @@ def test_optimize_records_failures_and_goes_on(texts_file: Path, tmp_path: Path)
     assert {"start", "done"} <= set(events)
     # files
     out = tmp_path / "out"
-    cands = json.loads((out / "candidates.json").read_text())
+    cands = json.loads((out / "candidates.json").read_text())["candidates"]
     assert [c["id"] for c in cands] == [c["id"] for c in res.candidates]
     assert all(c["optimize_run_id"] == res.run_id for c in cands)
+    from frugalml.search.result import CandidateRecord
+
+    declared = set(CandidateRecord.__annotations__)  # every figure is a typed, named field
+    assert all(set(c) <= declared for c in cands), [set(c) - declared for c in cands]
     assert (out / "report.md").read_text().count("| c0") >= len(cands)
     manifest = json.loads((out / "best" / "frugal.json").read_text())
     assert manifest["optimize_run_id"] == res.run_id and manifest["candidate_id"] == res.best["id"]
@@ -205,6 +209,27 @@ def test_optimize_records_failures_and_goes_on(texts_file: Path, tmp_path: Path)
     assert all(c.usage is not None for c in children)
     chosen = next(c for c in children if c.id == res.best["run_id"])
     assert chosen.quality["agreement"] == pytest.approx(res.best["quality"])
+    # a candidate's CPU includes its evaluating process: at least the CPU its timed passes
+    # used (measured inside that process), and the candidates add up to no more than the search
+    by_run = {c["run_id"]: c for c in res.candidates}
+    for child in children:
+        if child.status == "finished":
+            assert child.usage.cpu_s >= by_run[child.id]["cpu_s"]
+    assert parent.usage is not None
+    assert sum(c.usage.cpu_s for c in children) <= parent.usage.cpu_s
+    # the cost to produce the chosen model is the whole search, recorded with the result
+    cost = json.loads((out / "candidates.json").read_text())["production_cost"]
+    assert cost == res.production_cost.to_dict() and cost["runs"] == [res.run_id]
+    assert cost["cpu_s"] >= sum(c.usage.cpu_s for c in children)
+    assert cost["wall_s"] >= sum(c.usage.wall_s for c in children)
+    assert cost["cost_usd"] > 2 * max(c.usage.cost_usd for c in children)
+    assert parent.params["production_cost"] == cost
+    assert manifest["production_cost"] == cost
+    # both quality figures: the select split (chosen on) and the final one (checked on)
+    assert res.best["final_check"] == "passed"
+    assert res.best["final_quality_drop"] <= 5.0
+    assert set(res.rows) == {"tune", "select", "final"} and sum(res.rows.values()) == 64
+    assert "final split" in (out / "report.md").read_text()
 
 
 def test_optimize_is_reproducible_with_a_seed(tiny: Path, texts_file: Path, tmp_path: Path) -> None:
@@ -283,7 +308,7 @@ def test_an_interrupted_search_still_reports_what_it_found(
             runtime_variants=0,
             listener=stop_after_first_variant,
         )
-    cands = json.loads((tmp_path / "o" / "candidates.json").read_text())
+    cands = json.loads((tmp_path / "o" / "candidates.json").read_text())["candidates"]
     assert [c["id"] for c in cands] == ["c00", "c01"]
     assert "interrupted" in (tmp_path / "o" / "report.md").read_text()
     with Ledger(f"sqlite:///{tmp_path / 'l.db'}") as book:

@@ -113,3 +113,53 @@ def test_unknown_task_and_metric() -> None:
         get_task("translation")
     with pytest.raises(BadInput, match="unknown metric"):
         get_task("similarity", metric="accuracy")
+
+
+def test_optimize_splits_three_ways_disjoint_and_seeded(sts: Dataset) -> None:
+    task = get_task("similarity")
+    tune, select, final = task.search_split(sts, seed=0)
+    keys = [set(zip(p.texts, p.texts2 or (), strict=True)) for p in (tune, select, final)]
+    assert sum(map(len, keys)) == len(set().union(*keys)) == len(sts)  # disjoint, every row
+    assert len(final) == pytest.approx(len(sts) / 3, abs=1)
+    again = task.search_split(sts, seed=0)[2]
+    assert list(again.texts) == list(final.texts)
+    assert list(task.parts(sts, "final")[1].texts) == list(final.texts)
+    assert task.parts(sts, "all")[1] is sts
+
+
+def test_a_task_declares_what_it_needs(tiny_model: Model, tmp_path: Path) -> None:
+    from frugalml.models import load
+
+    assert get_task("fidelity").needs_reference and not get_task("similarity").needs_reference
+    probe = get_task("classification")
+    assert probe.learns_from_data(tiny_model) and probe.auto_split(tiny_model) == "score"
+    assert get_task("similarity").auto_split(tiny_model) == "all"
+    head = load(tiny_bert(tmp_path / "cls", head=2))
+    assert not probe.learns_from_data(head) and probe.auto_split(head) == "all"
+
+
+def test_a_new_task_is_one_class_and_shows_in_the_help() -> None:
+    from frugalml.tasks import TASKS, Task, help_text
+
+    class Length(Task):  # a task defined anywhere registers itself by its name
+        name = "length"
+        metrics = ("chars",)
+        summary = "text → mean length"
+
+        def check(self, data: Dataset) -> None:
+            return None
+
+        def texts(self, data: Dataset) -> list[str]:
+            return list(data.texts)
+
+        def items(self, outputs, data, ctx):  # type: ignore[no-untyped-def]
+            return {"n": np.asarray([len(t) for t in data.texts], dtype=float)}
+
+        def quality_on(self, items, indices=None):  # type: ignore[no-untyped-def]
+            return float(items["n"].mean())
+
+    try:
+        assert get_task("length").metric == "chars"
+        assert "length (text → mean length)" in help_text()
+    finally:
+        TASKS.pop("length")

@@ -28,7 +28,11 @@ from frugalml.cli.app import (
 )
 
 if TYPE_CHECKING:
-    from frugalml.search.runner import OptimizeResult
+    from frugalml.search.evaluate import EvalResult
+    from frugalml.search.result import OptimizeResult
+
+EXIT_NO_CANDIDATE = 2  # no candidate is cheaper than the original within the bound
+EXIT_BUDGET = 3  # the time budget ran out before any candidate was chosen
 
 ModelArg = Annotated[
     str,
@@ -38,15 +42,27 @@ ModelArg = Annotated[
         show_default=False,
     ),
 ]
-TaskOpt = Annotated[
-    str,
-    typer.Option(
-        "--task",
-        help="similarity (pairs + gold score → Spearman), classification (text + label → "
-        "accuracy), or fidelity (text → agreement with the original model).",
-        show_default=False,
-    ),
-]
+
+
+def _task_help() -> str:
+    from frugalml.tasks import help_text
+
+    return help_text()
+
+
+def _metric_help() -> str:
+    from frugalml.tasks import TASKS
+
+    return (
+        "; ".join(
+            f"{name}: {t.metrics[0]} (default)" + "".join(f" or {m}" for m in t.metrics[1:])
+            for name, t in sorted(TASKS.items())
+        )
+        + "."
+    )
+
+
+TaskOpt = Annotated[str, typer.Option("--task", help=_task_help(), show_default=False)]
 DataOpt = Annotated[
     Path,
     typer.Option(
@@ -55,14 +71,7 @@ DataOpt = Annotated[
         show_default=False,
     ),
 ]
-MetricOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--metric",
-        help="similarity: spearman (default) or pearson; classification: accuracy "
-        "(default) or macro_f1; fidelity: agreement.",
-    ),
-]
+MetricOpt = Annotated[str | None, typer.Option("--metric", help=_metric_help())]
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu or cuda.")]
 ThreadsOpt = Annotated[
     int | None,
@@ -101,9 +110,11 @@ def _data_options(
 
 
 def _fmt_usd(v: Any) -> str:
+    from frugalml.report import units
+
     if v is None or not math.isfinite(float(v)):
         return "-"
-    return f"${float(v):.4f}" if float(v) < 1 else f"${float(v):,.2f}"
+    return units.usd(float(v))
 
 
 @app.command("eval", no_args_is_help=True)
@@ -137,46 +148,62 @@ def eval_cmd(
 ) -> None:
     """Quality and cost of one model, with exactly the measurement optimize uses.
 
-    Quality is in points (correlation or accuracy x 100) on the held-out half of the data;
-    cost is texts/s, latency per batch (p50/p99), $ per 1M requests (one request = one text),
+    Quality is in points (correlation or accuracy x 100) on every row of the data; when the
+    task must learn from the data (a probe on a bare encoder), on the held-out half, the probe
+    fitted on the other (the output and --json say which: rows_scored, rows_total, split).
+    Cost is texts/s, latency per batch (p50/p99), $ per 1M requests (one request = one text),
     energy per 1k texts (labelled read or estimate), peak memory and size on disk. Recorded
-    as an 'eval' run in the ledger.
+    as an 'eval' run in the ledger (--json: run_id).
     """
     from frugalml.data import load_data
-    from frugalml.measure.track import track
-    from frugalml.search.evaluate import evaluate
 
     options = _data_options(text_col, text2_col, label_col, score_col, fmt, encoding)
     dataset = load_data(data, **options)
+    result, run_id = _tracked_eval(
+        model, task, dataset, str(data), ledger=ledger, metric=metric, device=device,
+        threads=threads, batch_size=batch_size, instance=instance, region=region, seed=seed,
+        repeats=repeats,
+    )  # fmt: skip
+    if json_out:
+        print_json({**result.to_dict(), "run_id": run_id})
+        return
+    _print_eval(model, result)
+
+
+def _tracked_eval(
+    model: str, task: str, dataset: Any, data: str, *, ledger: str | None, **kwargs: Any
+) -> tuple[EvalResult, str]:
+    """``evaluate`` inside an ``eval`` run of the ledger; the result and the run's id."""
+    from frugalml.measure.track import track
+    from frugalml.search.evaluate import evaluate
+
     with (
         err.status("evaluating…"),
         track(
             f"eval {model}",
             kind="eval",
             ledger=ledger,
-            instance=instance,
-            region=region,
-            params={"model": model, "task": task, "data": str(data)},
+            instance=kwargs.get("instance"),
+            region=kwargs.get("region"),
+            params={"model": model, "task": task, "data": data},
         ) as run,
     ):
-        result = evaluate(
-            model,
-            task,
-            dataset,
-            metric=metric,
-            device=device,
-            threads=threads,
-            batch_size=batch_size,
-            instance=instance,
-            region=region,
-            seed=seed,
-            repeats=repeats,
-        )
+        result = evaluate(model, task, dataset, **kwargs)
         run.log_quality(**{result.metric: result.quality})
         run.log_params(eval=result.to_dict())
-    if json_out:
-        print_json(result.to_dict())
-        return
+    return result, run.id
+
+
+def _rows_text(result: EvalResult) -> str:
+    if result.split == "all":
+        return f"all {result.rows_scored:,} rows"
+    return (
+        f"{result.rows_scored:,} of {result.rows_total:,} rows: the held-out half; the "
+        f"{result.task} task fits a probe on the other half for this model"
+    )
+
+
+def _print_eval(model: str, result: EvalResult) -> None:
     table = Table(show_header=False, box=None)
     table.add_column(style="bold")
     table.add_column()
@@ -184,8 +211,7 @@ def eval_cmd(
         ("model", f"{model} — {result.model}"),
         (
             "quality",
-            f"{result.quality:.2f} {result.metric} points ({result.task}, "
-            f"{result.rows} held-out rows)",
+            f"{result.quality:.2f} {result.metric} points ({result.task}, {_rows_text(result)})",
         ),
         (
             "throughput",
@@ -202,8 +228,8 @@ def eval_cmd(
             f"{_fmt_usd(result.usd_per_hour)}/h)",
         ),
         ("energy per 1k texts", f"{result.energy_j_per_1k:.1f} J ({result.energy_source})"),
-        ("peak memory", f"{result.peak_memory_bytes / 1e6:.0f} MB"),
-        ("size on disk", f"{result.size_bytes / 1e6:.1f} MB"),
+        ("peak memory", f"{result.peak_memory_bytes / 2**20:.0f} MiB"),
+        ("size on disk", f"{result.size_bytes / 2**20:.1f} MiB"),
         ("warm-up (excluded)", f"{result.warmup_s:.2f} s"),
     ]
     for k, v in rows:
@@ -254,8 +280,11 @@ class _Progress:
                     f"  {r['id']} {r['label']}: [red]failed[/] — {r['error']}", highlight=False
                 )
         elif event == "budget":
+            self.progress.update(
+                self.task, total=self.done, description="stopped: time budget reached"
+            )
             self.progress.console.print(
-                f"  time budget reached; {info['skipped']} candidate(s) not tried"
+                f"  time budget reached; {info['untried']} candidate(s) not tried"
             )
 
 
@@ -268,31 +297,44 @@ def _run_optimize(
     json_out: bool,
     **kwargs: Any,
 ) -> None:
+    from frugalml.measure.track import install_exit_on_signals
+    from frugalml.report.markdown import write_reports
     from frugalml.search.runner import optimize
 
+    install_exit_on_signals()  # SIGTERM/SIGHUP: the runs end failed, naming the signal
     with _Progress(total_hint=12) as progress:
-        result = optimize(model, task, data, data_options=data_options, listener=progress, **kwargs)
-    payload = {
-        "baseline": result.baseline,
-        "best": result.best,
-        "pareto": result.pareto,
-        "candidates": result.candidates,
-        "out": str(result.out),
-        "run_id": result.run_id,
-    }
+        result = optimize(
+            model, task, data, data_options=data_options, listener=progress,
+            reporter=write_reports, **kwargs,
+        )  # fmt: skip
     if json_out:
-        print_json(payload)
+        print_json(result.to_dict())
     else:
         _print_result(result)
     if result.best is None:
-        err.print(
-            f"[bold red]frugal: error:[/] no candidate is cheaper than the original within "
-            f"{result.max_quality_drop:g} {result.metric} points — the report and the "
-            f"Pareto front are in {result.out}",
-            highlight=False,
-            soft_wrap=True,
+        _fail(result)
+
+
+def _fail(result: OptimizeResult) -> None:
+    """One line on stderr and the exit code: 3 when the time budget ended the search before
+    any candidate was chosen, 2 when every candidate was tried and none is cheaper in bound."""
+    if result.stop_reason == "budget":
+        tried = len(result.candidates)
+        message = (
+            f"time budget ({result.budget_s / 60:g} min) reached after {tried} of "
+            f"{tried + result.untried} candidates; none of those tried is cheaper than the "
+            f"original within {result.max_quality_drop:g} {result.metric} points — raise "
+            f"--budget-minutes; the report is in {result.out}"
         )
-        raise typer.Exit(2)
+        code = EXIT_BUDGET
+    else:
+        message = (
+            f"no candidate is cheaper than the original within {result.max_quality_drop:g} "
+            f"{result.metric} points — the report and the Pareto front are in {result.out}"
+        )
+        code = EXIT_NO_CANDIDATE
+    err.print(f"[bold red]frugal: error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
 
 
 def _print_result(result: OptimizeResult) -> None:
@@ -324,9 +366,20 @@ def _print_result(result: OptimizeResult) -> None:
             f"[bold green]best:[/] {best['label']} — {best['throughput_ratio']:.2f}x "
             f"throughput, {_fmt_usd(best['cost_usd_per_1m'])} vs "
             f"{_fmt_usd(base['cost_usd_per_1m'])} per 1M requests, {result.metric} "
-            f"{best['quality']:.2f} vs {base['quality']:.2f}"
+            f"{best['quality']:.2f} vs {base['quality']:.2f} (select split), "
+            f"{best['final_quality']:.2f} vs {base['final_quality']:.2f} (final split)"
         )
         console.print(f"saved to {result.out / 'best'}")
+    if result.production_cost:
+        c = result.production_cost
+        console.print(
+            f"cost to produce it (the whole search): {_fmt_usd(c.cost_usd)}, "
+            f"{c.wall_s / 60:.1f} min, {c.cpu_s:.0f} CPU-s"
+        )
+    if result.stop_reason != "completed":
+        console.print(
+            f"stopped early ({result.stop_reason}): {result.untried} candidate(s) not tried"
+        )
     console.print(f"report: {result.out / 'report.html'} (and report.md)")
 
 
@@ -352,7 +405,9 @@ def optimize(
     budget_minutes: Annotated[
         float,
         typer.Option(
-            "--budget-minutes", min=0.1, help="Stop starting new candidates after this long."
+            "--budget-minutes",
+            help="Stop starting new candidates after this long (the original is always "
+            "evaluated). Exit code 3 when it runs out before any candidate is chosen.",
         ),
     ] = 30.0,
     seed: SeedOpt = 0,
@@ -400,7 +455,10 @@ def optimize(
     pruning, layer dropping + distillation, torch.compile, batch size), evaluates each with the
     measurement of `frugal eval` in its own process, keeps the Pareto front of quality vs $ per
     1M requests and saves the cheapest candidate within --max-quality-drop to OUT/best.
-    Exits 2 (report still written) when no candidate beats the original within the bound.
+    Passes learn from a third of the data, candidates are selected on another third, and the
+    choice is checked against the bound on the last third, which nothing else saw.
+    Exits 2 (report still written) when no candidate beats the original within the bound,
+    3 when the time budget ran out before any candidate was chosen.
     """
     _run_optimize(
         model,
@@ -433,7 +491,7 @@ DEMO_SENTENCES = 800
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("frugal-out/demo"),
     budget_minutes: Annotated[
-        float, typer.Option("--budget-minutes", min=0.1, help="Search time budget.")
+        float, typer.Option("--budget-minutes", help="Search time budget (minutes).")
     ] = 4.0,
     sentences: Annotated[
         int, typer.Option("--sentences", min=8, help="Standard-library docstring sentences to use.")

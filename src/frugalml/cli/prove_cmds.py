@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -43,8 +42,9 @@ DataOpt = Annotated[
 RoundsOpt = Annotated[
     int,
     typer.Option(
-        help="Timed rounds per model when evaluating; models alternate A B B A... and the "
-        "medians are kept.",
+        help="Timed rounds per model when evaluating; models alternate A B B A... Each figure "
+        "is its median over the rounds; timing ratios are the median of the rounds' paired "
+        "ratios, with a 95% interval from 6 rounds on.",
         min=1,
     ),
 ]
@@ -67,109 +67,28 @@ BatchOpt = Annotated[
 ]
 
 
+DEFAULT_ROUNDS = 9  # = frugalml.report.fresh.DEFAULT_ROUNDS (not imported: the CLI starts fast)
+
+
 def _progress() -> Any:
     from frugalml.progress import progress_bar
 
     return progress_bar(remaining=False, transient=True, console=err)
 
 
-def _statement(
-    baseline: str,
-    candidate: str,
-    *,
-    task: str | None,
-    data: str | None,
-    ledger: str | None,
-    rounds: int,
-    resamples: int,
-    device: str,
-    threads: int | None,
-    batch_size: int | None,
-    instance: str | None,
-    region: str | None,
-    quiet: bool,
-) -> Statement:
-    """Resolve both sides (evaluating models now, alternating), then build the statement."""
-    from frugalml.errors import BadInput
-    from frugalml.ledger import Ledger
-    from frugalml.report import fresh
-    from frugalml.report import sources as src
-    from frugalml.report.statement import build_statement
+def _statement(baseline: str, candidate: str, *, quiet: bool, **options: Any) -> Statement:
+    """``frugalml.compare`` with a progress bar on stderr while models are evaluated."""
+    from frugalml.report.compare import compare
 
-    specs = [src.classify(baseline), src.classify(candidate)]
-    if (task is None) != (data is None):
-        raise BadInput(
-            "--task and --data go together", hint="give both, or neither to compare recorded runs"
-        )
-    if task is None and (m := next((s for s in specs if s.kind == "model"), None)):
-        raise BadInput(
-            f"'{m.text}' is a model: evaluating it needs --task and --data",
-            hint="e.g. --task similarity --data sts-dev.csv, or give a run id",
-        )
-    if data is not None and not Path(data).expanduser().is_file():
-        raise BadInput(f"cannot read the data file {data}", hint="check the path")
-    now = [i for i, s in enumerate(specs) if s.kind == "model" or (s.kind == "folder" and task)]
-    sides: list[Any] = [None, None]
-    notes: list[str] = []
-    with Ledger(ledger) as book:
-        for i, spec in enumerate(specs):  # recorded sides first: a typo fails before any work
-            if i in now:
-                continue
-            if spec.kind == "folder":
-                assert spec.path is not None
-                sides[i] = src.folder_side(book, spec.path)
-            else:
-                sides[i] = src.side_from_record(book, src.get_run(book, spec.text))
-        for side in sides:
-            if side is not None and task is not None and side.task != task:
-                raise BadInput(
-                    f"{side.source} was evaluated on task '{side.task}', not '{task}'",
-                    hint="compare runs and models of the same task",
-                )
-        if now:
-            assert task is not None and data is not None
-            what = [specs[i].text for i in now]
-            progress = _progress() if not quiet else nullcontext()
-            with progress as bar:
-                job = bar.add_task("evaluating", total=rounds * len(what)) if bar else None
+    if quiet or options.get("task") is None:
+        return compare(baseline, candidate, **options)
+    with _progress() as bar:
+        job = bar.add_task("evaluating", total=None)
 
-                def step(done: int, total: int, name: str) -> None:
-                    if bar is not None and job is not None:
-                        bar.update(job, completed=done, description=f"evaluating {name}")
+        def step(done: int, total: int, name: str) -> None:
+            bar.update(job, completed=done, total=total, description=f"evaluating {name}")
 
-                results = fresh.evaluate_alternating(
-                    what,
-                    task,
-                    data,
-                    rounds=rounds,
-                    device=device,
-                    threads=threads,
-                    batch_size=batch_size,
-                    instance=instance,
-                    region=region,
-                    on_step=step,
-                )
-            group = fresh.new_group()
-            for i, result in zip(now, results, strict=True):
-                run_id = fresh.record_eval(
-                    book, result, spec=specs[i].text, data=data, group=group, rounds=rounds
-                )
-                sides[i] = fresh.side_of_run(book, run_id, specs[i].text)
-    base, cand = sides
-    if len(now) == 1:
-        notes.append(
-            "One side was measured now and the other read from the ledger: the cost "
-            "ratios include any difference between the two moments (and machines)."
-        )
-    ci = src.ci_between(base, cand, resamples=resamples)
-    if ci is None and base.items_path and cand.items_path:
-        notes.append(
-            "The two sides were not scored on the same rows (or their per-row outputs are "
-            "gone), so no paired confidence interval."
-        )
-    return build_statement(
-        base, cand, ci, paired=len(now) == 2 or src.same_group(base, cand), notes=tuple(notes)
-    )
+        return compare(baseline, candidate, on_step=step, **options)
 
 
 def _print_statement(st: Statement) -> None:
@@ -203,7 +122,7 @@ def compare(
     candidate: SideArg,
     task: TaskOpt = None,
     data: DataOpt = None,
-    rounds: RoundsOpt = 3,
+    rounds: RoundsOpt = DEFAULT_ROUNDS,
     resamples: ResamplesOpt = 1000,
     device: DeviceOpt = "cpu",
     threads: ThreadsOpt = None,
@@ -215,11 +134,13 @@ def compare(
 ) -> None:
     """Print the cost-delta statement of CANDIDATE against BASELINE.
 
-    Quality delta with a paired bootstrap 95% CI, latency p50/p99, throughput, $ per 1M
-    requests, energy per 1k requests (with its source), CO2, peak memory, size on disk and
-    training cost where the ledger knows it: a short paragraph plus a table (--json for
-    machines). Models are evaluated now with --task/--data, alternating, and recorded as eval
-    runs, so `frugal compare RUN_A RUN_B` later rebuilds the same statement from the ledger.
+    Quality delta with a paired bootstrap 95% CI, latency p50/p99 (per batch, batch sizes
+    named), throughput, $ per 1M requests, energy per 1k requests (with its source), CO2,
+    peak memory, size on disk and training cost where the ledger knows it: a short paragraph
+    plus a table (--json for machines). Models are evaluated now with --task/--data over
+    interleaved rounds (timing ratios get a 95% interval from the paired rounds) and
+    recorded as eval runs (their ids in --json: recorded_run_ids), so `frugal compare RUN_A
+    RUN_B` later rebuilds the same statement from the ledger.
     """
     st = _statement(
         baseline,
@@ -270,11 +191,14 @@ def gate(
     ] = "cost",
     strict: Annotated[
         bool,
-        typer.Option(help="Judge quality by the worst end of the 95% CI, not the point estimate."),
+        typer.Option(
+            help="Judge the worst end of each 95% CI (quality drop, and cost ratio over the "
+            "rounds), not the point estimate; a missing interval fails the gate."
+        ),
     ] = False,
     task: TaskOpt = None,
     data: DataOpt = None,
-    rounds: RoundsOpt = 3,
+    rounds: RoundsOpt = DEFAULT_ROUNDS,
     resamples: ResamplesOpt = 1000,
     device: DeviceOpt = "cpu",
     threads: ThreadsOpt = None,
@@ -287,8 +211,9 @@ def gate(
     """Promotion gate for CI: exit 0 if CANDIDATE passes, 1 if it fails, 2 on bad input.
 
     Passes when cost ratio (candidate / baseline) <= --max-cost-ratio and quality drop <=
-    --max-quality-drop points. A failure prints each failed condition with its figures. Bad
-    input (missing model, unreadable data, unknown run, different tasks, no quality) exits 2.
+    --max-quality-drop points (--strict: the worst end of each 95% interval, and a missing
+    interval fails). A failure prints each failed condition with its figures. Bad input
+    (missing model, unreadable data, unknown run, different tasks, no quality) exits 2.
     """
     from frugalml.report.gate import check_limits
     from frugalml.report.gate import gate as judge

@@ -10,6 +10,7 @@ Instance names may end in ``:spot`` to use the spot price.
 from __future__ import annotations
 
 import functools
+import math
 import tomllib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -88,6 +89,13 @@ class Price:
         energy_cost = kwh * self.usd_per_kwh
         total = instance_cost if self.priced_by_hour else energy_cost
         return instance_cost, energy_cost, total, kwh * self.g_co2_per_kwh
+
+    def per_1m_requests(self, throughput_per_s: float, energy_j_per_1k: float) -> float:
+        """$ per 1M requests (one request = one text): the instance-hours 1M texts take at
+        ``throughput_per_s``; on ``local`` hardware (no hourly price) their energy bill."""
+        if not self.priced_by_hour:
+            return energy_j_per_1k * 1000.0 / 3.6e6 * self.usd_per_kwh
+        return 1e6 / throughput_per_s / 3600.0 * self.usd_per_hour if throughput_per_s else math.inf
 
 
 def _match_gpu(name: str, gpus: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:

@@ -3,29 +3,36 @@
 ``evaluate_alternating(["minilm", "out/best"], task, data)`` loads every model first (a
 missing one fails before any work), then runs ``rounds`` rounds of one timed pass per model in
 the order A B, B A, A B … (a slow moment of a shared machine, or a drift, hits both), and
-combines each model's rounds (:func:`combine`). ``record_eval`` keeps each result in the
-ledger as an ``eval`` run with its per-row outputs, so the statement can be rebuilt from the
-ledger alone.
+combines each model's rounds (:func:`combine`), keeping each round's timed figures for the
+paired ratio intervals. ``record_eval`` keeps each result in the ledger as an ``eval`` run
+with its per-row outputs, its rounds' figures and the usage of evaluating it, so the
+statement can be rebuilt from the ledger alone.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import math
 import statistics
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from frugalml.errors import BadInput
+from frugalml.records import EnergyPart, Usage
 from frugalml.report.sources import save_items, side_from_record
 from frugalml.report.statement import Side
 
 if TYPE_CHECKING:
     from frugalml.ledger import Ledger
     from frugalml.search.evaluate import EvalResult
+
+T = TypeVar("T")
+# Rounds of each model by default: the fewest whose paired ratios give a 95% interval that
+# leaves out the fastest and the slowest round (order statistics 2 and 8 of 9).
+DEFAULT_ROUNDS = 9
 
 
 def data_fingerprint(path: str | Path) -> str | None:
@@ -35,28 +42,45 @@ def data_fingerprint(path: str | Path) -> str | None:
         return None
 
 
-def combine(
-    results: Sequence[EvalResult], priced_by_hour: bool, usd_per_kwh: float, g_co2_per_kwh: float
-) -> EvalResult:
-    """One result from several rounds of one model: medians of the rate figures, the peak of
-    memory, sums of counted work; cost and CO2 recomputed from the median figures."""
+# Side figure -> its value in one round's result (every round measures these anew)
+ROUND_FIGURES: dict[str, Callable[[EvalResult], float]] = {
+    "throughput_per_s": lambda r: r.throughput_per_s,
+    "latency_ms_p50": lambda r: r.latency_ms_p50,
+    "latency_ms_p99": lambda r: r.latency_ms_p99,
+    "cost_usd_per_1m": lambda r: r.cost_usd_per_1m,
+    "energy_j_per_1k": lambda r: r.energy_j_per_1k,
+    "co2_g_per_1k": lambda r: r.co2_g_per_1m / 1000.0,
+}
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One model evaluated over interleaved rounds.
+
+    ``result``: the rounds combined (:func:`combine`); ``per_round``: each timed figure
+    (``Side`` names, :data:`ROUND_FIGURES`) in round order, for the paired ratio intervals;
+    ``usage``: what loading and evaluating this model cost (all its rounds, warm-up and
+    scoring included), for its ledger run.
+    """
+
+    result: EvalResult
+    per_round: dict[str, tuple[float, ...]]
+    usage: Usage
+
+
+def combine(results: Sequence[EvalResult]) -> EvalResult:
+    """One result from several rounds of one model: the median of every rate figure (cost
+    and CO2 too, as each round priced them), the peak of memory, sums of counted work."""
     first = results[0]
-    tput = statistics.median(r.throughput_per_s for r in results)
-    energy = statistics.median(r.energy_j_per_1k for r in results)
-    kwh_per_1m = energy * 1000.0 / 3.6e6
-    if priced_by_hour:
-        cost = 1e6 / tput / 3600.0 * first.usd_per_hour if tput else math.inf
-    else:
-        cost = kwh_per_1m * usd_per_kwh
     sources = {r.energy_source for r in results}
     return replace(
         first,
-        throughput_per_s=tput,
+        throughput_per_s=statistics.median(r.throughput_per_s for r in results),
         latency_ms_p50=statistics.median(r.latency_ms_p50 for r in results),
         latency_ms_p99=statistics.median(r.latency_ms_p99 for r in results),
-        energy_j_per_1k=energy,
-        cost_usd_per_1m=float(cost),
-        co2_g_per_1m=kwh_per_1m * g_co2_per_kwh,
+        energy_j_per_1k=statistics.median(r.energy_j_per_1k for r in results),
+        cost_usd_per_1m=statistics.median(r.cost_usd_per_1m for r in results),
+        co2_g_per_1m=statistics.median(r.co2_g_per_1m for r in results),
         peak_memory_bytes=max(r.peak_memory_bytes for r in results),
         texts_timed=sum(r.texts_timed for r in results),
         repeats=sum(r.repeats for r in results),
@@ -66,12 +90,45 @@ def combine(
     )
 
 
+def sum_usage(parts: Sequence[Usage]) -> Usage:
+    """The usage of several spans of work at one price: times, energy and money add up,
+    memory is the highest peak; a reading mixed with an estimate is an estimate."""
+    first = parts[0]
+    energy: dict[tuple[str, str], float] = {}
+    for u in parts:
+        for part in u.energy_parts:
+            energy[(part.domain, part.source)] = energy.get((part.domain, part.source), 0.0) + (
+                part.energy_j
+            )
+    sources = {u.energy_source for u in parts}
+    return replace(
+        first,
+        **{k: sum(getattr(u, k) for u in parts) for k in _ADDED},
+        peak_host_bytes=max(u.peak_host_bytes for u in parts),
+        peak_device_bytes=max(u.peak_device_bytes for u in parts),
+        energy_source=first.energy_source if len(sources) == 1 else "estimate",
+        energy_parts=tuple(EnergyPart(d, j, s) for (d, s), j in energy.items()),  # type: ignore[arg-type]
+    )
+
+
+_ADDED = (
+    "wall_s",
+    "cpu_s",
+    "device_s",
+    "energy_j",
+    "instance_cost_usd",
+    "energy_cost_usd",
+    "cost_usd",
+    "co2_g",
+)
+
+
 def evaluate_alternating(
     specs: Sequence[str],
     task: str,
     data: str,
     *,
-    rounds: int = 3,
+    rounds: int = DEFAULT_ROUNDS,
     device: str = "cpu",
     threads: int | None = None,
     batch_size: int | None = None,
@@ -79,14 +136,17 @@ def evaluate_alternating(
     region: str | None = None,
     seed: int = 0,
     on_step: Callable[[int, int, str], None] | None = None,
-) -> list[EvalResult]:
+) -> list[Measured]:
     """Evaluate models in one process, alternating, for ``rounds`` rounds (see the module).
 
     Quality is the same every round (same split, same seed); the per-row outputs kept are the
-    first round's. For ``fidelity`` the reference is the first model (the baseline).
+    first round's. A task that ``needs_reference`` (fidelity) compares with the first model. Each
+    model's loading and rounds are metered apart (``Measured.usage``).
     """
     from frugalml.data import load_data
+    from frugalml.measure.hardware import hardware
     from frugalml.measure.prices import resolve
+    from frugalml.measure.track import UsageMeter
     from frugalml.models import load, resolve_path
     from frugalml.search.evaluate import evaluate, reference_outputs
     from frugalml.tasks import get_task
@@ -95,14 +155,25 @@ def evaluate_alternating(
         raise BadInput("--rounds must be at least 1")
     for spec in specs:  # a missing model fails before anything is loaded
         resolve_path(spec)
-    price = resolve(instance, region)
+    price, hw = resolve(instance, region), hardware()
     the_task = get_task(task, seed=seed)
     dataset = load_data(data)
     the_task.check(dataset)
-    models = [load(s, device=device) for s in specs]
+    spans: list[list[Usage]] = [[] for _ in specs]
+
+    def metered(i: int, work: Callable[[], T]) -> T:
+        meter = UsageMeter(price, hw)
+        meter.start()
+        value = work()
+        spans[i].append(meter.stop())
+        return value
+
+    models = [metered(i, functools.partial(load, s, device=device)) for i, s in enumerate(specs)]
     reference = None
-    if the_task.name == "fidelity":
-        reference = reference_outputs(models[0], the_task, dataset, seed)
+    if the_task.needs_reference:
+        reference = metered(
+            0, lambda: reference_outputs(models[0], the_task, dataset, seed)
+        )  # the baseline's outputs: its own work
     per: list[list[EvalResult]] = [[] for _ in models]
     order = list(range(len(models)))
     step, total = 0, rounds * len(models)
@@ -110,23 +181,31 @@ def evaluate_alternating(
         for i in order if r % 2 == 0 else order[::-1]:
             if on_step:
                 on_step(step, total, str(specs[i]))
-            per[i].append(
-                evaluate(
-                    models[i], the_task, dataset, device=device, threads=threads,
-                    batch_size=batch_size, instance=instance, region=region,
-                    reference=reference, seed=seed, repeats=1,
-                )
+            run = functools.partial(
+                evaluate, models[i], the_task, dataset, device=device, threads=threads,
+                batch_size=batch_size, instance=instance, region=region, reference=reference,
+                seed=seed, repeats=1,
             )  # fmt: skip
+            per[i].append(metered(i, run))
             step += 1
-    return [combine(rs, price.priced_by_hour, price.usd_per_kwh, price.g_co2_per_kwh) for rs in per]
+    return [
+        Measured(
+            combine(rs),
+            {k: tuple(f(r) for r in rs) for k, f in ROUND_FIGURES.items()},
+            sum_usage(spans[i]),
+        )
+        for i, rs in enumerate(per)
+    ]
 
 
 def record_eval(
-    book: Ledger, result: EvalResult, *, spec: str, data: str, group: str, rounds: int
+    book: Ledger, measured: Measured, *, spec: str, data: str, group: str, rounds: int
 ) -> str:
-    """Keep an evaluation in the ledger (kind ``eval``) with its per-row outputs; its id."""
+    """Keep an evaluation in the ledger (kind ``eval``) with its per-row outputs, the figures
+    of each round and the usage of the evaluation itself; its id."""
     from frugalml.measure.hardware import environment, hardware
 
+    result = measured.result
     path = Path(spec).expanduser()
     model = str(path.absolute()) if path.exists() else spec
     params = {
@@ -137,6 +216,7 @@ def record_eval(
         "compare_group": group,
         "rounds": rounds,
         "eval": result.to_dict(),
+        "per_round": {k: list(v) for k, v in measured.per_round.items()},
     }
     run_id = book.start_run(
         f"eval {path.name or spec}", kind="eval", params=params, hardware=hardware(),
@@ -149,7 +229,7 @@ def record_eval(
     except BaseException as e:
         book.finish_run(run_id, status="failed", error=f"{type(e).__name__}: {e}")
         raise
-    book.finish_run(run_id, status="finished")
+    book.finish_run(run_id, status="finished", usage=measured.usage)
     return run_id
 
 

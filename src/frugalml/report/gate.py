@@ -7,8 +7,12 @@ Two conditions over a :class:`~frugalml.report.statement.Statement`:
   ``latency`` the p50 latency. ``--max-cost-ratio 0.5`` asks for half the cost or less.
 - **quality drop** in the metric's points = baseline − candidate when higher is better
   (accuracy, Spearman), candidate − baseline when lower is better (perplexity); it must be
-  ``<= max_quality_drop``. With ``strict`` the worst end of the bootstrap 95% interval is
-  used instead of the point estimate, so a drop the data cannot rule out fails the gate.
+  ``<= max_quality_drop``.
+
+With ``strict`` the worst end of each 95% interval is judged instead of the point estimate:
+the bootstrap interval of the quality drop, and the interval of the cost ratio over the
+paired rounds (a cost the rounds cannot rule out fails the gate). Under ``strict`` a missing
+interval fails its condition, with the reason; it never falls back to the point estimate.
 """
 
 from __future__ import annotations
@@ -82,48 +86,79 @@ def gate(
     cost_metric: str = "cost",
     strict: bool = False,
 ) -> Verdict:
-    """Check a statement against the limits. A missing cost figure fails its condition."""
+    """Check a statement against the limits. A missing cost figure fails its condition; with
+    ``strict``, so does a missing interval (the worst end of each interval is judged)."""
     check_limits(max_cost_ratio, max_quality_drop, cost_metric)
+    conditions = (
+        _cost_condition(statement, max_cost_ratio, cost_metric, strict),
+        _quality_condition(statement, max_quality_drop, strict),
+    )
+    return Verdict(passed=all(c.passed for c in conditions), conditions=conditions)
+
+
+def _cost_condition(st: Statement, limit: float, cost_metric: str, strict: bool) -> Condition:
     key, figure, label = COST_METRICS[cost_metric]
-    ratio = statement.ratios.get(key)
+    name = f"{cost_metric} ratio"
+    ratio = st.ratios.get(key)
     if ratio is None:
-        cost = Condition(
-            f"{cost_metric} ratio",
+        return Condition(name, None, limit, False, f"{name} unknown: {st.why_no_ratio(key)}")
+    figures = (
+        f"{label}: candidate {_show(figure, getattr(st.candidate, figure))} / baseline "
+        f"{_show(figure, getattr(st.baseline, figure))}"
+    )
+    ci = st.ratio_cis.get(key)
+    if strict and ci is None:
+        return Condition(
+            name,
             None,
-            max_cost_ratio,
+            limit,
             False,
-            f"{cost_metric} ratio unknown: {label} is missing for a side",
+            f"{name} {ratio:.3f} has no confidence interval, which --strict requires: "
+            f"{st.why_no_interval(key)} ({figures})",
         )
-    else:
-        ok = ratio <= max_cost_ratio
-        b = getattr(statement.baseline, figure)
-        c = getattr(statement.candidate, figure)
-        cost = Condition(
-            f"{cost_metric} ratio",
-            ratio,
-            max_cost_ratio,
-            ok,
-            f"{cost_metric} ratio {ratio:.3f} {'<=' if ok else '>'} {max_cost_ratio:g} "
-            f"({label}: candidate {_show(figure, c)} / baseline {_show(figure, b)})",
+    value, basis = ratio, "median of the rounds" if ci is not None else "point estimate"
+    if strict and ci is not None:
+        value = ci.high  # the dearest the rounds allow
+        basis = f"worst end of the {round(ci.confidence * 100)}% CI {ci.low:.3f}-{ci.high:.3f}"
+    ok = value <= limit
+    return Condition(
+        name,
+        value,
+        limit,
+        ok,
+        f"{name} {value:.3f} {'<=' if ok else '>'} {limit:g} ({figures}; {basis})",
+    )
+
+
+def _quality_condition(st: Statement, limit: float, strict: bool) -> Condition:
+    metric = st.baseline.metric
+    figures = (
+        f"{metric}: baseline {units.points(st.baseline.quality)}, candidate "
+        f"{units.points(st.candidate.quality)}"
+    )
+    if strict and st.drop_ci is None:
+        return Condition(
+            "quality drop",
+            None,
+            limit,
+            False,
+            f"quality drop {units.points(st.quality_drop)} has no confidence interval, which "
+            "--strict requires: the per-row outputs of both sides are not both recorded "
+            f"({figures})",
         )
-    drop = statement.quality_drop
-    basis = "point estimate" if not strict else "point estimate; no CI recorded"
-    if strict and statement.ci is not None and statement.drop_ci is not None:
-        drop = statement.drop_ci[1]  # the worst the data allows at the CI's level
-        basis = f"worst end of the {round(statement.ci.confidence * 100)}% CI"
-    ok = drop <= max_quality_drop
-    metric = statement.baseline.metric
-    quality = Condition(
+    drop, basis = st.quality_drop, "point estimate"
+    if strict and st.ci is not None and st.drop_ci is not None:
+        drop = st.drop_ci[1]  # the worst the data allows at the CI's level
+        basis = f"worst end of the {round(st.ci.confidence * 100)}% CI"
+    ok = drop <= limit
+    return Condition(
         "quality drop",
         drop,
-        max_quality_drop,
+        limit,
         ok,
-        f"quality drop {units.points(drop)} {'<=' if ok else '>'} {max_quality_drop:g} points "
-        f"({metric}: baseline {units.points(statement.baseline.quality)}, candidate "
-        f"{units.points(statement.candidate.quality)}; {basis})",
+        f"quality drop {units.points(drop)} {'<=' if ok else '>'} {limit:g} points "
+        f"({figures}; {basis})",
     )
-    conditions = (cost, quality)
-    return Verdict(passed=all(c.passed for c in conditions), conditions=conditions)
 
 
 def _show(figure: str, value: float | None) -> str:

@@ -186,6 +186,7 @@ def side_from_entry(entry: dict[str, Any], *, source: str, folder: Path | None =
         instance=ev.get("instance"),
         region=ev.get("region"),
         items_path=entry_items(folder, entry) if folder else None,
+        batch_size=ev.get("batch_size"),
     )
 
 
@@ -353,6 +354,8 @@ def side_from_record(book: Ledger, record: RunRecord) -> Side:
         items_path=items,
         group=record.params.get("compare_group"),
         data_sha256=record.params.get("data_sha256"),
+        batch_size=ev.get("batch_size"),
+        per_round=record.params.get("per_round") or {},
     )
 
 

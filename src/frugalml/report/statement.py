@@ -17,7 +17,13 @@ from typing import Any
 
 from frugalml.errors import BadInput
 from frugalml.report import units
-from frugalml.report.bootstrap import DeltaCI
+from frugalml.report.bootstrap import (
+    MIN_ROUNDS_FOR_CI,
+    DeltaCI,
+    RatioCI,
+    paired_ratio,
+    paired_ratio_ci,
+)
 
 # Serving figures of one side (keys of an evaluation), in the order the table shows them.
 FIGURE_KEYS: tuple[str, ...] = (
@@ -41,6 +47,15 @@ RATIO_KEYS: dict[str, str] = {
     "memory": "peak_memory_bytes",
     "size": "size_bytes",
 }
+# ratios of figures measured anew every round: paired over rounds, with an interval
+TIMED_RATIOS: tuple[str, ...] = (
+    "throughput",
+    "latency_p50",
+    "latency_p99",
+    "cost",
+    "energy",
+    "co2",
+)
 
 
 @dataclass(frozen=True)
@@ -96,6 +111,13 @@ class Side:
     items_path: str | None = None
     group: str | None = None  # the compare/gate run that measured both sides, alternating
     data_sha256: str | None = None  # of the data file, when the evaluation recorded it
+    batch_size: int | None = None  # texts per call: latency is the time of one such batch
+    # figure (a FIGURE_KEYS name) -> its value in each timed round, in round order
+    per_round: dict[str, tuple[float, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:  # rounds read back from JSON come as lists
+        rounds = {str(k): tuple(float(x) for x in v) for k, v in self.per_round.items()}
+        object.__setattr__(self, "per_round", rounds)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -153,7 +175,12 @@ def check_comparable(baseline: Side, candidate: Side) -> None:
 
 @dataclass(frozen=True)
 class Statement:
-    """The cost-delta statement. Build it with :func:`build_statement`."""
+    """The cost-delta statement. Build it with :func:`build_statement`.
+
+    ``ratios`` are candidate / baseline. For sides measured in one run, alternating, the
+    timing ratios (:data:`TIMED_RATIOS`) are the median of the rounds' paired ratios and
+    ``ratio_cis`` holds their intervals; ``timing_gap`` says why there are none otherwise.
+    """
 
     baseline: Side
     candidate: Side
@@ -163,6 +190,9 @@ class Statement:
     ratios: dict[str, float | None]
     paired: bool  # both evaluated in one process, alternating
     notes: tuple[str, ...] = field(default=())
+    ratio_cis: dict[str, RatioCI] = field(default_factory=dict)
+    timing_gap: str | None = None  # why the timing ratios have no interval
+    recorded_run_ids: tuple[str, ...] = ()  # eval runs this comparison wrote to the ledger
 
     # ---- derived ----------------------------------------------------------------------
     @property
@@ -173,6 +203,28 @@ class Statement:
         if self.baseline.higher_is_better:
             return -self.ci.high, -self.ci.low
         return self.ci.low, self.ci.high
+
+    @property
+    def batch_sizes_differ(self) -> bool:
+        b, c = self.baseline.batch_size, self.candidate.batch_size
+        return b is not None and c is not None and b != c
+
+    def why_no_ratio(self, name: str) -> str:
+        """Why ``ratios[name]`` is None, in words."""
+        if name.startswith("latency") and self.batch_sizes_differ:
+            return (
+                f"the sides ran different batch sizes (baseline {self.baseline.batch_size}, "
+                f"candidate {self.candidate.batch_size}), so their latencies are not comparable"
+            )
+        if name == "memory" and device_memory_shared(self.baseline, self.candidate):
+            return "one process held both models, so its peak memory is not either model's"
+        return f"{name} is missing for a side"
+
+    def why_no_interval(self, name: str) -> str:
+        """Why ``ratio_cis`` has no ``name``, in words."""
+        if self.ratios.get(name) is None:
+            return self.why_no_ratio(name)
+        return self.timing_gap or f"the rounds give no interval for the {name} ratio"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -185,7 +237,10 @@ class Statement:
             "quality_drop": self.quality_drop,
             "quality_ci": self.ci.to_dict() if self.ci else None,
             "ratios": self.ratios,
+            "ratio_cis": {k: v.to_dict() for k, v in self.ratio_cis.items()},
+            "timing_gap": self.timing_gap,
             "paired": self.paired,
+            "recorded_run_ids": list(self.recorded_run_ids),
             "paragraph": self.paragraph(),
             "table": [
                 dict(zip(("figure", "baseline", "candidate", "change"), row, strict=True))
@@ -221,6 +276,39 @@ class Statement:
             text += " (no confidence interval: per-row outputs were not recorded)"
         return text + "."
 
+    def _ratio_words(self, name: str, *, change: bool = False) -> str:
+        """``0.16×, 84% less; 95% CI 0.12× to 0.21×`` (the parts that are known)."""
+        value = self.ratios.get(name)
+        text = units.ratio(value) + (f", {units.change(value)}" if change else "")
+        ci = self.ratio_cis.get(name)
+        if ci is not None:
+            text += (
+                f"; {round(ci.confidence * 100)}% CI {units.ratio(ci.low)} to "
+                f"{units.ratio(ci.high)}"
+            )
+        return text
+
+    def _latency_words(self) -> str | None:
+        b, c = self.baseline, self.candidate
+        if c.latency_ms_p50 is None or b.latency_ms_p50 is None:
+            return None
+        if self.batch_sizes_differ:
+            return (
+                f"answers a request in {units.ms(c.latency_ms_p50)} at the median (p99 "
+                f"{units.ms(c.latency_ms_p99)}) served in batches of {c.batch_size}, against "
+                f"{units.ms(b.latency_ms_p50)} (p99 {units.ms(b.latency_ms_p99)}) in batches "
+                f"of {b.batch_size} (not compared: the batch sizes differ)"
+            )
+        batch = f" in batches of {b.batch_size}" if b.batch_size else ""
+        text = (
+            f"answers a request in {units.ms(c.latency_ms_p50)} at the median (p99 "
+            f"{units.ms(c.latency_ms_p99)}) against {units.ms(b.latency_ms_p50)} (p99 "
+            f"{units.ms(b.latency_ms_p99)}){batch}"
+        )
+        if self.ratios.get("latency_p50") is not None:
+            text += f" ({self._ratio_words('latency_p50')})"
+        return text
+
     def _cost_sentence(self) -> str:
         b, c = self.baseline, self.candidate
         parts: list[str] = []
@@ -228,25 +316,19 @@ class Statement:
         if r.get("cost") is not None:
             parts.append(
                 f"costs {units.usd(c.cost_usd_per_1m)} per 1M requests against "
-                f"{units.usd(b.cost_usd_per_1m)} ({units.ratio(r['cost'])}, "
-                f"{units.change(r['cost'])})"
+                f"{units.usd(b.cost_usd_per_1m)} ({self._ratio_words('cost', change=True)})"
             )
         if r.get("throughput") is not None:
             parts.append(
                 f"serves {units.per_s(c.throughput_per_s)} against "
-                f"{units.per_s(b.throughput_per_s)} "
-                f"({units.ratio(r['throughput'])})"
+                f"{units.per_s(b.throughput_per_s)} ({self._ratio_words('throughput')})"
             )
-        if r.get("latency_p50") is not None:
-            parts.append(
-                f"answers in {units.ms(c.latency_ms_p50)} at the median "
-                f"(p99 {units.ms(c.latency_ms_p99)}) against "
-                f"{units.ms(b.latency_ms_p50)} (p99 {units.ms(b.latency_ms_p99)})"
-            )
+        if (latency := self._latency_words()) is not None:
+            parts.append(latency)
         if r.get("energy") is not None:
             parts.append(
                 f"uses {units.joules(c.energy_j_per_1k)} per 1k requests against "
-                f"{units.joules(b.energy_j_per_1k)} ({units.change(r['energy'])}; "
+                f"{units.joules(b.energy_j_per_1k)} ({self._ratio_words('energy', change=True)}; "
                 f"{_source_words(b, c)})"
             )
         if r.get("size") is not None:
@@ -288,59 +370,62 @@ class Statement:
             + self._training_sentence()
         )
 
+    def _change(self, name: str) -> str:
+        """A table's change cell: ``0.16× [0.12, 0.21]`` with the interval where known."""
+        text = units.ratio(self.ratios.get(name))
+        ci = self.ratio_cis.get(name)
+        if ci is not None:
+            text += f" [{units.sig(ci.low, 2)}, {units.sig(ci.high, 2)}]"
+        return text
+
     def rows(self) -> list[tuple[str, str, str, str]]:
         """(figure, baseline, candidate, change) rows for the table; every unit shown."""
-        b, c, r = self.baseline, self.candidate, self.ratios
+        b, c = self.baseline, self.candidate
         delta = units.points(self.quality_delta, signed=True) + " pts"
         if self.ci is not None:
             delta += (
                 f" [{units.points(self.ci.low, signed=True)}, "
                 f"{units.points(self.ci.high, signed=True)}]"
             )
-        rows = [
-            (f"quality ({b.metric})", units.points(b.quality), units.points(c.quality), delta),
-            (
-                "latency p50",
-                units.ms(b.latency_ms_p50),
-                units.ms(c.latency_ms_p50),
-                units.ratio(r.get("latency_p50")),
-            ),
-            (
-                "latency p99",
-                units.ms(b.latency_ms_p99),
-                units.ms(c.latency_ms_p99),
-                units.ratio(r.get("latency_p99")),
-            ),
-            (
-                "throughput",
-                units.per_s(b.throughput_per_s),
-                units.per_s(c.throughput_per_s),
-                units.ratio(r.get("throughput")),
-            ),
-            (
-                "$ per 1M requests",
-                units.usd(b.cost_usd_per_1m),
-                units.usd(c.cost_usd_per_1m),
-                units.ratio(r.get("cost")),
-            ),
-            ("energy per 1k requests", _energy(b), _energy(c), units.ratio(r.get("energy"))),
+        rows = [(f"quality ({b.metric})", units.points(b.quality), units.points(c.quality), delta)]
+        if b.batch_size or c.batch_size:
+            rows.append(
+                (
+                    "batch size",
+                    str(b.batch_size or "-"),
+                    str(c.batch_size or "-"),
+                    "differs" if self.batch_sizes_differ else "",
+                )
+            )
+        for label, key, show in (
+            ("latency p50", "latency_p50", units.ms),
+            ("latency p99", "latency_p99", units.ms),
+            ("throughput", "throughput", units.per_s),
+            ("$ per 1M requests", "cost", units.usd),
+        ):
+            figure = RATIO_KEYS[key]
+            rows.append(
+                (label, show(getattr(b, figure)), show(getattr(c, figure)), self._change(key))
+            )
+        rows += [
+            ("energy per 1k requests", _energy(b), _energy(c), self._change("energy")),
             (
                 "CO2 per 1k requests",
                 units.grams(b.co2_g_per_1k),
                 units.grams(c.co2_g_per_1k),
-                units.ratio(r.get("co2")),
+                self._change("co2"),
             ),
             (
                 "peak memory",
                 units.nbytes(b.peak_memory_bytes),
                 units.nbytes(c.peak_memory_bytes),
-                units.ratio(r.get("memory")),
+                self._change("memory"),
             ),
             (
                 "size on disk",
                 units.nbytes(b.size_bytes),
                 units.nbytes(c.size_bytes),
-                units.ratio(r.get("size")),
+                self._change("size"),
             ),
         ]
         if b.training or c.training:
@@ -384,6 +469,77 @@ def device_memory_shared(baseline: Side, candidate: Side) -> bool:
     return baseline.group is not None and baseline.group == candidate.group
 
 
+def timing_ratios(
+    baseline: Side, candidate: Side, ratios: dict[str, float | None]
+) -> tuple[dict[str, RatioCI], str | None]:
+    """Pair the rounds of two sides measured together: ``ratios`` updated in place with the
+    median paired ratio of each timed figure; the intervals; why there are none (or None)."""
+    if not device_memory_shared(baseline, candidate):
+        return {}, (
+            "the sides were not measured side by side in one run (compare or gate with --task "
+            "and --data measures both, alternating)"
+        )
+    cis: dict[str, RatioCI] = {}
+    rounds = 0
+    for name in TIMED_RATIOS:
+        key = RATIO_KEYS[name]
+        b, c = baseline.per_round.get(key), candidate.per_round.get(key)
+        if not b or not c or len(b) != len(c):
+            continue
+        rounds = len(b)
+        if (ratio := paired_ratio(b, c)) is not None:
+            ratios[name] = ratio
+        if (ci := paired_ratio_ci(b, c)) is not None:
+            cis[name] = ci
+    if cis:
+        return cis, None
+    if rounds == 0:
+        return cis, "the figures of each round were not recorded"
+    return cis, (
+        f"{rounds} rounds are too few for a 95% interval of the timing ratios "
+        f"({MIN_ROUNDS_FOR_CI} or more give one: --rounds)"
+    )
+
+
+def _notes(st: Statement) -> tuple[str, ...]:
+    """The notes every statement of these sides carries (after the caller's own)."""
+    b, c = st.baseline, st.candidate
+    notes: tuple[str, ...] = ()
+    if b.energy_source == "estimate" or c.energy_source == "estimate":
+        notes += (
+            "Energy is an estimate (CPU time x watts per busy core from the price "
+            "catalog), not a meter reading; CO2 follows from it.",
+        )
+    if st.ci is None:
+        notes += (
+            "No per-row outputs for both sides, so no confidence interval for the "
+            "quality difference.",
+        )
+    if st.ratio_cis:
+        n = next(iter(st.ratio_cis.values())).rounds
+        notes += (
+            f"Timing ratios (throughput, latency, $, energy, CO2) are the median of {n} rounds' "
+            "candidate/baseline ratios, each round measuring both side by side; their 95% "
+            "intervals come from the order statistics of those rounds (no assumption on the "
+            "noise).",
+        )
+    elif st.timing_gap:
+        notes += (f"No interval for the timing ratios: {st.timing_gap}.",)
+    if st.batch_sizes_differ:
+        notes += (
+            f"The sides ran different batch sizes (baseline {b.batch_size}, candidate "
+            f"{c.batch_size}): latency is the time of one batch, so the latencies are shown but "
+            "not compared (measure both with the same --batch-size to compare them); "
+            "throughput and cost per request stay comparable.",
+        )
+    if device_memory_shared(b, c) and st.paired:
+        notes += (
+            "Peak memory is the evaluating process's, which held both models: it is shown "
+            "but not compared (`frugal eval` each model alone for its own peak).",
+        )
+    return notes
+
+
 def build_statement(
     baseline: Side,
     candidate: Side,
@@ -391,6 +547,7 @@ def build_statement(
     *,
     paired: bool = False,
     notes: tuple[str, ...] = (),
+    recorded_run_ids: tuple[str, ...] = (),
 ) -> Statement:
     """The statement for two comparable sides (``BadInput`` otherwise)."""
     check_comparable(baseline, candidate)
@@ -401,25 +558,15 @@ def build_statement(
         name: _ratio(getattr(candidate, key), getattr(baseline, key))
         for name, key in RATIO_KEYS.items()
     }
-    notes = tuple(notes)
-    if baseline.energy_source == "estimate" or candidate.energy_source == "estimate":
-        notes += (
-            "Energy is an estimate (CPU time x watts per busy core from the price "
-            "catalog), not a meter reading; CO2 follows from it.",
-        )
-    if ci is None:
-        notes += (
-            "No per-row outputs for both sides, so no confidence interval for the "
-            "quality difference.",
-        )
+    cis, gap = timing_ratios(baseline, candidate, ratios)
+    b_batch, c_batch = baseline.batch_size, candidate.batch_size
+    if b_batch is not None and c_batch is not None and b_batch != c_batch:
+        for name in ("latency_p50", "latency_p99"):  # one batch of 8 is not one of 32
+            ratios[name] = None
+            cis.pop(name, None)
     if paired and device_memory_shared(baseline, candidate):
-        # one process held both models: its peak cannot tell them apart
-        ratios["memory"] = None
-        notes += (
-            "Peak memory is the evaluating process's, which held both models: it is shown "
-            "but not compared (`frugal eval` each model alone for its own peak).",
-        )
-    return Statement(
+        ratios["memory"] = None  # one process held both models: its peak tells them apart not
+    st = Statement(
         baseline=baseline,
         candidate=candidate,
         quality_delta=delta,
@@ -427,5 +574,8 @@ def build_statement(
         ci=ci,
         ratios=ratios,
         paired=paired,
-        notes=notes,
+        ratio_cis=cis,
+        timing_gap=gap,
+        recorded_run_ids=tuple(recorded_run_ids),
     )
+    return dataclasses.replace(st, notes=tuple(notes) + _notes(st))

@@ -5,10 +5,12 @@ optimize`` runs on every candidate (the baseline included), so figures are compa
 
 Method
 ------
-1. The data is split once, seeded (``tasks.base``): quality is measured on the held-out
-   ``score`` half; the ``tune`` half is only for what learns from data (classification probe,
-   calibration, distillation).
-2. Texts = the score rows' texts (both sides of a pair). They are cut into batches of the
+1. Which rows are scored (``split``, ``tasks.base``): every row when the task learns nothing
+   from the data (similarity, fidelity, a classifier with its own head); when it must learn
+   (a probe on a bare encoder) the held-out ``score`` half, the probe fitted on the other.
+   ``optimize`` scores its candidates on its ``select`` split and checks its choice on
+   ``final``. ``rows_scored``, ``rows_total`` and ``split`` say which.
+2. Texts = the scored rows' texts (both sides of a pair). They are cut into batches of the
    model's ``batch_size``, sorted by length first when ``length_sort`` is on (less padding;
    outputs return in input order). Tokenization is inside every timed call.
 3. Warm-up: the first ``warmup_batches`` batches (the longest) run untimed; their seconds are
@@ -20,10 +22,13 @@ Method
 5. Usage of the timed passes (``frugalml.measure.track.UsageMeter``): energy (RAPL/NVML where
    readable, else an estimate; ``energy_source`` says which), peak memory (the process's peak
    RSS during the timed passes, or the GPU's peak on CUDA), CPU seconds.
-6. Cost per 1M requests, a request being one input text: at an hourly-priced instance
-   ``cost_usd_per_1m = 1e6 / throughput_per_s / 3600 * usd_per_hour``; on ``local`` hardware
-   (no hourly price) the energy instead: ``energy_j_per_1k * 1000 / 3.6e6 * usd_per_kwh``.
+6. Cost per 1M requests, a request being one input text (``Price.per_1m_requests``): at an
+   hourly-priced instance ``cost_usd_per_1m = 1e6 / throughput_per_s / 3600 * usd_per_hour``;
+   on ``local`` hardware (no hourly price) the energy instead:
+   ``energy_j_per_1k * 1000 / 3.6e6 * usd_per_kwh``, where
    ``energy_j_per_1k = energy_j_of_timed_passes / texts_timed * 1000``.
+   ``cost_usd_per_1m_low`` / ``_high``: the same cost at the fastest / slowest timed pass
+   (the noise band the search's tie rule uses).
 7. ``size_bytes``: the weight files as saved (ONNX graph or safetensors).
 
 Outputs with NaN or infinity fail the evaluation (``CandidateFailed``).
@@ -32,7 +37,7 @@ Per-row results for paired tests
 --------------------------------
 ``EvalResult.items`` holds per-row arrays (similarity: ``pred``, ``gold`` per pair;
 classification: ``correct`` per text; fidelity: ``agreement`` per text), in the order of the
-score split, which is the same for any two models evaluated on the same data with the same
+scored rows, which is the same for any two models evaluated on the same data with the same
 seed. ``EvalResult.quality_on(indices)`` (or ``frugalml.tasks.quality_on(task, items,
 indices)``) recomputes the metric on a resample of row indices, so a paired bootstrap of the
 quality *difference* is::
@@ -49,7 +54,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -57,6 +62,11 @@ from frugalml.data import Dataset, load_data
 from frugalml.errors import BadInput, CandidateFailed
 from frugalml.models import Model, load
 from frugalml.tasks import Task, get_task
+from frugalml.tasks.base import SPLITS
+
+if TYPE_CHECKING:
+    from frugalml.measure.prices import Price
+    from frugalml.records import Usage
 
 EVAL_KEYS = (
     "quality",
@@ -106,6 +116,11 @@ class EvalResult:
     region: str
     co2_g_per_1m: float
     model: str
+    rows_scored: int = 0  # rows whose quality was measured (``rows``: the same, kept for readers)
+    rows_total: int = 0  # rows in the data
+    split: str = "all"  # which rows were scored: tasks.base.SPLITS
+    cost_usd_per_1m_low: float = math.nan  # the cost at the fastest timed pass
+    cost_usd_per_1m_high: float = math.nan  # ... and at the slowest
     items: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -168,13 +183,18 @@ def with_runtime(
     return model if not changes else model.evolve(runtime=dataclasses.replace(rt, **changes))
 
 
-def reference_outputs(model: Model, task: Task, data: Dataset, seed: int = 0) -> np.ndarray:
-    """The original model's outputs on the score split's texts (fidelity's reference)."""
-    _tune, score = task.split(data, seed)
+def reference_outputs(
+    model: Model, task: Task, data: Dataset, seed: int = 0, split: str = "auto"
+) -> np.ndarray:
+    """The original model's outputs on the scored rows' texts (a reference for a task that
+    ``needs_reference``); ``split`` as in ``evaluate``."""
+    _fit, score = task.parts(data, resolve_split(task, model, split), seed)
     return model.encode(task.texts(score))
 
 
-def base_reference(model: Model, task: Task, data: Dataset, seed: int = 0) -> np.ndarray:
+def base_reference(
+    model: Model, task: Task, data: Dataset, seed: int = 0, split: str = "auto"
+) -> np.ndarray:
     """Fidelity reference for a saved variant: its manifest's base model; else itself."""
     base = model.base if model.passes else None
     if base:
@@ -185,8 +205,8 @@ def base_reference(model: Model, task: Task, data: Dataset, seed: int = 0) -> np
                 f"fidelity compares with the original model '{base}', which cannot "
                 f"be loaded: {e.message}"
             ) from e
-        return reference_outputs(ref_model, task, data, seed)
-    return reference_outputs(model, task, data, seed)
+        return reference_outputs(ref_model, task, data, seed, split)
+    return reference_outputs(model, task, data, seed, split)
 
 
 def evaluate(
@@ -207,21 +227,20 @@ def evaluate(
     warmup_batches: int = 2,
     on_batch: Callable[[int], None] | None = None,
     size_bytes: int | None = None,
+    split: str = "auto",
 ) -> EvalResult:
     """Measure ``model`` on ``task`` over ``data`` (see the module docstring for the method).
 
     ``model``: a MODEL spec (path, alias) or a loaded ``Model``. ``threads``, ``batch_size``,
     ``length_sort``: override the model's runtime settings (None: keep them; a plain model
-    runs batches of 32, length-sorted, on every usable core). ``reference``: fidelity's
-    reference outputs for the score split (array), or the original model; by default the
-    model's recorded base (a variant) or the model itself. ``size_bytes``: weights size when
-    known from a saved folder.
+    runs batches of 32, length-sorted, on every usable core). ``reference``: the reference
+    outputs of a task that ``needs_reference`` for the scored rows (array), or the original
+    model; by default the model's recorded base (a variant) or the model itself.
+    ``size_bytes``: weights size when known from a saved folder. ``split``: which rows are
+    scored (``tasks.base.SPLITS``); ``auto`` scores every row unless the task learns from the
+    data for this model (a probe), then the held-out half.
     """
-    from frugalml.measure.hardware import hardware
     from frugalml.measure.prices import resolve
-    from frugalml.measure.timing import device_sync
-    from frugalml.measure.track import UsageMeter
-    from frugalml.models.runners import threads_for
 
     if repeats < 1:
         raise BadInput("repeats must be at least 1")
@@ -231,26 +250,87 @@ def evaluate(
     the_task.check(dataset)
     loaded = load(model, device=device) if not isinstance(model, Model) else model
     loaded = with_runtime(loaded, threads=threads, batch_size=batch_size, length_sort=length_sort)
-    tune, score = the_task.split(dataset, seed)
-    ref: np.ndarray | None = None
-    if the_task.name == "fidelity":
-        if isinstance(reference, Model):
-            ref = reference_outputs(reference, the_task, dataset, seed)
-        elif reference is not None:
-            ref = np.asarray(reference)
-        else:
-            ref = base_reference(loaded, the_task, dataset, seed)
-    ctx = the_task.prepare(loaded, tune, score, reference=ref)
+    split = resolve_split(the_task, loaded, split)
+    fit, score = the_task.parts(dataset, split, seed)
+    ref = _reference_for(loaded, the_task, dataset, reference, seed, split)
+    ctx = the_task.prepare(loaded, fit, score, reference=ref)
     texts = the_task.texts(score)
-    batches = loaded.batches(texts)
+    timed = _timed_passes(loaded, texts, repeats, warmup_batches, price, on_batch)
+    items = the_task.items(timed.outputs, score, ctx)
+    quality = the_task.quality_on(items)
+    if math.isnan(quality):
+        raise CandidateFailed("quality is undefined on this data (constant gold scores?)")
+    return _result(
+        loaded, the_task, price, timed, quality, items,
+        rows=(len(score), len(dataset)), split=split, size_bytes=size_bytes,
+    )  # fmt: skip
 
+
+def resolve_split(task: Task, model: Model, split: str) -> str:
+    """The split ``evaluate`` scores: ``auto`` → every row, unless the task learns from data."""
+    if split == "auto":
+        return task.auto_split(model)
+    if split not in SPLITS:
+        raise BadInput(f"unknown split '{split}'", hint=f"use one of auto, {', '.join(SPLITS)}")
+    if split == "all" and task.learns_from_data(model):
+        raise BadInput(
+            f"the {task.name} task fits a probe on rows for this model; scoring every row "
+            "would score it on the rows it was fitted on",
+            hint="use split 'score' (the held-out half)",
+        )
+    return split
+
+
+def _reference_for(
+    loaded: Model,
+    task: Task,
+    data: Dataset,
+    reference: np.ndarray | Model | None,
+    seed: int,
+    split: str,
+) -> np.ndarray | None:
+    if not task.needs_reference:
+        return None
+    if isinstance(reference, Model):
+        return reference_outputs(reference, task, data, seed, split)
+    if reference is not None:
+        return np.asarray(reference)
+    return base_reference(loaded, task, data, seed, split)
+
+
+@dataclass
+class _Timed:
+    """What the timed passes measured: outputs in input order, per-batch seconds, pass rates."""
+
+    outputs: np.ndarray
+    latencies_s: list[float]
+    pass_rates: list[float]
+    warmup_s: float
+    usage: Usage
+    texts: int
+    repeats: int
+
+
+def _timed_passes(
+    loaded: Model,
+    texts: list[str],
+    repeats: int,
+    warmup_batches: int,
+    price: Price,
+    on_batch: Callable[[int], None] | None,
+) -> _Timed:
+    """Warm-up batches (untimed), then ``repeats`` synchronised passes under a UsageMeter."""
+    from frugalml.measure.hardware import hardware
+    from frugalml.measure.timing import device_sync
+    from frugalml.measure.track import UsageMeter
+
+    batches = loaded.batches(texts)
     device_sync()
     t0 = time.perf_counter()
     for idx in batches[: max(0, warmup_batches)]:
         loaded.run_batch([texts[i] for i in idx])
     device_sync()
     warmup_s = time.perf_counter() - t0
-
     outputs: np.ndarray | None = None
     latencies: list[float] = []
     pass_rates: list[float] = []
@@ -272,36 +352,52 @@ def evaluate(
                 on_batch(len(idx))
         pass_rates.append(len(texts) / pass_s if pass_s > 0 else 0.0)
     usage = meter.stop()
-    assert outputs is not None  # split() guarantees rows
+    assert outputs is not None  # parts() guarantees rows
     if not np.isfinite(outputs).all():
         bad = int((~np.isfinite(outputs)).any(axis=1).sum())
         raise CandidateFailed(
             f"the model produced NaN or infinite outputs for {bad} of {len(texts)} texts"
         )
-    items = the_task.items(outputs, score, ctx)
-    quality = the_task.quality_on(items)
-    if math.isnan(quality):
-        raise CandidateFailed("quality is undefined on this data (constant gold scores?)")
+    return _Timed(outputs, latencies, pass_rates, warmup_s, usage, len(texts), repeats)
 
-    throughput = float(np.median(pass_rates))
-    timed_texts = len(texts) * repeats
-    energy_per_1k = usage.energy_j / timed_texts * 1000.0
+
+def _result(
+    loaded: Model,
+    task: Task,
+    price: Price,
+    timed: _Timed,
+    quality: float,
+    items: dict[str, np.ndarray],
+    *,
+    rows: tuple[int, int],
+    split: str,
+    size_bytes: int | None,
+) -> EvalResult:
+    """The figures of one evaluation: rates are medians over passes, cost from the one price
+    method (``Price.per_1m_requests``), its interval from the slowest and fastest pass."""
+    from frugalml.models.runners import threads_for
+
+    throughput = float(np.median(timed.pass_rates))
+    timed_texts = timed.texts * timed.repeats
+    energy_per_1k = timed.usage.energy_j / timed_texts * 1000.0
     kwh_per_1m = energy_per_1k * 1000.0 / 3.6e6
-    if price.priced_by_hour:
-        cost_per_1m = 1e6 / throughput / 3600.0 * price.usd_per_hour if throughput else math.inf
-    else:
-        cost_per_1m = kwh_per_1m * price.usd_per_kwh
-    lat_ms = np.asarray(latencies) * 1e3
+    cost = float(price.per_1m_requests(throughput, energy_per_1k))
+    # a pass k times slower costs k times more (per hour or per joule alike)
+    slow, fast = min(timed.pass_rates), max(timed.pass_rates)
+    cost_low = cost * throughput / fast if fast > 0 else cost
+    cost_high = cost * throughput / slow if slow > 0 else math.inf
+    lat_ms = np.asarray(timed.latencies_s) * 1e3
     on_gpu = loaded.device.startswith("cuda")
+    usage = timed.usage
     return EvalResult(
-        task=the_task.name,
+        task=task.name,
         quality=quality,
-        metric=the_task.metric,
-        higher_is_better=the_task.higher_is_better,
+        metric=task.metric,
+        higher_is_better=task.higher_is_better,
         throughput_per_s=throughput,
         latency_ms_p50=float(np.percentile(lat_ms, 50)),
         latency_ms_p99=float(np.percentile(lat_ms, 99)),
-        cost_usd_per_1m=float(cost_per_1m),
+        cost_usd_per_1m=cost,
         energy_j_per_1k=float(energy_per_1k),
         energy_source=usage.energy_source,
         peak_memory_bytes=int(usage.peak_device_bytes if on_gpu else usage.peak_host_bytes),
@@ -310,16 +406,21 @@ def evaluate(
         threads=threads_for(loaded),
         batch_size=loaded.runtime.batch_size,
         length_sort=loaded.runtime.length_sort,
-        rows=len(score),
+        rows=rows[0],
         texts_timed=timed_texts,
-        repeats=repeats,
-        warmup_s=warmup_s,
-        timed_s=float(sum(latencies)),
+        repeats=timed.repeats,
+        warmup_s=timed.warmup_s,
+        timed_s=float(sum(timed.latencies_s)),
         cpu_s=usage.cpu_s,
         usd_per_hour=price.usd_per_hour,
         instance=price.instance,
         region=price.region,
         co2_g_per_1m=kwh_per_1m * price.g_co2_per_kwh,
         model=loaded.describe(),
+        rows_scored=rows[0],
+        rows_total=rows[1],
+        split=split,
+        cost_usd_per_1m_low=float(cost_low),
+        cost_usd_per_1m_high=float(cost_high),
         items=items,
     )

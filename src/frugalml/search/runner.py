@@ -1,15 +1,23 @@
-"""``optimize``: find and save the cheapest variant whose quality stays within a bound.
+"""``optimize``: find the cheapest variant whose quality stays within a bound, held out.
 
 The loop is ask/tell (``space.Strategy``) and decoupled from evaluation: the runner builds a
 candidate by applying its passes (sharing work between candidates with a common prefix),
 saves it, and evaluates the saved folder in a fresh process (``worker``) with the one
 measurement (``evaluate``). A candidate that fails — in a pass, out of memory, NaN outputs —
 becomes a record with its error and the search goes on. Every candidate is a ``candidate`` run
-in the ledger (usage of building + evaluating it, its quality), child of the ``optimize`` run;
-``candidates.json`` is rewritten after each one, so an interrupted search keeps what it found.
+in the ledger (usage of building it in this process + evaluating it in its own, its quality),
+child of the ``optimize`` run; ``candidates.json`` is rewritten after each one, so an
+interrupted search keeps what it found.
 
-Outputs in ``out``: ``best/`` (the chosen model, ``frugalml.load``-able), ``candidates.json``,
-``report.md`` (``search.report.write_reports``: the hook for more report formats).
+The data is split three ways, seeded (``Task.search_split``): passes learn from ``tune``,
+candidates are scored and selected on ``select``, and the chosen one is checked once more on
+``final``, which no pass and no selection touched: a candidate within the bound on ``select``
+but not on ``final`` is not chosen (the next in order is checked).
+
+Outputs in ``out``: ``best/`` (the chosen model, ``frugalml.load``-able) and
+``candidates.json`` (``OptimizeResult.candidates_file()``). ``optimize`` returns its
+``OptimizeResult``; reports are the caller's (``reporter``, e.g.
+``frugalml.report.markdown.write_reports``).
 """
 
 from __future__ import annotations
@@ -22,7 +30,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from frugalml.data import Dataset
 from frugalml.errors import BadInput, FrugalError
@@ -30,58 +40,26 @@ from frugalml.models import Model, load
 from frugalml.outputs import OutputGuard
 from frugalml.passes import PassContext, apply
 from frugalml.passes.registry import config_to_dict, info_of
-from frugalml.search.constraints import Cheapest, QualityBound
+from frugalml.search.constraints import QualityBound, choose
 from frugalml.search.evaluate import EVAL_KEYS, resolve_data
 from frugalml.search.pareto import pareto_front
+from frugalml.search.result import CandidateRecord, OptimizeResult, ProductionCost, StopReason
 from frugalml.search.space import Candidate, Pipeline, Strategy, base_pipelines
-from frugalml.search.worker import Evaluator
-from frugalml.tasks import get_task
+from frugalml.search.worker import Evaluator, Outcome
+from frugalml.tasks import Task, get_task
+
+if TYPE_CHECKING:
+    from frugalml.ledger import Ledger
+    from frugalml.measure.prices import Price
+    from frugalml.records import Usage
 
 Listener = Callable[[str, dict[str, Any]], None]
+Reporter = Callable[[OptimizeResult], list[Path]]
+FINAL_REPEATS = 1  # the final check needs quality only: one timed pass
 
 
 class NoCandidateMeetsBound(FrugalError):
     """No optimized candidate is cheaper than the original within the quality bound."""
-
-
-@dataclass
-class OptimizeResult:
-    """What ``optimize`` found. ``best`` is None when nothing beat the original in bound."""
-
-    baseline: dict[str, Any]
-    best: dict[str, Any] | None
-    pareto: list[dict[str, Any]]
-    candidates: list[dict[str, Any]]
-    out: Path
-    run_id: str
-    task: str
-    metric: str
-    max_quality_drop: float
-    budget_s: float
-    elapsed_s: float
-    skipped: int = 0
-    model: str = ""
-    data: str = ""
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "baseline": self.baseline,
-            "best": self.best,
-            "pareto": self.pareto,
-            "candidates": self.candidates,
-            "out": str(self.out),
-            "run_id": self.run_id,
-            "task": self.task,
-            "metric": self.metric,
-            "max_quality_drop": self.max_quality_drop,
-            "budget_s": self.budget_s,
-            "elapsed_s": self.elapsed_s,
-            "skipped": self.skipped,
-            "model": self.model,
-            "data": self.data,
-            "notes": self.notes,
-        }
 
 
 def restrict(
@@ -148,6 +126,52 @@ class _Builder:
         return model
 
 
+@dataclass
+class _Search:
+    """What every step of one search shares (the task, the worker spec, the ledger run)."""
+
+    task: Task
+    base: Model
+    splits: dict[str, Dataset]  # tune, select, final
+    book: Ledger
+    run_id: str
+    price: Price
+    work: Path
+    builder: _Builder
+    evaluator: Evaluator
+    spec: dict[str, Any]  # what every evaluation shares: data, task, seed, device, prices
+    original_spec: str | None  # the original's MODEL spec (evaluated as given), if a spec
+    emit: Listener
+    keep_candidates: bool = False
+    memory_limit_mb: float | None = None
+    model_refs: dict[str, str] = field(default_factory=dict)  # candidate id -> folder/spec
+    _references: dict[str, str | None] = field(default_factory=dict)
+
+    def reference(self, split: str) -> str | None:
+        """The original's outputs on ``split``'s texts (.npy), for a task that needs them."""
+        if not self.task.needs_reference:
+            return None
+        if split not in self._references:
+            self.emit("phase", {"text": f"reference outputs of the original ({split} split)"})
+            path = self.work / f"reference-{split}.npy"
+            np.save(path, self.base.encode(self.task.texts(self.splits[split])))
+            self._references[split] = str(path)
+        return self._references[split]
+
+    def evaluate(
+        self, model_ref: str, name: str, split: str, used: list[Outcome], **over: Any
+    ) -> Any:
+        """Evaluate ``model_ref`` on ``split`` in a fresh process (``worker.run_isolated``)."""
+        from frugalml.search.worker import run_isolated
+
+        limit = int(self.memory_limit_mb * 2**20) if self.memory_limit_mb else None
+        spec = {**self.spec, **over, "model": model_ref, "split": split,
+                "reference": self.reference(split), "out": str(self.work / name)}  # fmt: skip
+        return run_isolated(
+            spec, self.work, evaluator=self.evaluator, memory_limit_bytes=limit, used=used
+        )
+
+
 def optimize(
     model: str | Path | Model,
     task: str,
@@ -171,212 +195,249 @@ def optimize(
     memory_limit_mb: float | None = None,
     runtime_variants: int = 2,
     keep_candidates: bool = False,
+    reporter: Reporter | None = None,
     overwrite: bool = False,
 ) -> OptimizeResult:
     """Search for the cheapest variant of ``model`` within ``max_quality_drop`` points.
 
     Raises ``BadInput`` for unusable input before any work. Returns the result even when no
-    candidate meets the bound (``best`` is None; the CLI exits 2). ``tiers`` replaces the
-    default space (``space.base_pipelines``); ``passes`` keeps only pipelines made of these
-    pass names (list ``runtime_settings`` to let it try batch sizes); ``memory_limit_mb`` caps
-    each candidate's
-    evaluation process; ``runtime_variants``: try other batch sizes for this many of the best
-    candidates; ``listener(event, info)`` receives progress.
+    candidate meets the bound (``best`` is None; the CLI exits 2, or 3 when the time budget
+    ended the search). ``tiers`` replaces the default space (``space.base_pipelines``);
+    ``passes`` keeps only pipelines made of these pass names (list ``runtime_settings`` to let
+    it try batch sizes); ``memory_limit_mb`` caps each candidate's evaluation process;
+    ``runtime_variants``: try other batch sizes for this many of the best candidates;
+    ``listener(event, info)`` receives progress; ``reporter(result)`` writes reports (also
+    when interrupted) and returns their paths, which the ledger keeps.
     """
-    from frugalml.ledger import Ledger
-    from frugalml.measure.prices import resolve
     from frugalml.measure.track import track
 
     started = time.monotonic()
-    emit = listener or (lambda _e, _i: None)
-    resolve(instance, region)  # unknown instance/region fails before any work
-    if budget_minutes <= 0:
-        raise BadInput("--budget-minutes must be positive")
     guard = OutputGuard(ledger=ledger, inputs=[model, data], overwrite=overwrite)
     guard.claim_dir(out, writes=[".work", "best", "candidates.json", "report.md", "report.html"])
+    price, the_task, dataset = _inputs(
+        task, data, metric, seed, instance, region, budget_minutes, data_options
+    )
+    splits = dict(
+        zip(("tune", "select", "final"), the_task.search_split(dataset, seed), strict=True)
+    )
+    base = _load_base(model, device, threads)
+    work = Path(out).expanduser().absolute() / ".work"
+    work.mkdir(parents=True, exist_ok=True)
+    _write_jsonl(dataset, work / "data.jsonl")
+    book = _ledger(ledger)
+    params = _params(model, the_task, dataset, max_quality_drop, device, seed, budget_minutes)
+    with contextlib.ExitStack() as stack:
+        run = stack.enter_context(track(
+            f"optimize {params['model']}", kind="optimize", ledger=book, instance=instance,
+            region=region, params={**params, "out": str(work.parent)},
+        ))  # fmt: skip
+        production = _meter(price)  # the whole search: this process, the server, its workers
+        emit = listener or (lambda _e, _i: None)
+        search = _Search(
+            task=the_task, base=base, splits=splits, book=book, run_id=run.id, price=price,
+            work=work,
+            builder=_Builder(base, _pass_context(splits["tune"], work, seed, device, emit)),
+            evaluator=stack.enter_context(Evaluator()).start(),  # imports while we work
+            spec={"task": the_task.name, "metric": the_task.metric, "seed": seed,
+                  "data": {"path": str(work / "data.jsonl"), "options": {}}, "device": device,
+                  "threads": threads, "instance": instance, "region": region, "repeats": repeats},
+            original_spec=str(model) if not isinstance(model, Model) else None, emit=emit,
+            keep_candidates=keep_candidates, memory_limit_mb=memory_limit_mb,
+        )  # fmt: skip
+        strategy = _strategy(
+            search, tiers, passes, max_quality_drop, device, seed, runtime_variants
+        )
+        records: list[CandidateRecord] = []
+        deadline = started + budget_minutes * 60.0
+        stop, untried = _loop(search, strategy, records, deadline, max_quality_drop, work.parent)
+        best, notes = _choose(search, records, max_quality_drop, final_check=stop != "interrupted")
+        search.evaluator.close()  # reaped: its processes' CPU now counts in the meter
+        result = OptimizeResult(
+            baseline=_baseline(records), best=best, pareto=pareto_front(records),
+            candidates=records, out=work.parent, run_id=run.id, task=the_task.name,
+            metric=the_task.metric, max_quality_drop=max_quality_drop,
+            budget_s=budget_minutes * 60.0, elapsed_s=time.monotonic() - started,
+            untried=untried, stop_reason=stop, rows={k: len(v) for k, v in splits.items()},
+            production_cost=_production_cost(production, run.id, len(records), book, model),
+            model=str(params["model"]), data=str(dataset.source), notes=notes,
+        )  # fmt: skip
+        _save(result, search, guard)
+        _log_result(run, result, reporter(result) if reporter else [])
+        if stop == "interrupted":
+            raise KeyboardInterrupt
+    if not keep_candidates:
+        guard.remove(work / "cands")
+        guard.remove(work / "passes")
+    guard.mark_written(work.parent)
+    return result
+
+
+def _inputs(
+    task: str,
+    data: str | Path | Dataset,
+    metric: str | None,
+    seed: int,
+    instance: str | None,
+    region: str | None,
+    budget_minutes: float,
+    data_options: dict[str, Any] | None,
+) -> tuple[Price, Task, Dataset]:
+    """Every input checked before any work: prices, budget, task, data."""
+    from frugalml.measure.prices import resolve
+
+    price = resolve(instance, region)
+    if budget_minutes <= 0:
+        raise BadInput("--budget-minutes must be positive")
     the_task = get_task(task, metric=metric, seed=seed)
     dataset = resolve_data(data, **(data_options or {}))
     the_task.check(dataset)
-    base = load(model, device=device)
-    if threads is not None:
-        from frugalml.search.evaluate import with_runtime
+    return price, the_task, dataset
 
-        base = with_runtime(base, threads=threads)
-    tune, score = the_task.split(dataset, seed)
-    out_dir = Path(out).expanduser().absolute()
-    work = out_dir / ".work"
-    work.mkdir(parents=True, exist_ok=True)
-    data_path = work / "data.jsonl"
-    _write_jsonl(dataset, data_path)
-    book = ledger if isinstance(ledger, Ledger) else Ledger(ledger)
-    records: list[dict[str, Any]] = []
-    skipped = 0
-    name = f"optimize {model if not isinstance(model, Model) else model.base}"
-    params = {
+
+def _ledger(ledger: Any) -> Ledger:
+    from frugalml.ledger import Ledger
+
+    return ledger if isinstance(ledger, Ledger) else Ledger(ledger)
+
+
+def _load_base(model: str | Path | Model, device: str, threads: int | None) -> Model:
+    base = load(model, device=device)
+    if threads is None:
+        return base
+    from frugalml.search.evaluate import with_runtime
+
+    return with_runtime(base, threads=threads)
+
+
+def _params(
+    model: str | Path | Model,
+    task: Task,
+    dataset: Dataset,
+    max_quality_drop: float,
+    device: str,
+    seed: int,
+    budget_minutes: float,
+) -> dict[str, Any]:
+    return {
         "model": str(model if not isinstance(model, Model) else model.base),
-        "task": the_task.name,
+        "task": task.name,
         "data": str(dataset.source),
         "rows": len(dataset),
         "max_quality_drop": max_quality_drop,
         "device": device,
         "seed": seed,
         "budget_minutes": budget_minutes,
-        "out": str(out_dir),
     }
-    with contextlib.ExitStack() as stack:
-        run = stack.enter_context(
-            track(
-                name, kind="optimize", ledger=book, instance=instance, region=region, params=params
-            )
-        )
-        evaluator = stack.enter_context(Evaluator()).start()  # imports while we work
-        ref_path = None
-        if the_task.name == "fidelity":
-            emit("phase", {"text": "reference outputs of the original model"})
-            import numpy as np
-
-            ref_path = work / "reference.npy"
-            np.save(ref_path, base.encode(the_task.texts(score)))
-        layers = getattr(getattr(base.module, "config", None), "num_hidden_layers", None)
-        space = tiers or base_pipelines(
-            engine=base.engine, device=device, layers=layers, has_tune_text=bool(tune.texts_all())
-        )
-        strategy = Strategy(
-            restrict(space, passes),
-            bound_max_drop=max_quality_drop,
-            device=device,
-            seed=seed,
-            runtime_top=runtime_variants if passes is None or "runtime_settings" in passes else 0,
-        )
-        ctx = PassContext(
-            texts=tune.texts_all(),
-            work_dir=work / "passes",
-            seed=seed,
-            device=device,
-            log=lambda m: emit("log", {"text": m}),
-        )
-        builder = _Builder(base, ctx)
-        common = {
-            "task": the_task.name,
-            "metric": the_task.metric,
-            "data": {"path": str(data_path), "options": {}},
-            "seed": seed,
-            "device": device,
-            "threads": threads,
-            "instance": instance,
-            "region": region,
-            "repeats": repeats,
-            "reference": str(ref_path) if ref_path else None,
-        }
-        spec_of = str(model) if not isinstance(model, Model) else None
-        deadline = started + budget_minutes * 60.0
-        interrupted = False
-        try:
-            while (cand := strategy.ask()) is not None:
-                if cand.tier != "baseline" and time.monotonic() > deadline:
-                    skipped = 1 + strategy.pending()
-                    emit("budget", {"skipped": skipped})
-                    break
-                emit("start", {"candidate": cand, "queued": strategy.estimate_remaining()})
-                record = _run_candidate(
-                    cand,
-                    builder,
-                    book,
-                    run.id,
-                    instance,
-                    region,
-                    common,
-                    work,
-                    spec_of if not cand.pipeline else None,
-                    emit,
-                    keep_candidates,
-                    memory_limit_mb,
-                    evaluator,
-                )
-                strategy.tell(cand, record)
-                records.append(record)
-                emit("done", {"record": record})
-                _finish(records, max_quality_drop, out_dir, run.id, write_best=False)
-        except KeyboardInterrupt:  # keep what was found: report it, then stop
-            interrupted = True
-            if not any(r["tier"] == "baseline" and r["status"] == "ok" for r in records):
-                raise
-        result = _finish(
-            records,
-            max_quality_drop,
-            out_dir,
-            run.id,
-            write_best=True,
-            keep_candidates=keep_candidates,
-            guard=guard,
-        )
-        elapsed = time.monotonic() - started
-        res = OptimizeResult(
-            baseline=result["baseline"],
-            best=result["best"],
-            pareto=result["pareto"],
-            candidates=records,
-            out=out_dir,
-            run_id=run.id,
-            task=the_task.name,
-            metric=the_task.metric,
-            max_quality_drop=max_quality_drop,
-            budget_s=budget_minutes * 60.0,
-            elapsed_s=elapsed,
-            skipped=skipped,
-            model=str(params["model"]),
-            data=str(dataset.source),
-            notes=result["notes"],
-        )
-        if interrupted:
-            res.notes.append("interrupted: the report covers the candidates evaluated so far")
-        from frugalml.search.report import write_reports
-
-        paths = write_reports(res)
-        run.log_artifacts(
-            candidates=str(out_dir / "candidates.json"),
-            **{p.name.replace(".", "_"): str(p) for p in paths},
-            **({"best": str(out_dir / "best")} if res.best else {}),
-        )
-        if res.best:
-            run.log_quality(
-                **{
-                    the_task.metric: float(res.best["quality"]),
-                    "baseline_" + the_task.metric: float(res.baseline["quality"]),
-                }
-            )
-        if interrupted:
-            raise KeyboardInterrupt
-    if not keep_candidates:
-        guard.remove(work / "cands")
-        guard.remove(work / "passes")
-    guard.mark_written(out_dir)
-    return res
 
 
-def _run_candidate(
-    cand: Candidate,
-    builder: _Builder,
-    book: Any,
-    parent_id: str,
-    instance: str | None,
-    region: str | None,
-    common: dict[str, Any],
-    work: Path,
-    original_spec: str | None,
-    emit: Listener,
-    keep_candidates: bool = False,
-    memory_limit_mb: float | None = None,
-    evaluator: Evaluator | None = None,
-) -> dict[str, Any]:
-    from frugalml.measure.hardware import environment, hardware
-    from frugalml.measure.prices import resolve
+def _meter(price: Price) -> Any:
+    from frugalml.measure.hardware import hardware
     from frugalml.measure.track import UsageMeter
-    from frugalml.search.worker import run_isolated
 
-    meter = UsageMeter(resolve(instance, region), hardware())
+    meter = UsageMeter(price, hardware())
     meter.start()
-    record: dict[str, Any] = {
+    return meter
+
+
+def _pass_context(tune: Dataset, work: Path, seed: int, device: str, emit: Listener) -> PassContext:
+    return PassContext(
+        texts=tune.texts_all(),
+        work_dir=work / "passes",
+        seed=seed,
+        device=device,
+        log=lambda m: emit("log", {"text": m}),
+    )
+
+
+def _strategy(
+    search: _Search,
+    tiers: dict[str, list[Pipeline]] | None,
+    passes: Sequence[str] | None,
+    max_quality_drop: float,
+    device: str,
+    seed: int,
+    runtime_variants: int,
+) -> Strategy:
+    base = search.base
+    layers = getattr(getattr(base.module, "config", None), "num_hidden_layers", None)
+    space = tiers or base_pipelines(
+        engine=base.engine,
+        device=device,
+        layers=layers,
+        has_tune_text=bool(search.splits["tune"].texts_all()),
+    )
+    return Strategy(
+        restrict(space, passes),
+        bound_max_drop=max_quality_drop,
+        device=device,
+        seed=seed,
+        runtime_top=runtime_variants if passes is None or "runtime_settings" in passes else 0,
+    )
+
+
+def _loop(
+    search: _Search,
+    strategy: Strategy,
+    records: list[CandidateRecord],
+    deadline: float,
+    max_drop: float,
+    out_dir: Path,
+) -> tuple[StopReason, int]:
+    """Ask, run, tell until the space is exhausted, the budget is spent or Ctrl-C; the stop
+    reason and how many candidates were left untried."""
+    try:
+        while (cand := strategy.ask()) is not None:
+            if cand.tier != "baseline" and time.monotonic() > deadline:
+                untried = 1 + strategy.untried()  # + the one just asked
+                search.emit("budget", {"untried": untried, "done": len(records)})
+                return "budget", untried
+            search.emit("start", {"candidate": cand, "queued": strategy.estimate_remaining()})
+            record = _run_candidate(search, cand)
+            strategy.tell(cand, record)
+            records.append(record)
+            search.emit("done", {"record": record})
+            _mark(records, max_drop)
+            _write_candidates(out_dir, {"stop_reason": None, "candidates": records})
+    except KeyboardInterrupt:  # keep what was found: report it, then stop
+        if not any(r["tier"] == "baseline" and r["status"] == "ok" for r in records):
+            raise
+        return "interrupted", strategy.untried()
+    return "completed", 0
+
+
+def _run_candidate(search: _Search, cand: Candidate) -> CandidateRecord:
+    """Build ``cand`` here, evaluate it on the select split in its own process, record it.
+
+    Its usage is this process's over the span plus the evaluating process's CPU (``wait4``):
+    the candidates' CPU adds up to what the search spent on them."""
+    meter = _meter(search.price)
+    record = _new_record(cand, search.run_id)
+    used: list[Outcome] = []
+    t0 = time.perf_counter()
+    try:
+        search.emit("phase", {"candidate": cand, "text": "applying passes"})
+        model_ref = _build(search, cand, record)
+        record["prepare_s"] = time.perf_counter() - t0
+        search.emit("phase", {"candidate": cand, "text": "evaluating"})
+        t1 = time.perf_counter()
+        result = search.evaluate(model_ref, cand.id, "select", used)
+        record["eval_s"] = time.perf_counter() - t1
+        record.update(result.to_dict())
+    except FrugalError as e:
+        record["status"], record["error"] = "failed", str(e)
+    except Exception as e:
+        record["status"], record["error"] = "failed", f"{type(e).__name__}: {e}"[:500]
+    usage = meter.stop(extra_cpu_s=sum(o.cpu_s for o in used))
+    if used and used[-1].peak_rss_bytes > usage.peak_host_bytes:  # the candidate's own peak
+        from dataclasses import replace
+
+        usage = replace(usage, peak_host_bytes=used[-1].peak_rss_bytes)
+    record["run_id"] = _record_run(search, record, usage)
+    return record
+
+
+def _new_record(cand: Candidate, parent_id: str) -> CandidateRecord:
+    return {
         "id": cand.id,
         "label": cand.label,
         "tier": cand.tier,
@@ -386,120 +447,183 @@ def _run_candidate(
         "optimize_run_id": parent_id,
         "model_dir": None,
     }
-    t0 = time.perf_counter()
-    try:
-        emit("phase", {"candidate": cand, "text": "applying passes"})
-        model = builder.build(cand.pipeline)
-        record["runtime"] = model.runtime.to_dict()
-        if original_spec is not None:
-            model_ref = original_spec
-        else:
-            folder = work / "cands" / cand.id
-            model.save(folder, candidate_id=cand.id, optimize_run_id=parent_id)
-            model_ref = str(folder)
-            record["model_dir"] = str(folder)
-        record["prepare_s"] = time.perf_counter() - t0
-        emit("phase", {"candidate": cand, "text": "evaluating"})
-        t1 = time.perf_counter()
-        result = run_isolated(
-            {**common, "model": model_ref, "out": str(work / cand.id)},
-            work,
-            evaluator=evaluator,
-            memory_limit_bytes=int(memory_limit_mb * 2**20) if memory_limit_mb else None,
-        )
-        record["eval_s"] = time.perf_counter() - t1
-        record.update(result.to_dict())
-    except FrugalError as e:
-        record.update(status="failed", error=str(e))
-    except Exception as e:
-        record.update(status="failed", error=f"{type(e).__name__}: {e}"[:500])
-    usage = meter.stop()
-    quality = {record["metric"]: float(record["quality"])} if record["status"] == "ok" else {}
-    record["run_id"] = book.record(
-        f"{cand.id} {cand.label}"[:200],
+
+
+def _build(search: _Search, cand: Candidate, record: CandidateRecord) -> str:
+    """Apply ``cand``'s passes and save it; what to evaluate (a folder, or the original)."""
+    model = search.builder.build(cand.pipeline)
+    record["runtime"] = model.runtime.to_dict()
+    if not cand.pipeline and search.original_spec is not None:
+        ref = search.original_spec
+    else:
+        folder = search.work / "cands" / cand.id
+        model.save(folder, candidate_id=cand.id, optimize_run_id=search.run_id)
+        ref = record["model_dir"] = str(folder)
+    search.model_refs[cand.id] = ref
+    return ref
+
+
+def _record_run(search: _Search, record: CandidateRecord, usage: Usage) -> str:
+    from frugalml.measure.hardware import environment, hardware
+
+    ok = record["status"] == "ok"
+    keep = record["model_dir"] and search.keep_candidates
+    return search.book.record(
+        f"{record['id']} {record['label']}"[:200],
         kind="candidate",
-        status="finished" if record["status"] == "ok" else "failed",
+        status="finished" if ok else "failed",
         usage=usage,
         params={
             "passes": record["passes"],
             "runtime": record.get("runtime"),
             "eval": {k: record.get(k) for k in EVAL_KEYS if k in record},
         },
-        quality=quality,
-        artifacts={"model": record["model_dir"]} if record["model_dir"] and keep_candidates else {},
+        quality={record["metric"]: float(record["quality"])} if ok else {},
+        artifacts={"model": str(record["model_dir"])} if keep else {},
         error=record["error"],
-        parent_id=parent_id,
+        parent_id=search.run_id,
         hardware=hardware(),
         environment=environment(),
     )
-    return record
 
 
-def _finish(
-    records: list[dict[str, Any]],
-    max_drop: float,
-    out_dir: Path,
-    run_id: str,
-    *,
-    write_best: bool,
-    keep_candidates: bool = True,
-    guard: OutputGuard | None = None,
-) -> dict[str, Any]:
-    """Mark Pareto/chosen, write candidates.json (and best/ at the end)."""
-    notes: list[str] = []
+def _baseline(records: list[CandidateRecord]) -> CandidateRecord:
     baseline = next((r for r in records if r["tier"] == "baseline"), None)
     if baseline is None or baseline["status"] != "ok":
         why = baseline["error"] if baseline else "not evaluated"
         raise BadInput(f"the original model could not be evaluated: {why}")
-    bound = QualityBound(
+    return baseline
+
+
+def _bound(baseline: CandidateRecord, max_drop: float) -> QualityBound:
+    return QualityBound(
         float(baseline["quality"]), max_drop, bool(baseline.get("higher_is_better", True))
     )
-    front = pareto_front(records)
-    front_ids = {r["id"] for r in front}
-    contenders = [
-        r
-        for r in records
-        if r["tier"] != "baseline"
-        and float(r.get("cost_usd_per_1m", math.inf)) < float(baseline["cost_usd_per_1m"])
-    ]
-    best = Cheapest().pick(contenders, bound)
+
+
+def _mark(records: list[CandidateRecord], max_drop: float) -> None:
+    """Per-record figures against the baseline (selection split) and the Pareto flag."""
+    baseline = _baseline(records)
+    bound = _bound(baseline, max_drop)
+    front_ids = {r["id"] for r in pareto_front(records)}
     for r in records:
         r["on_pareto"] = r["id"] in front_ids
-        r["chosen"] = best is not None and r["id"] == best["id"]
-        if r["status"] == "ok":
-            r["quality_drop"] = bound.drop(r)
-            r["meets_bound"] = bound.allows(r)
-            r["cost_ratio"] = (
-                float(baseline["cost_usd_per_1m"]) / float(r["cost_usd_per_1m"])
-                if float(r["cost_usd_per_1m"]) > 0
-                else math.inf
-            )
-            r["throughput_ratio"] = float(r["throughput_per_s"]) / float(
-                baseline["throughput_per_s"]
-            )
+        r.setdefault("chosen", False)
+        if r["status"] != "ok":
+            continue
+        r["quality_drop"] = bound.drop(r)
+        r["meets_bound"] = bound.allows(r)
+        cost = float(r["cost_usd_per_1m"])
+        r["cost_ratio"] = float(baseline["cost_usd_per_1m"]) / cost if cost > 0 else math.inf
+        r["throughput_ratio"] = float(r["throughput_per_s"]) / float(baseline["throughput_per_s"])
+
+
+def _choose(
+    search: _Search, records: list[CandidateRecord], max_drop: float, *, final_check: bool
+) -> tuple[CandidateRecord | None, list[str]]:
+    """``constraints.choose`` with final-split evaluations (none when interrupted)."""
+    baseline = _baseline(records)
+    _mark(records, max_drop)
+    if not final_check:
+        return None, ["interrupted: no final check ran, so no model was chosen"]
+    best, notes = choose(
+        [r for r in records if r["tier"] != "baseline"],
+        baseline,
+        max_drop,
+        final_quality=lambda r: _final_quality(search, r),
+    )
+    return best, notes
+
+
+def _final_quality(search: _Search, record: CandidateRecord) -> float:
+    """Quality on the final split (one timed pass); NaN when that evaluation fails."""
+    used: list[Outcome] = []
+    try:
+        result = search.evaluate(
+            search.model_refs[record["id"]], f"{record['id']}-final", "final", used,
+            repeats=FINAL_REPEATS,
+        )  # fmt: skip
+    except FrugalError as e:
+        record["final_error"] = str(e)
+        return math.nan
+    return float(result.quality)
+
+
+def _production_cost(
+    meter: Any, run_id: str, candidates: int, book: Ledger, model: str | Path | Model
+) -> ProductionCost:
+    """The search's usage (this process + the reaped server and its processes), plus the
+    fine-tune that produced the original when frugal trained it (its manifest's run)."""
+    cost = ProductionCost.of(meter.stop(), run_id, candidates)
+    trained = _training_run(book, model)
+    if trained is not None and trained.usage is not None:
+        cost = cost.plus(trained.usage, trained.id)
+    return cost
+
+
+def _training_run(book: Ledger, model: str | Path | Model) -> Any:
+    from frugalml.models.load import resolve_path
+
+    if isinstance(model, Model):
+        return None
+    try:
+        manifest = json.loads((resolve_path(model) / "frugal.json").read_text())
+    except (OSError, ValueError, FrugalError):
+        return None
+    run_id = manifest.get("train_run_id") or manifest.get("run_id")
+    if not run_id:
+        return None
+    try:
+        run = book.get(str(run_id))
+    except FrugalError:
+        return None
+    return run if run.kind in ("finetune", "tune", "trial", "train") else None
+
+
+def _save(result: OptimizeResult, search: _Search, guard: OutputGuard) -> None:
+    """``best/`` (the chosen model, its manifest naming the search) and ``candidates.json``."""
+    best_dir = result.out / "best"
+    guard.remove(best_dir)  # only what frugal wrote there
+    best = result.best
+    if best is not None and (folder := best.get("model_dir")):
+        shutil.copytree(folder, best_dir, dirs_exist_ok=True)
+        man_path = best_dir / "frugal.json"
+        man = json.loads(man_path.read_text())
+        man.update(
+            optimize_run_id=result.run_id,
+            candidate_id=best["id"],
+            candidate_run_id=best.get("run_id"),
+            quality={k: best.get(k) for k in (*EVAL_KEYS, "final_quality")},
+            production_cost=result.production_cost.to_dict() if result.production_cost else None,
+        )
+        man_path.write_text(json.dumps(man, indent=2, default=str) + "\n")
+        best["best_dir"] = str(best_dir)
+    if not search.keep_candidates:  # the folders are removed after this write
+        for r in result.candidates:
+            r["model_dir"] = r.get("best_dir")
+    _write_candidates(result.out, result.candidates_file())
+
+
+def _write_candidates(out_dir: Path, content: dict[str, Any]) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    if write_best:
-        best_dir = out_dir / "best"
-        (guard or OutputGuard()).remove(best_dir)  # only what frugal wrote there
-        if best is not None and best.get("model_dir"):
-            shutil.copytree(best["model_dir"], best_dir, dirs_exist_ok=True)
-            man_path = best_dir / "frugal.json"
-            man = json.loads(man_path.read_text())
-            man.update(
-                optimize_run_id=run_id,
-                candidate_id=best["id"],
-                candidate_run_id=best.get("run_id"),
-                quality={k: best.get(k) for k in EVAL_KEYS},
-            )
-            man_path.write_text(json.dumps(man, indent=2, default=str) + "\n")
-            best["best_dir"] = str(best_dir)
-        elif best is None:
-            notes.append(
-                f"no candidate within {max_drop:g} points of the original "
-                f"({baseline['quality']:.2f}) is cheaper than it"
-            )
-        if not keep_candidates:  # the folders are removed after this write
-            for r in records:
-                r["model_dir"] = r.get("best_dir")
-    (out_dir / "candidates.json").write_text(json.dumps(records, indent=2, default=str) + "\n")
-    return {"baseline": baseline, "best": best, "pareto": front, "notes": notes}
+    (out_dir / "candidates.json").write_text(json.dumps(content, indent=2, default=str) + "\n")
+
+
+def _log_result(run: Any, result: OptimizeResult, paths: list[Path]) -> None:
+    run.log_artifacts(
+        candidates=str(result.out / "candidates.json"),
+        **{p.name.replace(".", "_"): str(p) for p in paths},
+        **({"best": str(result.out / "best")} if result.best else {}),
+    )
+    run.log_params(
+        stop_reason=result.stop_reason,
+        untried=result.untried,
+        production_cost=result.production_cost.to_dict() if result.production_cost else None,
+    )
+    if result.best:
+        run.log_quality(
+            **{
+                result.metric: float(result.best["quality"]),
+                "baseline_" + result.metric: float(result.baseline["quality"]),
+            }
+        )

@@ -200,6 +200,16 @@ class Strategy:
         """Candidates queued now (later phases may add more)."""
         return len(self._queue)
 
+    def untried(self) -> int:
+        """Candidates known and not tried: queued, plus the tiers not yet expanded (runtime
+        variants are not counted: which ones depends on results)."""
+        later = 0
+        if self._phase < 1:
+            later += len([p for p in self.tiers.get("convert", []) if p not in self._tried])
+        if self._phase < 3:
+            later += len([p for p in self.tiers.get("structure", []) if p not in self._tried])
+        return len(self._queue) + later
+
     def estimate_remaining(self) -> int:
         """Queued candidates plus a guess for the phases not yet expanded."""
         later = 0

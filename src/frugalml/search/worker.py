@@ -10,8 +10,14 @@ milliseconds. The measurement itself is ``evaluate`` (the same as ``frugal eval`
 
 SPEC.json: ``model`` (folder or spec), ``task``, ``data`` (``path`` + ``options`` for
 ``load_data``), ``seed``, ``device``, ``threads``, ``batch_size``, ``length_sort``,
-``instance``, ``region``, ``repeats``, ``reference`` (.npy of fidelity reference outputs or
-null), ``out`` (result prefix: ``out.json`` + ``out.npz``, or ``out.error.json``).
+``instance``, ``region``, ``repeats``, ``split`` (which rows are scored, as in ``evaluate``),
+``reference`` (.npy of the reference outputs for the scored rows of a task that
+``needs_reference``, or null), ``out`` (result prefix: ``out.json`` + ``out.npz``, or
+``out.error.json``).
+
+The server reaps each evaluating process with ``wait4`` and replies with its resource usage
+(CPU seconds, peak RSS): the evaluation runs outside the search's process tree until the
+server exits, so the search charges these figures to the candidate (``Outcome``).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import json
 import subprocess
 import sys
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +66,7 @@ def evaluate_spec(spec: dict[str, Any]) -> int:
             reference=ref,
             seed=spec.get("seed", 0),
             repeats=spec.get("repeats", 3),
+            split=spec.get("split", "auto"),
         )
         result.save(out)
         return 0
@@ -106,8 +114,9 @@ def serve(stdin: Any = None, stdout: Any = None) -> int:
     """Fork server: import the heavy libraries once, then fork one child per request.
 
     Protocol (one JSON object per line): request ``{"spec": PATH, "limit": BYTES|null,
-    "log": PATH}``; reply ``{"exit": CODE}`` (negative: killed by that signal). The child's
-    output goes to ``log`` so it cannot garble the protocol.
+    "log": PATH}``; reply ``{"exit": CODE, "cpu_s": S, "peak_rss_bytes": B}`` (exit negative:
+    killed by that signal; CPU and peak RSS of the child, from ``wait4``). The child's output
+    goes to ``log`` so it cannot garble the protocol.
     """
     import importlib
     import os
@@ -139,10 +148,24 @@ def serve(stdin: Any = None, stdout: Any = None) -> int:
                 code = evaluate_spec(json.loads(Path(req["spec"]).read_text()))
             finally:
                 os._exit(code)
-        _pid, status = os.waitpid(pid, 0)
-        stdout.write(json.dumps({"exit": os.waitstatus_to_exitcode(status)}) + "\n")
+        _pid, status, rusage = os.wait4(pid, 0)
+        reply = {
+            "exit": os.waitstatus_to_exitcode(status),
+            "cpu_s": rusage.ru_utime + rusage.ru_stime,
+            "peak_rss_bytes": rusage.ru_maxrss * 1024,  # Linux reports KiB
+        }
+        stdout.write(json.dumps(reply) + "\n")
         stdout.flush()
     return 0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one evaluating process ended: exit code, CPU seconds and peak RSS (bytes)."""
+
+    exit: int
+    cpu_s: float = 0.0
+    peak_rss_bytes: int = 0
 
 
 class Evaluator:
@@ -180,7 +203,8 @@ class Evaluator:
             self._ready = True
         return proc
 
-    def run(self, spec_path: Path, log: Path, limit: int | None) -> int:
+    def run(self, spec_path: Path, log: Path, limit: int | None) -> Outcome:
+        """Evaluate in a fresh process: its exit code and what it used."""
         proc = self._started()
         assert proc.stdin is not None and proc.stdout is not None
         try:
@@ -193,8 +217,11 @@ class Evaluator:
             reply = ""
         if not reply:  # the server itself died (e.g. the OOM killer picked it): restart later
             self.close()
-            return -9
-        return int(json.loads(reply)["exit"])
+            return Outcome(exit=-9)
+        data = json.loads(reply)
+        return Outcome(
+            int(data["exit"]), float(data.get("cpu_s", 0.0)), int(data.get("peak_rss_bytes", 0))
+        )
 
     def close(self) -> None:
         if self._proc is not None:
@@ -219,11 +246,13 @@ def run_isolated(
     *,
     evaluator: Evaluator | None = None,
     memory_limit_bytes: int | None = None,
+    used: list[Outcome] | None = None,
 ) -> Any:
     """Evaluate ``spec`` in a fresh process; the ``EvalResult`` or ``CandidateFailed``.
 
     ``memory_limit_bytes`` caps the process's address space (``RLIMIT_AS``): a candidate that
     needs more fails alone instead of pushing the machine into swap or the OOM killer.
+    ``used``: the process's ``Outcome`` (CPU, peak RSS) is appended to it, failed or not.
     """
     from frugalml.search.evaluate import EvalResult
 
@@ -235,9 +264,12 @@ def run_isolated(
     log = work / (out.name + ".log")
     if evaluator is None:
         with Evaluator() as own:
-            code = own.run(spec_path, log, memory_limit_bytes)
+            outcome = own.run(spec_path, log, memory_limit_bytes)
     else:
-        code = evaluator.run(spec_path, log, memory_limit_bytes)
+        outcome = evaluator.run(spec_path, log, memory_limit_bytes)
+    if used is not None:
+        used.append(outcome)
+    code = outcome.exit
     limit = f" (limit {memory_limit_bytes / 2**20:.0f} MiB)" if memory_limit_bytes else ""
     if out.with_suffix(".error.json").exists():
         err = json.loads(out.with_suffix(".error.json").read_text())

@@ -5,6 +5,10 @@
   (``tasks.classification``).
 - ``fidelity``: unlabelled text → agreement with the original model x 100 (``tasks.fidelity``).
 
+Adding a task is one module in this package: a ``Task`` subclass with a ``name`` registers
+itself (``TASKS``; every module here is imported once), declares what it needs
+(``needs_reference``, ``learns_from_data``) and its ``summary`` for help texts.
+
 ``get_task(name)`` returns a task; ``quality_on(task, items, indices)`` recomputes a task's
 metric on a subset or resample of rows (for paired bootstraps). See ``tasks.base``.
 """
@@ -16,12 +20,19 @@ from collections.abc import Sequence
 import numpy as np
 
 from frugalml.errors import BadInput
-from frugalml.tasks.base import Context, Items, Task
-from frugalml.tasks.classification import Classification
-from frugalml.tasks.fidelity import Fidelity
-from frugalml.tasks.similarity import Similarity
+from frugalml.tasks.base import TASKS, Context, Items, Task
 
-TASKS: dict[str, type[Task]] = {t.name: t for t in (Similarity, Classification, Fidelity)}
+
+def _import_task_modules() -> None:
+    import importlib
+    import pkgutil
+
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name != "base":
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+_import_task_modules()
 
 
 def get_task(task: str | Task, *, metric: str | None = None, seed: int = 0) -> Task:
@@ -31,6 +42,11 @@ def get_task(task: str | Task, *, metric: str | None = None, seed: int = 0) -> T
     if task not in TASKS:
         raise BadInput(f"unknown task '{task}'", hint=f"use one of {', '.join(TASKS)}")
     return TASKS[task](metric=metric, seed=seed)
+
+
+def help_text() -> str:
+    """``"classification (text + label → accuracy), ..."``: every registered task, for --help."""
+    return ", ".join(f"{name} ({t.summary})" for name, t in sorted(TASKS.items())) + "."
 
 
 def quality_on(
@@ -44,4 +60,4 @@ def quality_on(
     return get_task(task, metric=metric).quality_on(items, indices)
 
 
-__all__ = ["TASKS", "Context", "Items", "Task", "get_task", "quality_on"]
+__all__ = ["TASKS", "Context", "Items", "Task", "get_task", "help_text", "quality_on"]

@@ -1,9 +1,19 @@
 """What a task is: how to split the data, which texts to run, and how to score per row.
 
-A task scores a model on the user's data in *points* (correlation or accuracy x 100). The data
-is split once, seeded: the ``score`` part is what quality is measured on; the ``tune`` part is
-what anything that learns from data uses (a classification probe, static-quantization
-calibration, distillation), so no model is scored on rows it was tuned on.
+A task scores a model on the user's data in *points* (correlation or accuracy x 100). What it
+needs is declared, not looked up by name: ``needs_reference`` (it compares with the original
+model's outputs) and ``learns_from_data(model)`` (it fits something on rows: a probe).
+
+Splits (``SPLITS``), all seeded and stratified by label when labelled:
+
+- ``all``: every row is scored — when nothing is learnt from the data (``frugal eval`` of a
+  similarity or fidelity task, or a classifier with its own head);
+- ``score``: the held-out half (``SCORE_FRACTION``); the other half (``tune``) fits what
+  learns (a probe on a bare encoder), so no model is scored on rows it was fitted on;
+- ``select`` / ``final``: ``optimize``'s three-way split. ``tune`` (a third) is what passes
+  learn from (calibration, distillation) and a probe is fitted on; every candidate is scored
+  and selected on ``select``; ``final`` is touched by no pass and no selection: the bound is
+  checked there once more before a model is saved.
 
 Scoring goes through per-row ``items`` (e.g. each pair's predicted similarity and gold score,
 each text's correctness), and ``quality_on(items, indices)`` recomputes the metric on any
@@ -28,7 +38,10 @@ if TYPE_CHECKING:
 
 Items = dict[str, np.ndarray]
 SCORE_FRACTION = 0.5  # half the rows are held out for scoring
+FINAL_FRACTION = 1 / 3  # optimize: a third for the final check, then tune and select halve the rest
 MIN_ROWS = 4
+MIN_ROWS_SEARCH = 6  # two rows per part of optimize's three-way split
+SPLITS = ("all", "score", "select", "final")
 
 
 @dataclass
@@ -41,12 +54,23 @@ class Context:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
+TASKS: dict[str, type[Task]] = {}  # name -> class, filled as task modules are imported
+
+
 class Task(ABC):
-    """A way to measure quality. Subclasses set ``name``, ``metric`` and implement 3 methods."""
+    """A way to measure quality. Subclasses set ``name``, ``metric`` and implement 3 methods;
+    a subclass with a ``name`` registers itself in ``TASKS``."""
 
     name: ClassVar[str]
     metrics: ClassVar[tuple[str, ...]]  # the first is the default
     higher_is_better: ClassVar[bool] = True
+    summary: ClassVar[str] = ""  # one line for help texts: "pairs + gold score → Spearman"
+    needs_reference: ClassVar[bool] = False  # scored against the original model's outputs
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            TASKS[cls.name] = cls
 
     def __init__(self, metric: str | None = None, seed: int = 0) -> None:
         if metric is not None and metric not in self.metrics:
@@ -78,6 +102,38 @@ class Task(ABC):
     ) -> Context:
         """Fit what scoring needs (default: nothing). ``reference`` = the original's outputs."""
         return Context(reference=reference)
+
+    def learns_from_data(self, model: Model) -> bool:
+        """Whether scoring ``model`` fits something on rows (then they cannot all be scored)."""
+        return False
+
+    def auto_split(self, model: Model) -> str:
+        """``all`` when nothing is learnt from the data, else the held-out ``score`` half."""
+        return "score" if self.learns_from_data(model) else "all"
+
+    def parts(self, data: Dataset, split: str, seed: int = 0) -> tuple[Dataset, Dataset]:
+        """(fit, scored) rows for a named split (``SPLITS``); ``fit`` is what may be learnt."""
+        if split == "all":
+            if len(data) < 2:
+                raise BadInput(f"{data.source or 'the data'} has {len(data)} row(s)")
+            return data, data
+        if split == "score":
+            return self.split(data, seed)
+        if split in ("select", "final"):
+            tune, select, final = self.search_split(data, seed)
+            return tune, select if split == "select" else final
+        raise BadInput(f"unknown split '{split}'", hint=f"use one of {', '.join(SPLITS)}")
+
+    def search_split(self, data: Dataset, seed: int = 0) -> tuple[Dataset, Dataset, Dataset]:
+        """(tune, select, final): optimize's three-way split (a third each, seeded)."""
+        if len(data) < MIN_ROWS_SEARCH:
+            raise BadInput(
+                f"{data.source or 'the data'} has {len(data)} rows; optimize needs at least "
+                f"{MIN_ROWS_SEARCH} (a third each to tune, select and check the final choice)"
+            )
+        rest, final = data.split(FINAL_FRACTION, seed=seed)
+        tune, select = rest.split(0.5, seed=seed)
+        return tune, select, final
 
     def split(self, data: Dataset, seed: int = 0) -> tuple[Dataset, Dataset]:
         """(tune, score): a seeded split of the rows, stratified by label when labelled."""

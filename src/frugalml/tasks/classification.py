@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 class Classification(Task):
     name = "classification"
     metrics = ("accuracy", "macro_f1")
+    summary = "text + label → accuracy"
+
+    def learns_from_data(self, model: Model) -> bool:
+        return model.output != "logits"  # a bare encoder is scored through a fitted probe
 
     def check(self, data: Dataset) -> None:
         if data.labels is None:

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 class Fidelity(Task):
     name = "fidelity"
     metrics = ("agreement",)
+    summary = "text → agreement with the original model"
+    needs_reference = True
 
     def check(self, data: Dataset) -> None:
         return None  # any text will do; load_data already refused files without a text column

@@ -19,6 +19,7 @@ from frugalml.tasks.base import Context, Items, Task, pick
 class Similarity(Task):
     name = "similarity"
     metrics = ("spearman", "pearson")
+    summary = "pairs + gold score → Spearman"
 
     def check(self, data: Dataset) -> None:
         if data.texts2 is None or data.scores is None:

@@ -1,0 +1,153 @@
+"""Selection: ties inside the measured noise, and the bound held on a split nobody chose on.
+
+Pure functions over records (no model): the figures are the demo's from issue 12."""
+
+from __future__ import annotations
+
+import ast
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from frugalml.search.constraints import Cheapest, QualityBound, choose
+from frugalml.search.pareto import (
+    COST_NOISE_FLOOR,
+    QUALITY_TOLERANCE,
+    noise_band,
+    pareto_front,
+    pick,
+)
+
+
+def rec(i: str, q: float, c: float, passes: int = 1, **more: Any) -> dict[str, Any]:
+    return {
+        "id": i,
+        "label": i,
+        "quality": q,
+        "cost_usd_per_1m": c,
+        "status": "ok",
+        "higher_is_better": True,
+        "passes": [{"name": f"p{n}"} for n in range(passes)],
+        **more,
+    }
+
+
+def test_a_cost_difference_inside_the_noise_goes_to_quality() -> None:
+    """c09 is 0.3% cheaper than c13 (inside the timing noise) for 0.72 points less: c13."""
+    c09, c13 = rec("c09", 99.28, 0.0321, 3), rec("c13", 100.00, 0.0322, 3)
+    assert pick([c09, c13])["id"] == "c13"
+    bound = QualityBound(100.0, 1.0)
+    assert Cheapest().pick([c09, c13], bound)["id"] == "c13"
+    assert [r["id"] for r in pareto_front([c09, c13])] == ["c13"]
+    # a real saving (beyond both bands) is not a tie
+    c20 = rec("c20", 99.28, 0.0321 * (1 - 3 * COST_NOISE_FLOOR), 3)
+    assert pick([c20, c13])["id"] == "c20"
+
+
+def test_a_measured_cost_interval_wider_than_the_floor_makes_a_tie() -> None:
+    a = rec("a", 99.0, 1.00, cost_usd_per_1m_low=0.80, cost_usd_per_1m_high=1.20)
+    b = rec("b", 99.5, 1.15)
+    assert pick([a, b])["id"] == "b"  # 13% dearer, but inside a's measured interval
+    band = noise_band(a)
+    assert band["cost_usd_per_1m_low"] == 0.80 and band["cost_usd_per_1m_high"] == 1.20
+    assert band["quality_high"] - band["quality_low"] == pytest.approx(2 * QUALITY_TOLERANCE)
+
+
+def test_quality_within_the_tolerance_is_a_tie_which_goes_to_the_simpler_pipeline() -> None:
+    """c12 and c19 beat the others by 1e-5 points: not a reason to be on the front."""
+    simple = rec("c01", 100.0, 1.0, passes=1)
+    c12 = rec("c12", 100.0 + 1e-5, 1.0, passes=3)
+    c19 = rec("c19", 100.0 + 1e-5, 1.01, passes=4)
+    assert [r["id"] for r in pareto_front([simple, c12, c19])] == ["c01"]
+    assert pick([c12, simple, c19])["id"] == "c01"
+
+
+def test_the_bound_is_checked_again_on_the_final_split() -> None:
+    """c02 is the cheapest within the bound on the select split but loses 3 points on the
+    final split: it is not chosen; c01, within the bound on both, is."""
+    base = rec("c00", 90.0, 10.0, passes=0)
+    c01 = rec("c01", 89.5, 5.0)
+    c02 = rec("c02", 89.4, 2.0)
+    final = {"c00": 91.0, "c01": 90.6, "c02": 88.0}
+    asked: list[str] = []
+
+    def final_quality(r: dict[str, Any]) -> float:
+        asked.append(r["id"])
+        return final[r["id"]]
+
+    best, notes = choose([c01, c02], base, 1.0, final_quality)
+    assert best is c01 and c01["chosen"] and c01["final_check"] == "passed"
+    assert c02["final_check"] == "failed" and c02["final_quality_drop"] == pytest.approx(3.0)
+    assert "c02" in notes[0] and "final split" in notes[0]
+    assert asked == ["c00", "c02", "c01"]  # the baseline once, then in order of preference
+    # none holds on the final split: nothing is chosen
+    final["c01"] = 80.0
+    for r in (base, c01, c02):
+        r.pop("final_quality", None)
+    assert choose([c01, c02], base, 1.0, final_quality)[0] is None
+    # a failed final evaluation (NaN) never passes
+    assert choose([c01], rec("c00", 90.0, 10.0, passes=0), 5.0, lambda r: math.nan)[0] is None
+
+
+def test_search_does_not_import_report() -> None:
+    """Layers run one way: search returns its result, the caller writes the reports."""
+    import frugalml.search
+
+    root = Path(frugalml.search.__file__).parent
+    for file in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(file.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            assert not any(n.startswith(("frugalml.report", "frugalml.cli")) for n in names), file
+
+
+def test_untried_counts_queued_and_unexpanded_tiers() -> None:
+    """A budget that ends after the first variant leaves the rest of the convert tier and the
+    whole structure tier untried (runtime variants depend on results: not counted)."""
+    from frugalml.passes import LayerDrop, OnnxExport, QuantizeDynamic
+    from frugalml.search.space import Strategy
+
+    strategy = Strategy(
+        {"convert": [(OnnxExport(),), (QuantizeDynamic(),)], "structure": [(LayerDrop(keep=2),)]},
+        bound_max_drop=1.0,
+    )
+    assert strategy.untried() == 1 + 3  # the baseline, then every pipeline
+    base = strategy.ask()
+    assert base is not None
+    strategy.tell(base, {**rec(base.id, 90.0, 10.0), "batch_size": 32})
+    first = strategy.ask()
+    assert first is not None and first.tier == "convert"
+    assert strategy.untried() == 2  # one convert + one structure
+
+
+def test_a_fine_tuned_original_adds_its_fine_tune_to_the_production_cost(tmp_path: Path) -> None:
+    """The lineage of an optimized fine-tuned model: the search, plus the fine-tune run its
+    manifest names (``run_id``), as the ledger recorded it."""
+    import json
+
+    from frugalml.ledger import Ledger
+    from frugalml.measure.track import track
+    from frugalml.search.result import ProductionCost
+    from frugalml.search.runner import _training_run
+    from tinymodels import tiny_bert
+
+    book = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    with track("finetune tiny", kind="finetune", ledger=book) as run:
+        sum(i * i for i in range(200_000))  # some CPU to measure
+    folder = tiny_bert(tmp_path / "tuned")
+    (folder / "frugal.json").write_text(json.dumps({"kind": "hf-encoder", "run_id": run.id}))
+    trained = _training_run(book, str(folder))
+    assert trained is not None and trained.id == run.id and trained.usage is not None
+    search = ProductionCost(1.0, 10.0, "estimate", 5.0, 60.0, 0.1, ("opt",), 3)
+    total = search.plus(trained.usage, trained.id)
+    assert total.runs == ("opt", run.id) and total.candidates == 3
+    assert total.cpu_s == pytest.approx(5.0 + trained.usage.cpu_s)
+    assert total.wall_s == pytest.approx(60.0 + trained.usage.wall_s)
+    assert total.cost_usd == pytest.approx(1.0 + trained.usage.cost_usd)
+    assert _training_run(book, str(tiny_bert(tmp_path / "plain"))) is None  # no lineage
