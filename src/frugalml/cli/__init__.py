@@ -8,6 +8,7 @@ from typing import NoReturn
 from rich.markup import escape
 
 from frugalml.cli import (  # noqa: F401  (importing a module registers its commands)
+    budget_cmds,
     data_cmds,
     ledger_cmds,
     optimize_cmds,

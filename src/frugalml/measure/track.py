@@ -305,6 +305,9 @@ class track:  # used like a function: `with track(...)` / `@track(...)`
         params: parameters to record up front.
         parent: the parent run (``Run`` or id), e.g. an optimize run over its candidates.
         heartbeat_s: seconds between heartbeats; a run silent for 4 beats is ``crashed``.
+        project, user: tag the run; a budget that covers it and is spent refuses it with
+            ``OverBudget`` (ledger/budgets.py), unless ``allow_over_budget``.
+        reserve_usd: dollars the run holds against its budgets while it runs.
     """
 
     def __init__(
@@ -318,8 +321,13 @@ class track:  # used like a function: `with track(...)` / `@track(...)`
         params: dict[str, Any] | None = None,
         parent: Run | str | None = None,
         heartbeat_s: float = DEFAULT_HEARTBEAT_S,
+        project: str | None = None,
+        user: str | None = None,
+        reserve_usd: float | None = None,
+        allow_over_budget: bool = False,
     ) -> None:
         self._fn: Callable[..., Any] | None = None
+        self._budget = (project, user, reserve_usd, allow_over_budget)
         if callable(name):  # bare @track
             self._fn, name = name, getattr(name, "__qualname__", "job")
         self.name = name or "job"
@@ -339,15 +347,24 @@ class track:  # used like a function: `with track(...)` / `@track(...)`
     def __enter__(self) -> Run:
         ledger, owned = self._open_ledger()
         hw = hardware()
-        run_id = ledger.start_run(
-            self.name,
-            kind=self.kind,
-            params=self.params,
-            parent_id=self.parent_id,
-            hardware=hw,
-            environment=environment(),
-            heartbeat_s=self.heartbeat_s,
-        )
+        from frugalml.ledger.budgets import guard_for
+
+        project, user, reserve, allow = self._budget
+        try:
+            run_id = ledger.start_run(
+                self.name,
+                guard=guard_for(ledger, project, user, reserve_usd=reserve, allow_over=allow),
+                kind=self.kind,
+                params=self.params,
+                parent_id=self.parent_id,
+                hardware=hw,
+                environment=environment(),
+                heartbeat_s=self.heartbeat_s,
+            )
+        except BaseException:  # refused (over budget) or unreachable: nothing was started
+            if owned:
+                ledger.close()
+            raise
         run = Run(ledger, run_id, self.name)
         run.params.update(self.params)
         meter = UsageMeter(self.price, hw)

@@ -1,0 +1,90 @@
+"""Guardrails: real child processes stopped by --max-minutes, --max-usd, --idle-timeout, each
+leaving a ``stopped`` run with its reason and its usage so far."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from frugalml.errors import BadInput
+from frugalml.measure.guard import Limits
+
+BUSY = [sys.executable, "-c", "while True: pass"]
+DEAF = [  # ignores SIGTERM: only the SIGKILL after the grace period ends it
+    sys.executable,
+    "-c",
+    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)",
+]
+
+
+def _run(cli: Callable[..., Any], *args: str) -> tuple[Any, dict[str, Any]]:
+    proc = cli("measure", "--json", *args)
+    record = json.loads(proc.stdout[proc.stdout.index("{") :])
+    return proc, record
+
+
+def test_sleep_stopped_by_max_minutes(cli: Callable[..., Any]) -> None:
+    proc, run = _run(cli, "--max-minutes", "0.02", "--grace", "2", "--", "sleep", "120")
+    assert proc.returncode == 143  # the child's own end: killed by SIGTERM
+    assert run["status"] == "stopped"
+    assert run["error"].startswith("stopped (time): 0.02 min time limit reached")
+    assert 1.0 <= run["wall_s"] < 100  # stopped, not left to sleep its 120 s
+    assert run["usage"]["cost_usd"] > 0  # its usage so far is kept
+
+
+def test_busy_child_stopped_by_max_usd(
+    cli: Callable[..., Any], _isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = _isolated_home / "config.toml"
+    cfg.write_text('[instances."test/pricey"]\nusd_per_hour = 36000.0\n')  # $10 a second
+    monkeypatch.setenv("FRUGAL_CONFIG", str(cfg))
+    proc, run = _run(
+        cli, "--instance", "test/pricey", "--max-usd", "5", "--grace", "2", "--", *BUSY
+    )
+    assert proc.returncode == 143
+    assert run["status"] == "stopped" and "stopped (budget)" in run["error"]
+    assert run["usage"]["cost_usd"] >= 5.0
+    assert run["wall_s"] >= 0.5  # $5 at $10 a second
+
+
+def test_idle_child_stopped_by_idle_timeout(cli: Callable[..., Any]) -> None:
+    proc, run = _run(cli, "--idle-timeout", "1", "--grace", "2", "--", "sleep", "120")
+    assert proc.returncode == 143
+    assert run["status"] == "stopped" and "stopped (idle)" in run["error"]
+    assert run["wall_s"] >= 1.0
+
+
+def test_a_child_ignoring_sigterm_is_killed_after_the_grace(cli: Callable[..., Any]) -> None:
+    proc, run = _run(cli, "--max-minutes", "0.01", "--grace", "1", "--", *DEAF)
+    assert proc.returncode == 137  # SIGKILL to its process group
+    assert run["status"] == "stopped" and "(time)" in run["error"]
+
+
+def test_a_busy_child_is_not_idle(cli: Callable[..., Any]) -> None:
+    code = "import time\nt = time.time()\nwhile time.time() - t < 2.5: pass"
+    proc, run = _run(cli, "--idle-timeout", "1.5", "--", sys.executable, "-c", code)
+    assert proc.returncode == 0, proc.stderr
+    assert run["status"] == "finished"
+
+
+@pytest.mark.parametrize(
+    "limits, message",
+    [
+        (Limits(max_minutes=0), "--max-minutes"),
+        (Limits(max_usd=-1), "--max-usd"),
+        (Limits(idle_timeout_s=1, idle_below_pct=0), "--idle-below"),
+    ],
+)
+def test_bad_limits_are_refused(limits: Limits, message: str) -> None:
+    with pytest.raises(BadInput, match=message):
+        limits.check()
+
+
+def test_bad_limit_on_the_command_line_is_exit_2(cli: Callable[..., Any]) -> None:
+    proc = cli("measure", "--max-minutes", "0", "--", "true")
+    assert proc.returncode == 2 and "--max-minutes must be a positive number" in proc.stderr
