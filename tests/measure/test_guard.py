@@ -88,3 +88,61 @@ def test_bad_limits_are_refused(limits: Limits, message: str) -> None:
 def test_bad_limit_on_the_command_line_is_exit_2(cli: Callable[..., Any]) -> None:
     proc = cli("measure", "--max-minutes", "0", "--", "true")
     assert proc.returncode == 2 and "--max-minutes must be a positive number" in proc.stderr
+
+
+def test_track_block_stopped_by_max_minutes(tmp_path: Path) -> None:
+    """``frugalml.track(limits=...)``: the block gets GuardStop, the process exits 143 and the
+    run is ``stopped`` (time) with its usage."""
+    import os
+    import subprocess
+
+    from frugalml.ledger import Ledger
+
+    script = tmp_path / "job.py"
+    script.write_text(
+        "import time, frugalml\n"
+        "from frugalml.measure.guard import Limits\n"
+        "with frugalml.track('job', limits=Limits(max_minutes=0.02, grace_s=2)):\n"
+        "    time.sleep(120)\n"
+        "print('not reached')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+        env=os.environ.copy(),
+    )  # fmt: skip
+    assert proc.returncode == 143, proc.stderr
+    assert "not reached" not in proc.stdout
+    with Ledger() as book:
+        (run,) = book.runs(name="job")
+    assert run.status == "stopped" and run.error and "stopped (time)" in run.error
+    assert run.usage is not None and run.usage.wall_s >= 1.0
+
+
+def test_idle_lists_runs_that_stayed_low_with_their_idle_cost(cli: Callable[..., Any]) -> None:
+    from frugalml.ledger import Ledger
+    from frugalml.records import Hardware, Usage
+
+    hw = Hardware(cpu_model="x", cpu_logical_cores=2, cpu_physical_cores=1, memory_bytes=1)
+
+    def usage(wall_s: float, cpu_s: float) -> Usage:
+        cost = wall_s / 3600 * 2.0
+        return Usage(
+            wall_s=wall_s, cpu_s=cpu_s, device_s=0.0, peak_host_bytes=1, peak_device_bytes=0,
+            energy_j=1.0, energy_source="estimate", instance_cost_usd=cost, energy_cost_usd=0.0,
+            cost_usd=cost, co2_g=0.0, instance="aws/g5.xlarge", region="us-east-1",
+            usd_per_hour=2.0, usd_per_kwh=0.1, g_co2_per_kwh=100.0,
+        )  # fmt: skip
+
+    with Ledger() as book:
+        idle_id = book.record(
+            "notebook", kind="job", status="finished", usage=usage(3600, 36), hardware=hw
+        )
+        book.record("train", kind="job", status="finished", usage=usage(3600, 7000), hardware=hw)
+        book.record("blip", kind="job", status="finished", usage=usage(5, 0), hardware=hw)
+    proc = cli("idle", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert [r["run_id"] for r in rows] == [idle_id]  # the busy run and the 5 s one are not
+    # 36 CPU s over 3600 s x 2 CPUs = 0.5 %; $2.00 for the hour, 99.5 % of it idle
+    assert rows[0]["utilization_pct"] == pytest.approx(0.5)
+    assert rows[0]["idle_cost_usd"] == pytest.approx(2.0 * 0.995)

@@ -119,3 +119,49 @@ def budget_report(
         )
     console.print(table)
     console.print(f"total: {fmt.usd(sum(r['cost_usd'] for r in rows))}")
+
+
+@app.command()
+def idle(
+    below: Annotated[
+        float, typer.Option("--below", help="Idle: CPU use under this % of the usable CPUs.")
+    ] = 10.0,
+    min_wall_s: Annotated[
+        float, typer.Option("--min-wall-s", help="Ignore runs shorter than this.")
+    ] = 60.0,
+    kind: Annotated[str | None, typer.Option("--kind", help="Only runs of this kind.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Runs to look at.")] = 500,
+    ledger: LedgerOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Runs whose measured CPU use stayed low, with what they cost and what idling cost.
+
+    Utilization = CPU seconds / (wall seconds x usable CPUs); idle cost = cost x (1 -
+    utilization), the instance paid for while it waited (kept apart from the cost of work,
+    as OpenCost does). GPU utilization is not read yet.
+    """
+    from dataclasses import asdict
+
+    from frugalml.ledger import Ledger
+    from frugalml.measure.guard import idle_runs
+
+    if not 0 < below <= 100:
+        from frugalml.errors import BadInput
+
+        raise BadInput(f"--below must be a percentage in (0, 100] (got {below})")
+    with Ledger(ledger) as book:
+        records = book.runs(limit=limit, kind=kind)
+    found = idle_runs(records, below_pct=below, min_wall_s=min_wall_s)
+    if json_out:
+        print_json([asdict(r) for r in found])
+        return
+    table = Table(title=f"runs under {below:g}% CPU", title_justify="left")
+    for col in ("run", "name", "kind", "status", "wall", "CPU use", "cost", "idle cost"):
+        table.add_column(col, overflow="fold")
+    for r in found:
+        table.add_row(
+            r.run_id[:12], r.name, r.kind, r.status, fmt.seconds(r.wall_s),
+            f"{r.utilization_pct:.1f}%", fmt.usd(r.cost_usd), fmt.usd(r.idle_cost_usd),
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"idle cost: {fmt.usd(sum(r.idle_cost_usd for r in found))}")

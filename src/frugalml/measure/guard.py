@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from frugalml.errors import BadInput
 from frugalml.records import Usage
@@ -177,4 +178,47 @@ def stop_group(pgid: int, grace_s: float) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
-__all__ = ["REASONS", "Limits", "Stop", "Watchdog", "stop_group"]
+@dataclass(frozen=True)
+class IdleRun:
+    """A run whose CPU use stayed low: what it cost, and the part of it that paid for idling."""
+
+    run_id: str
+    name: str
+    kind: str
+    status: str
+    wall_s: float
+    utilization_pct: float  # CPU seconds / (wall seconds x usable CPUs) x 100
+    cost_usd: float
+    idle_cost_usd: float  # cost x (1 - utilization): the instance paid for while idle
+    instance: str
+
+
+def idle_runs(records: list[Any], *, below_pct: float, min_wall_s: float) -> list[IdleRun]:
+    """Runs (``RunRecord``) of at least ``min_wall_s`` whose CPU utilization stayed under
+    ``below_pct`` percent of the machine's usable CPUs; most idle cost first."""
+    out = []
+    for r in records:
+        u = r.usage
+        if u is None or u.wall_s < min_wall_s or u.wall_s <= 0:
+            continue
+        cpus = r.hardware.cpu_logical_cores if r.hardware else 1
+        util = min(100.0, u.cpu_s / (u.wall_s * max(cpus, 1)) * 100.0)
+        if util >= below_pct:
+            continue
+        out.append(
+            IdleRun(
+                run_id=r.id,
+                name=r.name,
+                kind=r.kind,
+                status=r.status,
+                wall_s=u.wall_s,
+                utilization_pct=util,
+                cost_usd=u.cost_usd,
+                idle_cost_usd=u.cost_usd * (1.0 - util / 100.0),
+                instance=u.instance,
+            )
+        )
+    return sorted(out, key=lambda x: -x.idle_cost_usd)
+
+
+__all__ = ["REASONS", "IdleRun", "Limits", "Stop", "Watchdog", "idle_runs", "stop_group"]
