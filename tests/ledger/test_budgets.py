@@ -135,3 +135,23 @@ def test_bad_budget_input_is_one_line_and_exit_2(
     proc = cli(*args)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_max_usd_is_the_reservation_by_default(cli: Callable[..., Any], sqlite_url: str) -> None:
+    with Ledger(sqlite_url) as book:
+        set_budget(book, Budget("cap", 1.0, "month", "p", None))
+        _spend(book, "p", 0.5)
+    proc = cli(
+        "measure", "--project", "p", "--max-usd", "0.6", "--ledger", sqlite_url, "--", "true"
+    )
+    assert proc.returncode == OVER_BUDGET_EXIT, proc.stderr
+    assert "$0.50 + $0.60 reserved of $1.00 this month" in proc.stderr
+    proc = cli(
+        "measure", "--project", "p", "--max-usd", "0.4", "--ledger", sqlite_url, "--", "true"
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_prices_json_names_its_age_and_chips(cli: Callable[..., Any]) -> None:
+    data = json.loads(cli("prices", "--json").stdout)
+    assert data["catalog_age"].startswith("prices checked ") and "H200-SXM" in data["chips"]

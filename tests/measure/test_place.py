@@ -230,3 +230,7 @@ def test_training_run_is_priced_per_run(cli: Callable[..., Any], setup: dict) ->
     # 0.5 interruptions/h x (30 min checkpoint / 2 + 12 min restart) = 1.225 hours per hour
     gpu = next(r for r in spot["rows"] if r["instance"] == "t/gpu")
     assert gpu["usd"] == pytest.approx(36 / 3600 * 1.0 * 1.225)
+    spot = _place(cli, setup["train"], "--spot", "--checkpoint-minutes", "60")
+    # 0.5 x (60 / 2 + 12 minutes) / 60 = 0.35 extra hours per useful hour
+    gpu = next(r for r in spot["rows"] if r["instance"] == "t/gpu")
+    assert gpu["usd"] == pytest.approx(36 / 3600 * 1.0 * 1.35)

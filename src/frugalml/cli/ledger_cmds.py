@@ -122,7 +122,14 @@ def measure(
         run_id = book.start_run(
             run_name,
             guard=guard_for(
-                book, project, user, reserve_usd=reserve_usd, allow_over=allow_over_budget
+                book,
+                project,
+                user,
+                # a run with --max-usd holds that much of its budgets unless told otherwise
+                reserve_usd=reserve_usd
+                if reserve_usd is not None or not (project or user)
+                else max_usd,
+                allow_over=allow_over_budget,
             ),
             kind="command",
             params={"argv": command},
@@ -491,7 +498,7 @@ def prices(
     intensity; every entry names its source and the month it was read. Your config file
     overrides or adds entries (docs/prices.md).
     """
-    from frugalml.measure.prices import catalog, resolve
+    from frugalml.measure.prices import catalog, catalog_age, resolve
 
     cat = catalog()
     if instance or region:
@@ -507,11 +514,10 @@ def prices(
             )
         return
     if json_out:
-        print_json(
-            {k: cat[k] for k in ("meta", "defaults", "instances", "regions", "gpus", "cpus")}
-        )
+        keys = ("meta", "defaults", "instances", "regions", "gpus", "cpus", "chips", "spot")
+        print_json({**{k: cat[k] for k in keys}, "catalog_age": catalog_age()})
         return
-    table = Table(title="instances", title_justify="left")
+    table = Table(title=f"instances — {catalog_age()}", title_justify="left")
     for col in ("name", "$/h", "spot $/h", "vCPUs", "GPUs", "region", "source", "checked"):
         table.add_column(col, overflow="fold")
     for key, e in sorted(cat["instances"].items()):

@@ -74,6 +74,13 @@ def place(
             "--tokens-per-request", min=1, help="Tokens per request for the FLOPs (default 64)."
         ),
     ] = None,
+    checkpoint_minutes: Annotated[
+        float | None,
+        typer.Option(
+            "--checkpoint-minutes",
+            help="Training on spot: minutes between checkpoints (default: the catalog's, 30).",
+        ),
+    ] = None,
     ledger: LedgerOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -97,6 +104,7 @@ def place(
         instances=instances,
         spot=spot,
         tokens_per_request=tokens,
+        checkpoint_minutes=checkpoint_minutes,
     )
     if json_out:
         print_json(result.to_dict())

@@ -426,7 +426,15 @@ class track:  # used like a function: `with track(...)` / `@track(...)`
         try:
             run_id = ledger.start_run(
                 self.name,
-                guard=guard_for(ledger, project, user, reserve_usd=reserve, allow_over=allow),
+                guard=guard_for(
+                    ledger,
+                    project,
+                    user,
+                    reserve_usd=reserve
+                    if reserve is not None or self.limits is None or not (project or user)
+                    else self.limits.max_usd,
+                    allow_over=allow,
+                ),
                 kind=self.kind,
                 params=self.params,
                 parent_id=self.parent_id,

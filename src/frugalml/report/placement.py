@@ -180,6 +180,7 @@ def place(
     instances: str | None = None,
     spot: bool = False,
     tokens_per_request: int | None = None,
+    checkpoint_minutes: float | None = None,
 ) -> Placement:
     """Rank ``instances`` of catalog ``cat`` for the workload measured by ``record``.
 
@@ -188,6 +189,10 @@ def place(
     """
     from frugalml.measure.prices import catalog_age
 
+    if checkpoint_minutes is not None:
+        if not checkpoint_minutes > 0:
+            raise BadInput("--checkpoint-minutes must be positive")
+        cat = {**cat, "spot": {**cat["spot"], "checkpoint_minutes": checkpoint_minutes}}
     names = select_instances(cat, instances)
     used = [cat["instances"][n] for n in names]
     used += [cat["chips"][e["chip"]] for e in used if e.get("chip") in cat["chips"]]
