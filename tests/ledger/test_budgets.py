@@ -145,7 +145,10 @@ def test_max_usd_is_the_reservation_by_default(cli: Callable[..., Any], sqlite_u
         "measure", "--project", "p", "--max-usd", "0.6", "--ledger", sqlite_url, "--", "true"
     )
     assert proc.returncode == OVER_BUDGET_EXIT, proc.stderr
-    assert "$0.50 + $0.60 reserved of $1.00 this month" in proc.stderr
+    assert (
+        "has $0.50 of $1.00 left this month ($0.50 spent), less than the $0.60 this run "
+        "reserves" in proc.stderr
+    )
     proc = cli(
         "measure", "--project", "p", "--max-usd", "0.4", "--ledger", sqlite_url, "--", "true"
     )

@@ -145,10 +145,15 @@ def guard(
             used = spent(conn, budget, now)
             if used + reserve_usd > budget.usd or (reserve_usd == 0 and used >= budget.usd):
                 _, reset = period_bounds(budget.per, now)
-                wanted = f" + ${reserve_usd:.2f} reserved" if reserve_usd else ""
+                state = (
+                    f"is spent: ${used:.2f} of ${budget.usd:.2f} this {budget.per}"
+                    if used >= budget.usd
+                    else f"has ${budget.usd - used:.2f} of ${budget.usd:.2f} left this "
+                    f"{budget.per} (${used:.2f} spent), less than the ${reserve_usd:.2f} this "
+                    "run reserves"
+                )
                 raise OverBudget(
-                    f"budget '{budget.name}' ({budget.scope()}) is spent: ${used:.2f}{wanted} "
-                    f"of ${budget.usd:.2f} this {budget.per}; it resets "
+                    f"budget '{budget.name}' ({budget.scope()}) {state}; it resets "
                     f"{reset:%Y-%m-%d %H:%M} UTC",
                     hint="raise it with `frugal budget set`, or start anyway with "
                     "--allow-over-budget",
