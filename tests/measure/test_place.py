@@ -104,9 +104,15 @@ def setup(_isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, An
         "instance": "auto",
         "model": "original (torch, float32, cpu)",
     }
+    model_dir = _isolated_home / "my-model"
+    model_dir.mkdir()
     with Ledger() as book:
         eval_id = book.record(
-            "eval m", kind="eval", status="finished", params={"eval": ev}, hardware=hw
+            "eval m",
+            kind="eval",
+            status="finished",
+            params={"eval": ev, "model": str(model_dir)},
+            hardware=hw,
         )
         cmd_id = book.record("sleep", kind="command", status="finished", hardware=hw)
         train_id = book.record(
@@ -117,7 +123,7 @@ def setup(_isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, An
             usage=_usage(wall_s=3600.0, usd_per_hour=0.2),
             hardware=hw,
         )
-    return {"eval": eval_id, "command": cmd_id, "train": train_id}
+    return {"eval": eval_id, "command": cmd_id, "train": train_id, "model_dir": str(model_dir)}
 
 
 def _usage(wall_s: float, usd_per_hour: float) -> Usage:
@@ -234,3 +240,8 @@ def test_training_run_is_priced_per_run(cli: Callable[..., Any], setup: dict) ->
     # 0.5 x (60 / 2 + 12 minutes) / 60 = 0.35 extra hours per useful hour
     gpu = next(r for r in spot["rows"] if r["instance"] == "t/gpu")
     assert gpu["usd"] == pytest.approx(36 / 3600 * 1.0 * 1.35)
+
+
+def test_a_model_folder_places_its_newest_eval_run(cli: Callable[..., Any], setup: dict) -> None:
+    out = _place(cli, setup["model_dir"])
+    assert out["run_id"] == setup["eval"]
