@@ -146,3 +146,36 @@ def test_idle_lists_runs_that_stayed_low_with_their_idle_cost(cli: Callable[...,
     # 36 CPU s over 3600 s x 2 CPUs = 0.5 %; $2.00 for the hour, 99.5 % of it idle
     assert rows[0]["utilization_pct"] == pytest.approx(0.5)
     assert rows[0]["idle_cost_usd"] == pytest.approx(2.0 * 0.995)
+
+
+@pytest.mark.parametrize("gpu_pct, stops", [(0.0, True), (60.0, False)])
+def test_a_job_holding_a_gpu_is_idle_when_its_gpu_is(gpu_pct: float, stops: bool) -> None:
+    """NVML is not here: the GPU's utilization is given (the hardware fake); the CPU looks
+    busy all along (1 CPU second per second), so only the GPU reading can make it idle."""
+    import threading
+    import time
+
+    from frugalml.measure.guard import Stop, Watchdog
+
+    t0 = time.perf_counter()
+    crossed: list[Stop] = []
+    done = threading.Event()
+
+    def cross(stop: Stop) -> None:
+        crossed.append(stop)
+        done.set()
+
+    dog = Watchdog(
+        Limits(idle_timeout_s=0.5),
+        lambda: None,
+        lambda: time.perf_counter() - t0,
+        cross,
+        interval_s=0.05,
+        gpu_busy_pct=lambda: gpu_pct,
+    )
+    dog.start()
+    done.wait(3.0)
+    dog.stop()
+    assert bool(crossed) is stops
+    if stops:
+        assert crossed[0].reason == "idle" and "GPU (SM) utilization" in crossed[0].detail

@@ -8,11 +8,12 @@ seconds, and calls ``on_cross`` once with a ``Stop`` naming the reason:
 - ``time``: wall time reached ``max_minutes``;
 - ``energy``: ``energy_j`` reached ``max_energy_kwh`` (a reading or an estimate, as labelled);
 - ``idle``: the job's CPU use stayed below ``idle_below_pct`` percent of one CPU for
-  ``idle_timeout_s`` seconds in a row.
+  ``idle_timeout_s`` seconds in a row; for a job holding a GPU (``gpu_busy_pct``: NVML's
+  utilization of the GPUs its processes hold), the GPU's SM utilization instead.
 
 ``stop_group`` is how a job is stopped: SIGTERM to its process group, a grace period for it to
 end cleanly, then SIGKILL to the group. The run then ends ``stopped`` with the reason and its
-usage so far. GPU (SM) utilization is not read yet: idleness is CPU use only.
+usage so far.
 """
 
 from __future__ import annotations
@@ -94,10 +95,13 @@ class Watchdog:
         on_cross: Callable[[Stop], None],
         *,
         interval_s: float = 0.2,
+        gpu_busy_pct: Callable[[], float | None] | None = None,
     ) -> None:
         self.limits, self.snapshot, self.cpu_seconds = limits, snapshot, cpu_seconds
+        self.gpu_busy_pct = gpu_busy_pct
         self.on_cross, self.interval_s = on_cross, interval_s
         self.stop_reason: Stop | None = None
+        self.idle_unit = "CPU use (% of one CPU)"
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="frugal-guard", daemon=True)
 
@@ -138,7 +142,7 @@ class Watchdog:
         ):
             return Stop(
                 "idle",
-                f"CPU use below {lim.idle_below_pct:g}% of one CPU for {lim.idle_timeout_s:g} s",
+                f"{self.idle_unit} below {lim.idle_below_pct:g}% for {lim.idle_timeout_s:g} s",
                 elapsed,
             )
         return None
@@ -150,6 +154,10 @@ class Watchdog:
             elapsed = time.perf_counter() - self._t0
             cpu = self.cpu_seconds()
             busy_pct = (cpu - last_cpu) / max(elapsed - last_t, 1e-9) * 100.0
+            gpu = self.gpu_busy_pct() if self.gpu_busy_pct is not None else None
+            if gpu is not None:  # a job that holds a GPU is idle when its GPU is
+                busy_pct = gpu
+                self.idle_unit = "GPU (SM) utilization"
             if busy_pct >= self.limits.idle_below_pct:
                 idle_since = None
             elif idle_since is None:

@@ -31,6 +31,7 @@ class _TreeSampler:
     peak_rss: int = 0
     peak_gpu_bytes: int = 0
     gpus_seen: int = 0
+    gpu_util_pct: float | None = None  # NVML utilization of the GPUs the tree holds, now
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -40,7 +41,7 @@ class _TreeSampler:
         nv = _nvml()
         if nv is None:
             return
-        used_bytes, gpus = 0, 0
+        used_bytes, gpus, util = 0, 0, None
         try:
             for i in range(nv.nvmlDeviceGetCount()):
                 handle = nv.nvmlDeviceGetHandleByIndex(i)
@@ -49,8 +50,12 @@ class _TreeSampler:
                 if mine:
                     gpus += 1
                     used_bytes += sum(p.usedGpuMemory or 0 for p in mine)
+                    with contextlib.suppress(Exception):  # a reading missing: no idle by GPU
+                        rate = float(nv.nvmlDeviceGetUtilizationRates(handle).gpu)
+                        util = rate if util is None else max(util, rate)
         except Exception:
             return
+        self.gpu_util_pct = util
         self.gpus_seen = max(self.gpus_seen, gpus)
         self.peak_gpu_bytes = max(self.peak_gpu_bytes, used_bytes)
 
@@ -178,7 +183,13 @@ def run_command(
             halts.append(stop)
             stop_group(proc.pid, limits.grace_s)
 
-        dog = Watchdog(limits, meter.snapshot, lambda: tree_cpu_seconds(proc.pid), _halt)
+        dog = Watchdog(
+            limits,
+            meter.snapshot,
+            lambda: tree_cpu_seconds(proc.pid),
+            _halt,
+            gpu_busy_pct=lambda: sampler.gpu_util_pct,
+        )
         dog.start()
     try:
         code = proc.wait()
