@@ -172,6 +172,13 @@ def test_ranking_matches_hand_computed_costs(cli: Callable[..., Any], setup: dic
     assert gpu["label"] == "predicted" and gpu["inputs"]["bound"] == "compute"
     assert gpu["inputs"]["efficiency"] == pytest.approx(0.05 / 0.09)
     assert "test-gpu" in gpu["inputs"]["chip"]
+    gpu_usd = 2.0 / (GPU_RATE * 3600) * 1e6
+    cut = round((1 - gpu_usd / MEASURED_USD_1M) * 100)  # 41 %
+    assert out["statement"].startswith(
+        f"moving this workload from auto (this run's hardware) (measured, "
+        f"${MEASURED_USD_1M:.4g} per 1M requests) to t/gpu (predicted, ${gpu_usd:.4g}) cuts "
+        f"$ per 1M requests by {cut}% with no SLO given (prices checked 2026-10"
+    )
     # the catalog's age comes with the ranking: the oldest month among the entries used
     assert out["catalog_age"].startswith("prices checked 2026-10 (")
 

@@ -143,9 +143,5 @@ def place(
             style=None if r.meets else "dim",
         )
     console.print(table)
-    best = result.best
-    console.print(
-        f"cheapest that meets the SLO: [bold]{best.instance}[/] ({best.label}), "
-        f"{fmt.usd(best.usd)} per {result.unit} ({result.catalog_age})"
-    )
+    console.print(result.statement(), highlight=False)
     console.print(f"[dim]model: {result.model}[/]", highlight=False)

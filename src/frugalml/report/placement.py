@@ -67,8 +67,27 @@ class Placement:
     def best(self) -> Row:
         return self.rows[0]
 
+    def statement(self) -> str:
+        """The placement change, each side labelled measured or predicted (one sentence)."""
+        here = next((r for r in self.rows if r.label == "measured"), None)
+        best = self.best
+        slo = f"at the same SLO ({_slo_text(self.slo)})" if self.slo else "with no SLO given"
+        if here is None or best is here or here.usd is None or best.usd is None:
+            return (
+                f"this run's hardware is the cheapest that meets the SLO, {slo} "
+                f"({self.catalog_age})"
+            )
+        cut = 1.0 - best.usd / here.usd
+        verb = "cuts" if cut >= 0 else "raises"
+        return (
+            f"moving this workload from {here.instance} (measured, ${here.usd:.4g} per "
+            f"{self.unit}) to {best.instance} ({best.label}, ${best.usd:.4g}) {verb} $ per "
+            f"{self.unit} by {abs(cut):.0%} {slo} ({self.catalog_age})"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
+            "statement": self.statement(),
             "run_id": self.run_id,
             "kind": self.kind,
             "unit": self.unit,
