@@ -39,7 +39,7 @@ _LAZY = {
     "FrugalError": "frugalml.errors",
     "load_data": "frugalml.data",
     "time_calls": "frugalml.measure.timing",
-    "load": "frugalml.models.load",
+    "load": "frugalml.passes.persist",
     "evaluate": "frugalml.search.evaluate",
     "apply": "frugalml.passes",
     "optimize": "frugalml.report.markdown",  # the search, with its reports written
@@ -70,8 +70,8 @@ if TYPE_CHECKING:
     from frugalml.ledger.store import Ledger
     from frugalml.measure.timing import time_calls
     from frugalml.measure.track import Run, track
-    from frugalml.models.load import load
     from frugalml.passes import apply
+    from frugalml.passes.persist import load
     from frugalml.records import Hardware, RunRecord, Usage
     from frugalml.report.markdown import optimize
     from frugalml.search.evaluate import evaluate

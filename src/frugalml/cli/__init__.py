@@ -14,6 +14,7 @@ from frugalml.cli import (  # noqa: F401  (importing a module registers its comm
     optimize_cmds,
     place_cmds,
     prove_cmds,
+    serve_cmds,
     train_cmds,
 )
 from frugalml.cli.app import app, err

@@ -430,15 +430,22 @@ def _export(
 
 @app.command()
 def show(
-    run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix (4+ characters).")],
+    run_id: Annotated[
+        str | None,
+        typer.Argument(help="Run id or a unique prefix (4+ characters); default: the newest run."),
+    ] = None,
     ledger: LedgerOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Show one run: status, parameters, usage (every estimate labelled), quality, hardware."""
+    from frugalml.errors import BadInput
     from frugalml.ledger import Ledger
 
     with Ledger(ledger) as book:
-        record = book.get(run_id)
+        newest = book.runs(limit=1) if run_id is None else []
+        if run_id is None and not newest:
+            raise BadInput(f"the ledger {book.url} has no runs", hint="run `frugal measure` first")
+        record = newest[0] if run_id is None else book.get(run_id)
         children = book.runs(parent_id=record.id)
     if json_out:
         data = record.to_dict()

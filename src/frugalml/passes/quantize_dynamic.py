@@ -113,5 +113,4 @@ def _torch(model: Model, cfg: QuantizeDynamic) -> Model:
     return model.evolve(
         module=quantized.eval(),
         dtype="int8",
-        extra={k: v for k, v in model.extra.items() if k != "_forward_names"},
     )

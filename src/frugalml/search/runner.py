@@ -36,9 +36,10 @@ import numpy as np
 
 from frugalml.data import Dataset
 from frugalml.errors import BadInput, FrugalError
-from frugalml.models import Model, load
+from frugalml.models import Model
 from frugalml.outputs import OutputGuard
-from frugalml.passes import PassContext, apply
+from frugalml.passes import PassContext, apply, persist
+from frugalml.passes.persist import load
 from frugalml.passes.registry import config_to_dict, info_of
 from frugalml.search.constraints import QualityBound, choose
 from frugalml.search.evaluate import EVAL_KEYS, resolve_data
@@ -457,7 +458,7 @@ def _build(search: _Search, cand: Candidate, record: CandidateRecord) -> str:
         ref = search.original_spec
     else:
         folder = search.work / "cands" / cand.id
-        model.save(folder, candidate_id=cand.id, optimize_run_id=search.run_id)
+        persist.save(model, folder, candidate_id=cand.id, optimize_run_id=search.run_id)
         ref = record["model_dir"] = str(folder)
     search.model_refs[cand.id] = ref
     return ref
@@ -597,6 +598,8 @@ def _save(result: OptimizeResult, search: _Search, guard: OutputGuard) -> None:
             production_cost=result.production_cost.to_dict() if result.production_cost else None,
         )
         man_path.write_text(json.dumps(man, indent=2, default=str) + "\n")
+        statement = persist.cost_statement(best, result.baseline, result.run_id)
+        persist.set_card_statement(best_dir, statement)  # README.md: cost and quality
         best["best_dir"] = str(best_dir)
     if not search.keep_candidates:  # the folders are removed after this write
         for r in result.candidates:
