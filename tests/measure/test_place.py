@@ -252,3 +252,17 @@ def test_training_run_is_priced_per_run(cli: Callable[..., Any], setup: dict) ->
 def test_a_model_folder_places_its_newest_eval_run(cli: Callable[..., Any], setup: dict) -> None:
     out = _place(cli, setup["model_dir"])
     assert out["run_id"] == setup["eval"]
+
+
+def test_host_chip_by_flags_most_specific_wins() -> None:
+    from frugalml.measure import prices
+    from frugalml.measure.roofline import match_chip
+
+    cat = prices.catalog()
+    generic = {"avx2", "fma", "sse4_2"}
+    assert match_chip(cat, cpu_model="Some VM CPU", cpu_flags=generic) == "generic-x86-avx2"
+    spr = generic | {"amx_bf16", "avx512f"}
+    assert match_chip(cat, cpu_model="Intel(R) Xeon(R) Processor", cpu_flags=spr) == (
+        "xeon-sapphire-rapids"
+    )
+    assert match_chip(cat, cpu_model="Some VM CPU", cpu_flags={"neon"}) is None

@@ -153,11 +153,14 @@ def match_chip(
                 best = (len(pattern), name)
     if best is not None:
         return best[1]
-    if gpu_name is None and cpu_flags:
-        for name, chip in cat["chips"].items():
-            wanted = set(chip.get("cpu_flags", ()))
-            if wanted and wanted <= cpu_flags:
-                return name
+    if gpu_name is None and cpu_flags:  # a chip marked fallback only when no other fits
+        fits = [
+            (not chip.get("fallback", False), len(chip["cpu_flags"]), name)
+            for name, chip in cat["chips"].items()
+            if chip.get("cpu_flags") and set(chip["cpu_flags"]) <= cpu_flags
+        ]
+        if fits:
+            return max(fits)[2]
     return None
 
 
