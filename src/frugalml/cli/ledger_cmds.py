@@ -257,7 +257,9 @@ def runs(
     ] = None,
     status: Annotated[
         str | None,
-        typer.Option(help="Only runs with this status: running, finished, failed or crashed."),
+        typer.Option(
+            help="Only runs with this status: running, finished, failed, crashed or stopped."
+        ),
     ] = None,
     export: Annotated[
         str | None,
@@ -313,7 +315,13 @@ def runs(
     _print_runs(records, book_shown)
 
 
-_COLORS = {"finished": "green", "failed": "red", "crashed": "magenta", "running": "yellow"}
+_COLORS = {
+    "finished": "green",
+    "failed": "red",
+    "crashed": "magenta",
+    "running": "yellow",
+    "stopped": "red",
+}
 _OPTIONAL = ("wall", "cost", "started", "kind", "energy", "quality")  # dropped last to first
 _RIGHT = ("wall", "cost", "energy")
 _NAME_MIN = 12
