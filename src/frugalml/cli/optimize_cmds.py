@@ -164,17 +164,17 @@ def eval_cmd(
     energy per 1k texts (labelled read or estimate), peak memory and size on disk. Recorded
     as an 'eval' run in the ledger (--json: run_id).
     """
-    from frugalml.data import load_data
+    from frugalml.cli.data_view import data_info, read_data
 
     options = _data_options(text_col, text2_col, label_col, score_col, fmt, encoding)
-    dataset = load_data(data, **options)
+    dataset = read_data(data, "--data", **options)  # a non-UTF-8 fallback: one warning line
     result, run_id = _tracked_eval(
         model, task, dataset, str(data), ledger=ledger, metric=metric, device=device,
         threads=threads, batch_size=batch_size, instance=instance, region=region, seed=seed,
         repeats=renamed(repeats, rounds, "--repeats", "--rounds"),
     )  # fmt: skip
     if json_out:
-        print_json({**result.to_dict(), "run_id": run_id})
+        print_json({**result.to_dict(), "run_id": run_id, "data": data_info(dataset)})
         return
     _print_eval(model, result)
 

@@ -391,12 +391,15 @@ def chosen_child(book: Ledger, record: RunRecord) -> RunRecord:
 
 def get_run(book: Ledger, text: str) -> RunRecord:
     """The run ``text`` names, or a ``BadInput`` saying the ledger is empty or lacks it."""
+    from frugalml.ledger.engine import describe_url
+
     try:
         return book.get(text)
     except NotFound as e:
         if book.count() == 0:
             raise BadInput(
-                f"'{text}' is not a file, a model or a run: the ledger {book.url} is empty",
+                f"'{text}' is not a file, a model or a run: the ledger "
+                f"{describe_url(book.url)} is empty",
                 hint="evaluate models with --task and --data, or run `frugal optimize` first",
             ) from e
         raise BadInput(
