@@ -70,8 +70,7 @@ def main() -> None:
     from frugalml.measure import roofline as rl
     from frugalml.measure.hardware import hardware
     from frugalml.measure.prices import catalog, catalog_age
-    from frugalml.models import load
-    from frugalml.models.runners import threads_for
+    from frugalml.models import load, threads_for
 
     load_before = os.getloadavg()
     model = load("minilm", device="cpu")
