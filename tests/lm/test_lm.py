@@ -202,3 +202,18 @@ def test_demo_llm_optimizes_smollm2_on_stdlib_prose(tmp_path: Path, cli) -> None
     assert base["task"] == "perplexity" and base["task_figures"]["window"] == 128
     assert 1 < base["quality"] < 1e4 and 0 < base["mbu"] <= 1
     assert (out / "demo-text.txt").exists() and (out / "report.md").exists()
+
+
+def test_generation_against_another_model_counts_changed_continuations(
+    tiny: Path, other: Path, tmp_path: Path
+) -> None:
+    from frugalml.data.lm_text import read_text
+    from frugalml.passes.persist import load
+    from frugalml.tasks.generation import Generation
+
+    data = tmp_path / "prompts.txt"
+    data.write_text("The lobster is blue\nParis is the capital of\nA film about\n")
+    task = Generation(new_tokens=6)
+    items, figures = task.score(load(other), read_text(data), load(tiny))
+    assert figures == {"prompts": 3, "new_tokens": 6}
+    assert task.quality_on(items) == 0.0  # an untied random lm_head continues differently
