@@ -132,7 +132,7 @@ def optimize_lm(
             cand = queue.pop(0)
             if cand.tier != "baseline" and time.monotonic() > deadline:
                 untried = 1 + len(queue)
-                emit("budget", {"skipped": untried})
+                emit("budget", {"untried": untried, "skipped": untried})
                 break
             emit("start", {"candidate": cand, "queued": len(queue)})
             try:
