@@ -39,6 +39,7 @@ def ray_local(ray_module: Any) -> Iterator[Any]:
     ray = ray_module
     if ray.is_initialized():
         ray.shutdown()
+    os.environ["OMP_NUM_THREADS"] = "1"  # the workers inherit it: tiny models, shared machine
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield ray

@@ -64,6 +64,7 @@ def ray_placement() -> dict[str, Any]:
                 "host": socket.gethostname(),
                 "job_id": ctx.get_job_id(),
                 "actor_id": ctx.get_actor_id(),
+                "pid": os.getpid(),
             }
         }
     except Exception:  # an odd Ray state must never fail the run it describes
