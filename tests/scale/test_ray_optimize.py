@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import json
 import os
 import signal
@@ -42,6 +43,10 @@ def test_candidates_run_in_ray_workers_and_land_in_the_ledger_once(
         assert r["worker_pid"] != os.getpid()  # a Ray worker process, not the driver
         assert r["node_id"] == node and r["hardware"]["hostname"] == r["host"]
         assert r["engine_overhead_s"] >= 0.0
+    windows = sorted(tuple(r["eval_window"]) for r in res.candidates)
+    # --max-parallel 2 on one node: still one timed evaluation at a time there, so no
+    # candidate is timed while another competes for the same cores
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(windows))
     for r in res.candidates[1:]:  # each ratio is against the original timed on its node
         assert r["node_baseline"]["node_id"] == r["node_id"]
         assert r["cost_ratio"] == pytest.approx(
@@ -106,6 +111,20 @@ def test_a_ray_worker_killed_mid_candidate_fails_it_and_the_search_finishes(
         cands = {r.name.split()[0]: r for r in book.runs(kind="candidate")}
     assert sorted(cands) == ["c00", "c01", "c02"]  # nothing recorded is lost
     assert cands["c01"].status == "failed" and cands["c02"].status == "finished"
+
+
+def test_a_gpu_candidate_on_a_cluster_without_gpus_fails_clearly(
+    ray_local: Any, tiny_model: Path, texts: Path, tmp_path: Path
+) -> None:
+    from frugalml.errors import CandidateFailed
+    from frugalml.search.engines import Resources
+    from frugalml.search.engines.ray import RayEngine
+
+    engine = RayEngine().start()
+    spec = {"model": str(tiny_model), "task": "fidelity", "device": "cuda",
+            "data": {"path": str(texts), "options": {}}, "out": str(tmp_path / "g")}  # fmt: skip
+    with pytest.raises(CandidateFailed, match=r"no node of the Ray cluster has .*1 GPU"):
+        engine.submit(spec, tmp_path, Resources.for_spec(spec, None))  # never queued forever
 
 
 def _release_readers(fifo: Path) -> None:

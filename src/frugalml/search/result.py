@@ -99,6 +99,7 @@ class CandidateRecord(TypedDict, total=False):
     host: str | None
     hardware: dict[str, Any] | None
     worker_pid: int | None  # the Ray worker process that ran the evaluation task
+    eval_window: list[float | None]  # epoch seconds the evaluation task started and ended
     engine_overhead_s: float  # scheduling + transfer of its evaluation
     node_baseline: dict[str, Any]
     baseline_note: str

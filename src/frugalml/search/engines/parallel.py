@@ -40,6 +40,7 @@ def parallel_loop(
     engine = search.engine
     inflight: dict[Any, tuple[Any, CandidateRecord, Any, list[Outcome], float]] = {}
     node_jobs: dict[Any, str] = {}  # baseline timings pinned to other nodes
+    node_todo: list[str] = []  # nodes whose baseline waits for the node to be free
     baseline_done = False
     stop: StopReason = "completed"
     untried = 0
@@ -70,15 +71,23 @@ def parallel_loop(
             baseline_done = True
             if record["status"] == "ok":
                 search.node_baselines[record.get("node_id")] = _figures(record)
-                _time_baseline_elsewhere(search, record, node_jobs)
+                node_todo.extend(_other_nodes(search))
         attach_node_baselines(search, records)
         runner._mark(records, max_drop)
         runner._write_candidates(out_dir, {"stop_reason": None, "candidates": records})
 
     try:
         while True:
-            while len(inflight) < engine.max_parallel and (
-                not inflight or (baseline_done and strategy.pending() > 0)
+            for nid in [n for n in node_todo if _is_free(engine, n)]:
+                node_todo.remove(nid)
+                base = next(r for r in records if r["tier"] == "baseline")
+                name = f"{base['id']}-node-{nid[:8]}"
+                node_jobs[search.submit(search.model_refs[base["id"]], name, "select", nid)] = nid
+            need = Resources.for_spec(search.spec, None)
+            while (
+                len(inflight) < engine.max_parallel
+                and (not inflight or (baseline_done and strategy.pending() > 0))
+                and (_has_room(engine, need) or not (inflight or node_jobs))
             ):
                 cand = strategy.ask()
                 if cand is None:
@@ -107,14 +116,20 @@ def parallel_loop(
                     continue
                 record["prepare_s"] = time.perf_counter() - t0
                 search.emit("phase", {"candidate": cand, "text": "evaluating"})
-                job = search.submit(model_ref, cand.id, "select")
+                try:
+                    job = search.submit(model_ref, cand.id, "select")
+                except FrugalError as e:  # e.g. no node has the GPU it needs
+                    job = _Refused(e)
                 inflight[job] = (cand, record, meter, [], time.perf_counter())
             if stop == "budget" and not inflight:
                 break
             jobs = list(inflight) + list(node_jobs)
             if not jobs:
+                if node_todo:  # nothing runs, so each of those nodes is free: go round
+                    continue
                 break
-            job = engine.wait(jobs)
+            refused = [j for j in inflight if isinstance(j, _Refused)]
+            job = refused[0] if refused else engine.wait(jobs)
             if job in node_jobs:
                 _finish_node_baseline(search, job, node_jobs.pop(job))
                 attach_node_baselines(search, records)
@@ -132,12 +147,26 @@ def parallel_loop(
     return stop, untried
 
 
+class _Refused:
+    """A submission the engine refused: collected as that error, at once."""
+
+    def __init__(self, error: FrugalError) -> None:
+        self.error = error
+        self.placement: dict[str, Any] = {}
+        self.ref = None
+
+    def collect(self, used: list[Outcome] | None = None) -> Any:
+        raise self.error
+
+
 def _place(record: CandidateRecord, job: Any) -> None:
     p = getattr(job, "placement", {}) or {}
     record["node_id"] = p.get("node_id")
     record["host"] = p.get("host")
     record["hardware"] = p.get("hardware")
     record["worker_pid"] = p.get("pid")
+    if "started_at" in p:
+        record["eval_window"] = [p["started_at"], p.get("ended_at")]
     if getattr(job, "overhead_s", None) is not None:
         record["engine_overhead_s"] = job.overhead_s
 
@@ -150,21 +179,26 @@ def _figures(record: CandidateRecord) -> dict[str, Any]:
     }
 
 
-def _time_baseline_elsewhere(
-    search: Any, record: CandidateRecord, node_jobs: dict[Any, str]
-) -> None:
-    """Time the original once more on every other node that can run candidates."""
+def _other_nodes(search: Any) -> list[str]:
+    """The other nodes that can run candidates: the original is timed once more on each."""
     need = Resources.for_spec(search.spec, None)
-    ref = search.model_refs[record["id"]]
+    out = []
     for node in search.engine.nodes():
-        nid = node["node_id"]
         res = node.get("resources", {})
-        if nid in search.node_baselines or res.get("CPU", 0) < need.num_cpus:
+        if node["node_id"] in search.node_baselines or res.get("CPU", 0) < need.num_cpus:
             continue
         if need.num_gpus and res.get("GPU", 0) < need.num_gpus:
             continue
-        job = search.submit(ref, f"{record['id']}-node-{nid[:8]}", "select", node_id=nid)
-        node_jobs[job] = nid
+        out.append(str(node["node_id"]))
+    return out
+
+
+def _is_free(engine: Any, node_id: str) -> bool:
+    return bool(getattr(engine, "is_free", lambda _n: True)(node_id))
+
+
+def _has_room(engine: Any, need: Resources) -> bool:
+    return bool(getattr(engine, "has_room", lambda _r: True)(need))
 
 
 def _finish_node_baseline(search: Any, job: Any, node_id: str) -> None:

@@ -72,7 +72,7 @@ def evaluate_task(
     plain data (figures, the result's bytes, placement, the process's usage)."""
     global _EVALUATOR
     t0 = time.perf_counter()
-    placement = _placement()
+    placement = {**_placement(), "started_at": time.time()}
     if placement_path and Path(placement_path).parent.is_dir():  # seen when the node shares it
         Path(placement_path).write_text(json.dumps(placement))
     tmp = Path(tempfile.mkdtemp(prefix="frugal-ray-"))
@@ -100,6 +100,7 @@ def evaluate_task(
             reply.update(ok=False, error=str(e))
         reply["outcome"] = asdict(used[-1]) if used else None
         reply["inside_s"] = time.perf_counter() - t0
+        reply["placement"]["ended_at"] = time.time()
         return reply
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -120,6 +121,7 @@ class RayJob:
     submitted: float = field(default_factory=time.perf_counter)
     ready_at: float | None = None
     placement: dict[str, Any] = field(default_factory=dict)
+    node: str | None = None  # the node this engine reserved for it (one timed eval per node)
     overhead_s: float | None = None  # scheduling + transfer: driver's wall minus the task's
 
     def collect(self, used: list[Outcome] | None = None) -> Any:
@@ -165,12 +167,17 @@ class RayEngine:
         max_parallel: int = 1,
         retries: int = 1,
         ship: bool | None = None,
+        per_node: int | None = 1,
     ) -> None:
         _ray()  # a clear error before any work when Ray is missing
         self.address = address
         self.max_parallel = max_parallel
         self.retries = retries
         self.ship = ship
+        # timed evaluations at once on one node (None: as many as its resources allow); 1 by
+        # default, so no candidate is timed while another competes for the same machine
+        self.per_node = per_node
+        self._busy: dict[str, int] = {}
         self._owns = False
         self._remote: Any = None
 
@@ -206,12 +213,41 @@ class RayEngine:
             if n["Alive"]
         ]
 
+    def _fits(self, node: dict[str, Any], resources: Resources) -> bool:
+        res = node.get("resources", {})
+        return bool(
+            res.get("CPU", 0) >= resources.num_cpus and res.get("GPU", 0) >= resources.num_gpus
+        )
+
+    def free_node(self, resources: Resources) -> str | None:
+        """A node that can run ``resources`` and has no timed evaluation slot left taken."""
+        for node in self.nodes():
+            if self._fits(node, resources) and (
+                self.per_node is None or self._busy.get(node["node_id"], 0) < self.per_node
+            ):
+                return str(node["node_id"])
+        return None
+
+    def is_free(self, node_id: str) -> bool:
+        return self.per_node is None or self._busy.get(node_id, 0) < self.per_node
+
+    def has_room(self, resources: Resources) -> bool:
+        return self.per_node is None or self.free_node(resources) is not None
+
     def submit(
         self, spec: dict[str, Any], work: Path, resources: Resources, *, tag: str = ""
     ) -> RayJob:
         ray = _ray()
         if self._remote is None:
             self.start()
+        if not any(self._fits(n, resources) for n in self.nodes()):
+            raise CandidateFailed(
+                f"no node of the Ray cluster has {resources.num_cpus:g} CPU(s)"
+                + (f" and {resources.num_gpus:g} GPU(s)" if resources.num_gpus else "")
+            )
+        node = resources.node_id
+        if node is None and self.per_node is not None:
+            node = self.free_node(resources)  # None: every node busy, let Ray queue it
         out = Path(spec["out"])
         for suffix in (".json", ".npz", ".error.json"):
             out.with_suffix(suffix).unlink(missing_ok=True)
@@ -226,23 +262,25 @@ class RayEngine:
         }
         if resources.memory_bytes:
             options["memory"] = resources.memory_bytes
-        if resources.node_id:
+        if node:
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
-                resources.node_id, soft=False
-            )
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=False)
+            self._busy[node] = self._busy.get(node, 0) + 1
         bundle = ray.put(_bundle(spec)) if self.ship else None
         ref = self._remote.options(**options).remote(
             spec, resources.memory_bytes, bundle, str(placement_path)
         )
-        return RayJob(ref, out, placement_path, attempts=1 + self.retries)
+        return RayJob(ref, out, placement_path, attempts=1 + self.retries, node=node)
 
     def wait(self, jobs: list[Any]) -> Any:
         ray = _ray()
         ready, _ = ray.wait([j.ref for j in jobs], num_returns=1)
         job = next(j for j in jobs if j.ref == ready[0])
         job.ready_at = time.perf_counter()
+        if job.node:
+            self._busy[job.node] -= 1
+            job.node = None
         return job
 
 
