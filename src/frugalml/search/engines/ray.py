@@ -265,7 +265,10 @@ class RayEngine:
         if node:
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=False)
+            # a baseline must run on its node; a candidate may move if its node goes away
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
+                node, soft=resources.node_id is None
+            )
             self._busy[node] = self._busy.get(node, 0) + 1
         bundle = ray.put(_bundle(spec)) if self.ship else None
         ref = self._remote.options(**options).remote(
