@@ -3,17 +3,18 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
-# torch first, pinned: 2.13.0 is the local CPU wheel; an unpinned torch pulled in by another
-# package would fetch a multi-GB CUDA build.
-TORCH := torch==2.13.0
+# Everything (every extra + the dev tools), with the exact pins of constraints.txt over
+# pyproject.toml's ranges. torch first, pinned: 2.13.0 is the local CPU wheel; an unpinned torch
+# pulled in by another package would fetch a multi-GB CUDA build.
+CONSTRAINTS := -c constraints.txt
 
 .PHONY: install demo test lint bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q $(TORCH)
-	$(PIP) install -q -e '.[dev]' $(TORCH)
+	$(PIP) install -q $(CONSTRAINTS) torch
+	$(PIP) install -q $(CONSTRAINTS) -e '.[all,dev]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -31,4 +32,4 @@ bench: install
 	$(PY) bench/ledger_throughput.py --json
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache frugal-out
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache frugal-out

@@ -48,7 +48,8 @@ def _writer(url: str, n: int, mode: str, start: Any, done: Any) -> None:
 
 
 def writes_per_second(url: str, writers: int, n: int, mode: str) -> dict[str, Any]:
-    Ledger(url).close()  # schema in place before timing
+    with Ledger(url) as book:
+        book.create_schema()  # schema in place before timing
     ctx = mp.get_context("spawn")
     start, done = ctx.Event(), ctx.Queue()
     procs = [ctx.Process(target=_writer, args=(url, n, mode, start, done)) for _ in range(writers)]

@@ -5,8 +5,12 @@
 - ``ledger_url`` runs a test once on a SQLite file and once on a real PostgreSQL server
   (``FRUGAL_TEST_POSTGRES_URL``; ``scripts/start_postgres.sh`` starts one). Without a server the
   PostgreSQL case skips, unless ``FRUGAL_REQUIRE_POSTGRES=1`` (CI), where it fails.
-- ``shared_data`` is ``../shared/data`` (real datasets); tests that need it skip clearly when it
-  is absent.
+- ``shared_data`` is ``../shared/data`` (real datasets, or ``FRUGAL_SHARED_DATA``); tests that
+  need it skip clearly when it is absent, unless ``FRUGAL_REQUIRE_SHARED_DATA=1`` (CI), where
+  they fail.
+
+``.ci/run`` sets every ``FRUGAL_REQUIRE_*`` flag: in CI a suite that cannot run is a failure,
+never a silent skip (``tests/test_require_flags.py`` checks each flag).
 """
 
 from __future__ import annotations
@@ -92,7 +96,10 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real datasets not found at {SHARED_DATA} (set FRUGAL_SHARED_DATA)")
+        missing = f"real datasets not found at {SHARED_DATA} (set FRUGAL_SHARED_DATA)"
+        if _require("FRUGAL_REQUIRE_SHARED_DATA"):
+            pytest.fail(f"FRUGAL_REQUIRE_SHARED_DATA is set but {missing}", pytrace=False)
+        pytest.skip(missing)
     return SHARED_DATA
 
 

@@ -16,7 +16,8 @@ from frugalml.outputs import MANIFEST, OutputGuard, remove_written
 @pytest.fixture
 def ledger(tmp_path: Path) -> Path:
     path = tmp_path / "ledger.db"
-    Ledger(str(path)).close()
+    with Ledger(str(path)) as book:
+        book.create_schema()  # opening alone creates nothing
     return path
 
 
@@ -183,7 +184,8 @@ def test_a_ledger_inside_the_output_folder_is_kept_and_never_listed(tmp_path: Pa
     for _ in range(2):
         guard = OutputGuard(ledger=out / "ledger.db")
         guard.claim_dir(out)
-        Ledger(str(out / "ledger.db")).close()
+        with Ledger(str(out / "ledger.db")) as book:
+            book.create_schema()
         (out / "model.safetensors").write_bytes(b"w")
         guard.mark_written(out)
     assert set(json.loads((out / MANIFEST).read_text())["written"]) == {"model.safetensors"}

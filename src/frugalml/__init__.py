@@ -15,7 +15,10 @@ The package follows the flow measure → ledger → cut → search → prove →
   cheapest model within a quality bound).
 
 Heavy dependencies (torch, transformers, onnxruntime) are imported only when used, so
-``import frugalml`` stays fast and never initialises CUDA.
+``import frugalml`` stays fast and never initialises CUDA. They come with extras: the core
+(``pip install frugalml``) is ``track`` and the ledger; ``[optimize]``, ``[train]``, ``[data]``,
+``[postgres]``, ``[mlflow]`` or ``[all]`` add the rest. Which layer may import which:
+docs/architecture.md (checked by ``scripts/lint.sh``).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ _LAZY = {
     "FrugalError": "frugalml.errors",
     "load_data": "frugalml.data",
     "time_calls": "frugalml.measure.timing",
-    "load": "frugalml.models.load",
+    "load": "frugalml.passes.persist",
     "evaluate": "frugalml.search.evaluate",
     "apply": "frugalml.passes",
     "optimize": "frugalml.report.markdown",  # the search, with its reports written
@@ -67,8 +70,8 @@ if TYPE_CHECKING:
     from frugalml.ledger.store import Ledger
     from frugalml.measure.timing import time_calls
     from frugalml.measure.track import Run, track
-    from frugalml.models.load import load
     from frugalml.passes import apply
+    from frugalml.passes.persist import load
     from frugalml.records import Hardware, RunRecord, Usage
     from frugalml.report.markdown import optimize
     from frugalml.search.evaluate import evaluate

@@ -90,6 +90,7 @@ def test_export_runs_to_a_file_store(cli, sqlite_url: str, tmp_path: Path) -> No
     assert c.data.metrics["wall_s"] == pytest.approx(30.0)
     assert c.data.metrics["eval.throughput_per_s"] == pytest.approx(512.5)
     assert c.data.params["eval.device"] == "cpu"
+    assert "eval.throughput_per_s" not in c.data.params  # a figure is a metric, not a param
     assert c.info.status == "FINISHED"
     assert runs[parent].data.params["space.passes"] == "['int8']"
     assert runs[failed].info.status == "FAILED"
@@ -120,3 +121,66 @@ def test_export_bad_input_is_one_line(cli, sqlite_url: str) -> None:  # type: ig
         assert needle in done.stderr and "Traceback" not in done.stderr
     listed = cli("runs", "--ledger", sqlite_url)  # plain listing still works as before
     assert listed.returncode == 0 and "No runs in the ledger yet" in listed.stdout
+
+
+def test_readme_sqlite_tracking_uri_reads_back_without_switches(
+    cli, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The README's command, as written (a sqlite:/// store in the current folder), read back
+    by a plain MLflow client with no MLFLOW_ALLOW_FILE_STORE switch."""
+    with Ledger(sqlite_url) as book:
+        run_id = book.record(
+            "eval minilm",
+            kind="eval",
+            status="finished",
+            usage=_usage(2.0),
+            params={"eval": {"throughput_per_s": 99.5, "batch_size": 32, "device": "cpu"}},
+            quality={"spearman": 80.5},
+        )
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    done = cli(
+        "runs",
+        "--ledger",
+        sqlite_url,
+        "--export",
+        "mlflow",
+        "--tracking-uri",
+        "sqlite:///mlflow.db",
+        cwd=tmp_path,
+        env={"MLFLOW_ALLOW_FILE_STORE": ""},
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "mlflow.db").exists()
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("frugal")
+    (run,) = client.search_runs([exp.experiment_id])
+    assert run.data.tags["frugal.run_id"] == run_id
+    assert run.data.metrics["eval.throughput_per_s"] == pytest.approx(99.5)
+    assert run.data.metrics["eval.batch_size"] == 32
+    assert run.data.metrics["quality.spearman"] == pytest.approx(80.5)
+    assert run.data.params == {"eval.device": "cpu"}  # numbers are metrics only
+
+
+def test_unreachable_tracking_server_times_out_with_one_line(cli, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    with Ledger(sqlite_url) as book:
+        book.record("x", kind="job", status="finished", usage=_usage(1.0))
+    started = time.monotonic()
+    done = cli(
+        "runs",
+        "--ledger",
+        sqlite_url,
+        "--export",
+        "mlflow",
+        "--tracking-uri",
+        "http://127.0.0.1:1",
+        timeout=85,
+    )
+    assert time.monotonic() - started < 85
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().startswith("frugal: error: cannot use the MLflow tracking store")
+    assert len(done.stderr.strip().splitlines()) == 1

@@ -139,3 +139,146 @@ def test_existing_rows_survive_a_failed_open_elsewhere(sqlite_url: str, cli) -> 
     cli("runs", "--ledger", "postgresql+psycopg://nobody@127.0.0.1:1/nodb")
     out = cli("runs", "--json", "--ledger", sqlite_url)
     assert [r["name"] for r in json.loads(out.stdout)] == ["precious"]
+
+
+@pytest.mark.parametrize(
+    "where, expect",
+    [
+        ("/proc/x.db", "virtual file system"),
+        ("/tmp", "is a directory"),
+        ("sqlite:////", "is a directory"),
+    ],
+)
+def test_paths_no_ledger_can_be_at(where: str, expect: str, cli) -> None:  # type: ignore[no-untyped-def]
+    for args in (["runs"], ["measure", "--", "true"]):
+        out = cli(args[0], "--ledger", where, *args[1:])
+        assert out.returncode == 2, out.stderr
+        _no_traceback(out)
+        assert expect in out.stderr
+    assert not Path("/proc/x.db.lock").exists()
+
+
+def _foreign_db(path: Path) -> bytes:
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+    con.execute("INSERT INTO customers (name) VALUES ('ada')")
+    con.commit()
+    con.close()
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["runs"],
+        ["runs", "--json"],
+        ["show", "abcdef"],
+        ["measure", "--", "true"],
+        ["runs", "--export", "mlflow", "--tracking-uri", "sqlite:///never.db"],
+    ],
+)
+def test_another_programs_database_is_refused_and_left_byte_identical(
+    tmp_path: Path, cli, args: list[str]
+) -> None:  # type: ignore[no-untyped-def]
+    other = tmp_path / "app.db"
+    before = _foreign_db(other)
+    (tmp_path / "elsewhere").mkdir()  # the command's folder: a wrong export lands there
+    out = cli(args[0], "--ledger", str(other), *args[1:], cwd=tmp_path / "elsewhere")
+    assert out.returncode == 2, out.stderr
+    _no_traceback(out)
+    assert "not a frugal ledger" in out.stderr
+    assert other.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db", "elsewhere"]  # no -wal...
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_reading_a_missing_ledger_creates_nothing(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    missing = tmp_path / "nonexistent" / "dir" / "x.db"
+    for args in (["runs"], ["runs", "--json"], ["show", "abcdef"]):
+        cli(*args, "--ledger", str(missing))
+    out = cli("runs", "--json", "--ledger", str(missing))
+    assert out.returncode == 0 and json.loads(out.stdout) == []
+    assert list(tmp_path.iterdir()) == []  # no folder, no file
+    empty = tmp_path / "empty.db"
+    assert cli("runs", "--ledger", str(empty)).returncode == 0
+    assert not empty.exists()
+    with Ledger(str(empty)) as book:  # the first write creates it
+        book.record("first", kind="job", status="finished")
+    assert json.loads(cli("runs", "--json", "--ledger", str(empty)).stdout)[0]["name"] == "first"
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "ledger.db"
+    with Ledger(str(path)) as book:
+        book.record("x", kind="job", status="finished")
+    con = sqlite3.connect(path)
+    con.execute("UPDATE alembic_version SET version_num = '9999'")
+    con.commit()
+    con.close()
+    out = cli("runs", "--ledger", str(path))
+    assert out.returncode == 2 and "upgrade frugal" in out.stderr
+
+
+def test_malformed_postgres_url_never_shows_the_password(cli) -> None:  # type: ignore[no-untyped-def]
+    for url in (
+        "postgresql+psycopg://user:s3cr3t-pw@host:notaport/db",
+        "postgresql+psycopg://user:s3cr3t-pw@127.0.0.1:1/db",
+    ):
+        out = cli("runs", "--ledger", url)
+        assert out.returncode == 2
+        _no_traceback(out)
+        assert "s3cr3t-pw" not in out.stderr and "***" in out.stderr
+
+
+def _hold_lock(path: Path):  # type: ignore[no-untyped-def]
+    """Another process holding the writers' lock of the ledger at ``path``."""
+    import subprocess
+    import sys
+
+    code = (
+        "import fcntl, sys, time\n"
+        "fd = open(sys.argv[1], 'a')\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('held', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, f"{path}.lock"], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_held_lock_does_not_block_reads_and_writes_give_up_with_one_line(
+    tmp_path: Path, cli
+) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    path = tmp_path / "ledger.db"
+    with Ledger(str(path)) as book:
+        book.record("kept", kind="job", status="finished")
+        book.start_run("orphan", pid=2**22 + 12345)  # a dead pid: reads would reap it
+    holder = _hold_lock(path)
+    try:
+        started = time.monotonic()
+        out = cli("runs", "--json", "--ledger", str(path), timeout=60)
+        assert out.returncode == 0, out.stderr  # reads take no writers' lock
+        assert {r["name"] for r in json.loads(out.stdout)} == {"kept", "orphan"}
+        assert time.monotonic() - started < 30
+        with Ledger(str(path)) as book:
+            assert book.count() == 2
+        out = cli(
+            "measure",
+            "--ledger",
+            str(path),
+            "--",
+            "true",
+            env={"FRUGAL_LEDGER_LOCK_TIMEOUT_S": "3"},
+            timeout=60,
+        )
+        assert out.returncode == 2
+        assert "waiting for the ledger's lock" in out.stderr
+        assert "gave up after" in out.stderr and "Traceback" not in out.stderr
+    finally:
+        holder.kill()
+        holder.wait()

@@ -21,7 +21,8 @@ def _writer(url: str, worker: int, start: mp.synchronize.Event) -> None:
 
 
 def test_eight_writers_fifty_runs_each_keep_all_rows(ledger_url: str) -> None:
-    Ledger(ledger_url).close()  # schema created up front; also exercised concurrently below
+    with Ledger(ledger_url) as book:  # schema created up front (concurrently: the next test)
+        book.create_schema()
     ctx = mp.get_context("spawn")
     start = ctx.Event()
     procs = [ctx.Process(target=_writer, args=(ledger_url, w, start)) for w in range(WRITERS)]

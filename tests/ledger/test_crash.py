@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import UTC, datetime
 
 from frugalml.ledger import Ledger
 
@@ -17,6 +18,9 @@ SCRIPT = textwrap.dedent("""
     with frugalml.track("long-job", ledger=sys.argv[1], heartbeat_s=0.2) as run:
         run.log_params(step=1)
         print(run.id, flush=True)
+        end = time.process_time() + 0.3  # some CPU work, for the heartbeats to carry
+        while time.process_time() < end:
+            pass
         time.sleep(600)
 """)
 
@@ -54,3 +58,31 @@ def test_stale_heartbeat_from_another_host_is_crashed(ledger_url: str) -> None:
             conn.execute(sa.update(runs).where(runs.c.id == run_id).values(host="gone-host"))
         time.sleep(0.6)  # > 4 heartbeat intervals of silence
         assert book.get(run_id).status == "crashed"
+
+
+def test_sigkilled_run_keeps_last_heartbeat_usage_and_time(ledger_url: str) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, ledger_url], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    run_id = proc.stdout.readline().strip()
+    deadline = time.monotonic() + 60
+    with Ledger(ledger_url) as book:  # wait for a beat that carries the CPU work
+        while time.monotonic() < deadline:
+            usage = book.get(run_id).usage
+            if usage is not None and usage.cpu_s >= 0.25:
+                break
+            time.sleep(0.1)
+        last_beat = book.get(run_id).heartbeat_at
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = datetime.now(UTC)
+    time.sleep(0.5)  # the crash is noticed later than it happened
+    with Ledger(ledger_url) as book:
+        rec = book.get(run_id)
+    assert rec.status == "crashed"
+    assert rec.usage is not None and rec.usage.cpu_s >= 0.25 and rec.usage.wall_s > 0
+    assert rec.usage.energy_j > 0 and rec.usage.cost_usd > 0
+    assert last_beat is not None and rec.ended_at is not None
+    assert last_beat <= rec.ended_at <= killed_at  # the last beat's time, not when noticed
+    assert rec.ended_at == rec.heartbeat_at

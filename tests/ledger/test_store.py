@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from frugalml.errors import NotFound
-from frugalml.ledger import Ledger
-from frugalml.ledger.store import SCHEMA_HEAD
+from frugalml.ledger import BaseLedger, Ledger
+from frugalml.ledger.migrate import KNOWN_REVISIONS, SCHEMA_HEAD
 from frugalml.records import Usage
 
 
@@ -34,8 +35,14 @@ def _usage(wall_s: float = 1.5) -> Usage:
     )
 
 
-def test_run_lifecycle_roundtrips(ledger_url: str) -> None:
-    with Ledger(ledger_url) as book:
+def test_implementations_follow_the_contract() -> None:
+    assert issubclass(Ledger, BaseLedger)
+    assert "Thread and process safety" in (BaseLedger.__doc__ or "")
+    assert not getattr(Ledger, "__abstractmethods__", set())
+
+
+def test_run_lifecycle_roundtrips(open_ledger: Callable[[], BaseLedger]) -> None:
+    with open_ledger() as book:
         run_id = book.start_run("train", kind="job", params={"lr": 0.1})
         assert book.get(run_id).status == "running"
         book.log_params(run_id, batch=32)
@@ -53,8 +60,8 @@ def test_run_lifecycle_roundtrips(ledger_url: str) -> None:
     assert rec.to_dict()["wall_s"] == 1.5 and rec.to_dict()["cost_usd"] == 0.01
 
 
-def test_runs_newest_first_and_filters(ledger_url: str) -> None:
-    with Ledger(ledger_url) as book:
+def test_runs_newest_first_and_filters(open_ledger: Callable[[], BaseLedger]) -> None:
+    with open_ledger() as book:
         parent = book.start_run("optimize", kind="optimize")
         ids = [
             book.record(
@@ -73,29 +80,29 @@ def test_runs_newest_first_and_filters(ledger_url: str) -> None:
         assert book.count() == 5
 
 
-def test_failed_run_keeps_error_text(ledger_url: str) -> None:
-    with Ledger(ledger_url) as book:
+def test_failed_run_keeps_error_text(open_ledger: Callable[[], BaseLedger]) -> None:
+    with open_ledger() as book:
         run_id = book.start_run("x")
         book.finish_run(run_id, status="failed", error="ValueError: nope")
         rec = book.get(run_id)
     assert rec.status == "failed" and rec.error == "ValueError: nope"
 
 
-def test_unknown_and_ambiguous_ids(ledger_url: str) -> None:
-    with Ledger(ledger_url) as book:
+def test_unknown_and_ambiguous_ids(open_ledger: Callable[[], BaseLedger]) -> None:
+    with open_ledger() as book:
         with pytest.raises(NotFound, match="no run"):
             book.get("deadbeef")
         with pytest.raises(NotFound, match="too short"):
             book.get("ab")
 
 
-def test_dead_process_is_reaped_as_crashed(ledger_url: str) -> None:
+def test_dead_process_is_reaped_as_crashed(open_ledger: Callable[[], BaseLedger]) -> None:
     import subprocess
     import sys
 
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()  # a pid that no longer exists on this host
-    with Ledger(ledger_url) as book:
+    with open_ledger() as book:
         run_id = book.start_run("doomed", pid=child.pid)
         alive = book.start_run("alive")  # this process: must stay running
         assert book.get(run_id).status == "crashed"
@@ -110,9 +117,12 @@ def test_schema_is_migrated_once_and_head_matches_migrations(ledger_url: str) ->
     cfg = Config()
     cfg.set_main_option("script_location", "frugalml.ledger:migrations")
     assert ScriptDirectory.from_config(cfg).get_current_head() == SCHEMA_HEAD
-    Ledger(ledger_url).close()
+    assert KNOWN_REVISIONS[-1] == SCHEMA_HEAD
+    with Ledger(ledger_url) as book:
+        assert book.schema_state() == "absent"  # opening alone creates nothing
+        book.record("first", kind="job", status="finished")  # the first write migrates
     with Ledger(ledger_url) as again:  # reopening finds the schema current
-        assert again._schema_version() == SCHEMA_HEAD
+        assert again.schema_state() == "current"
 
 
 def test_default_ledger_lives_in_frugal_home(_isolated_home: Path) -> None:
@@ -127,3 +137,20 @@ def test_env_var_overrides_default(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     with Ledger() as book:
         book.record("x", kind="job", status="finished")
     assert target.exists() and os.path.getsize(target) > 0
+
+
+def test_a_new_ledger_reads_empty_and_a_second_handle_sees_writes(
+    open_ledger: Callable[[], BaseLedger],
+) -> None:
+    first, second = open_ledger(), open_ledger()
+    assert first.count() == 0 and first.runs() == []  # reading creates nothing
+    with pytest.raises(NotFound):
+        first.get("abcd")
+    run_id = first.start_run("shared")
+    second.heartbeat(run_id, usage=_usage(0.5))
+    assert second.get(run_id).usage == _usage(0.5)  # the usage so far rides the heartbeat
+    first.finish_run(run_id, usage=_usage(2.0))
+    rec = second.get(run_id)
+    assert rec.status == "finished" and rec.usage == _usage(2.0)
+    second.heartbeat(run_id, usage=_usage(9.0))  # a late beat never reopens a finished run
+    assert first.get(run_id).usage == _usage(2.0)

@@ -55,3 +55,41 @@ def test_missing_command_is_bad_input() -> None:
         run_command(["definitely-not-a-command-xyz"], _meter())
     with pytest.raises(BadInput, match="no command"):
         run_command([], _meter())
+
+
+def test_snapshot_during_the_run_counts_the_command_tree() -> None:
+    """What a heartbeat of `frugal measure` carries: the command's CPU and memory so far."""
+    import threading
+    import time
+
+    child = (
+        "import time\n"
+        "block = bytearray(100 * 1024 * 1024)\n"
+        "end = time.process_time() + 0.5\n"
+        "while time.process_time() < end: pass\n"
+        "time.sleep(1.5)\n"
+    )
+    meter = _meter()
+    seen: list[float] = []
+    peaks: list[int] = []
+    done = threading.Event()
+
+    def _poll() -> None:
+        while not done.is_set():
+            usage = meter.snapshot()
+            if usage is not None:
+                seen.append(usage.cpu_s)
+                peaks.append(usage.peak_host_bytes)
+            time.sleep(0.05)
+
+    poller = threading.Thread(target=_poll)
+    poller.start()
+    try:
+        code, final = run_command([sys.executable, "-c", child], meter)
+    finally:
+        done.set()
+        poller.join()
+    assert code == 0
+    assert max(seen) >= 0.45  # the child's CPU, seen while it was still running
+    assert max(peaks) >= 100 * 1024 * 1024
+    assert max(seen) <= final.cpu_s + 0.05

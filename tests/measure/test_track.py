@@ -127,3 +127,55 @@ def test_import_is_lean() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+TERMINATED = """
+import sys, time, frugalml
+from frugalml.measure.track import install_exit_on_signals
+install_exit_on_signals()
+with frugalml.track("long", ledger=sys.argv[1]) as run:
+    print(run.id, flush=True)
+    time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("signum", [15, 1])  # SIGTERM, SIGHUP
+def test_sigterm_and_sighup_end_the_run_failed_naming_the_signal(
+    sqlite_url: str, signum: int
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", TERMINATED, sqlite_url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    run_id = proc.stdout.readline().strip()
+    os.kill(proc.pid, signum)
+    _, err = proc.communicate(timeout=60)
+    name = signal.Signals(signum).name
+    assert proc.returncode == 128 + signum
+    assert f"terminated by {name}" in err and "Traceback" not in err
+    with Ledger(sqlite_url) as book:
+        rec = book.get(run_id)
+    assert rec.status == "failed" and name in (rec.error or "")
+    assert rec.usage is not None  # what it cost until then is kept
+
+
+def test_heartbeat_carries_usage_so_far(sqlite_url: str) -> None:
+    with frugalml.track("beat-usage", ledger=sqlite_url, heartbeat_s=0.1) as run:
+        _busy(0.3)
+        deadline = time.monotonic() + 30
+        seen = None
+        while time.monotonic() < deadline:
+            seen = Ledger(sqlite_url).get(run.id).usage
+            if seen is not None and seen.cpu_s >= 0.25:
+                break
+            time.sleep(0.05)
+        assert Ledger(sqlite_url).get(run.id).status == "running"
+    assert seen is not None and seen.cpu_s >= 0.25 and seen.energy_j > 0

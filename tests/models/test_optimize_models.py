@@ -22,6 +22,7 @@ from frugalml.passes import (
     RuntimeSettings,
     StructuredPrune,
     cpu_supports_bf16,
+    persist,
 )
 from tinymodels import tiny_bert
 
@@ -88,10 +89,11 @@ def test_every_variant_round_trips_through_save_and_load(
         pytest.skip("this CPU has no native bfloat16")
     variant = frugalml.apply(tiny_model, pipeline, texts=TEXTS)
     before = variant.encode(TEXTS)
-    folder = variant.save(tmp_path / name)
-    files = {p.name for p in folder.iterdir()}
+    folder = persist.save(variant, tmp_path / name)
+    files = {str(p.relative_to(folder)) for p in folder.rglob("*")}
     assert not files & {"pytorch_model.bin", "model.pt", "model.pkl"}, "never a pickle"
-    assert ("model.onnx" in files) == (variant.engine == "onnx")
+    assert ("onnx/model.onnx" in files) == (variant.engine == "onnx")
+    assert ("model.safetensors" in files) == (variant.engine == "torch")
     manifest = json.loads((folder / "frugal.json").read_text())
     assert [p["name"] for p in manifest["passes"]] == [p.name for p in variant.passes]
     back = frugalml.load(folder)
@@ -101,7 +103,7 @@ def test_every_variant_round_trips_through_save_and_load(
     # saved weights are what size_bytes reports (give or take the safetensors header)
     on_disk = sum(
         (folder / f).stat().st_size
-        for f in ("model.onnx", "model.safetensors")
+        for f in ("onnx/model.onnx", "model.safetensors")
         if (folder / f).exists()
     )
     assert abs(on_disk - variant.size_bytes()) < 0.01 * on_disk + 65536
@@ -120,15 +122,15 @@ def test_structural_passes_really_shrink_the_network(tiny_model: Model, tmp_path
 
 
 def test_onnx_file_and_output_folder_specs(tiny_model: Model, tmp_path: Path) -> None:
-    folder = frugalml.apply(tiny_model, OnnxExport()).save(tmp_path / "out" / "best")
+    folder = persist.save(frugalml.apply(tiny_model, OnnxExport()), tmp_path / "out" / "best")
     # the graph file of a frugal folder
-    graph = load(folder / "model.onnx")
+    graph = frugalml.load(folder / "onnx" / "model.onnx")
     assert graph.engine == "onnx" and [p.name for p in graph.passes] == ["onnx_export"]
     np.testing.assert_allclose(graph.encode(TEXTS), tiny_model.encode(TEXTS), atol=1e-5)
     # a bare .onnx file with only its tokenizer next to it: pooled like a plain HF model
     bare_dir = tmp_path / "bare"
     bare_dir.mkdir()
-    (bare_dir / "graph.onnx").write_bytes((folder / "model.onnx").read_bytes())
+    (bare_dir / "graph.onnx").write_bytes((folder / "onnx" / "model.onnx").read_bytes())
     tiny_model.tokenizer.save_pretrained(str(bare_dir))
     bare = load(bare_dir / "graph.onnx")
     assert bare.engine == "onnx" and not bare.pooling.normalize

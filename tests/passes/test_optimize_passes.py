@@ -151,7 +151,7 @@ def test_magnitude_prune_zeroes_the_fraction_and_recovery_keeps_zeros(tiny_model
     )
     w = pruned.module.encoder.layer[1].intermediate.dense.weight
     assert float((w == 0).float().mean()) == pytest.approx(0.4, abs=0.01)
-    assert pruned.extra["recovery"]["steps"] > 0
+    assert pruned.stats["recovery"]["steps"] > 0
 
 
 def test_distillation_brings_the_student_back_towards_the_teacher(tiny_model: Model) -> None:
@@ -173,7 +173,7 @@ def test_distillation_brings_the_student_back_towards_the_teacher(tiny_model: Mo
     assert stats["loss_last"] < stats["loss_first"]
     assert _cos(damaged.encode(TEXTS), ref).mean() > before + 0.01
     dropped = frugalml.apply(tiny_model, LayerDrop(keep=1, epochs=2), texts=TEXTS)
-    assert dropped.extra["distill"]["steps"] == 2 * 2  # 48 texts in batches of 32, 2 epochs
+    assert dropped.stats["distill"]["steps"] == 2 * 2  # 48 texts in batches of 32, 2 epochs
 
 
 def test_bad_pass_settings_fail_the_candidate(tiny_model: Model) -> None:

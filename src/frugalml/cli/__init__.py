@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
+
+from rich.markup import escape
 
 from frugalml.cli import (  # noqa: F401  (importing a module registers its commands)
     data_cmds,
@@ -13,21 +16,29 @@ from frugalml.cli import (  # noqa: F401  (importing a module registers its comm
 )
 from frugalml.cli.app import app, err
 from frugalml.errors import FrugalError
+from frugalml.extras import missing_extra
 
 
 def main() -> None:
     try:
         app(prog_name="frugal")
     except FrugalError as e:
-        err.print(
-            f"[bold red]frugal: error:[/] {e.message}" + (f" — {e.hint}" if e.hint else ""),
-            highlight=False,
-            soft_wrap=True,
-        )
-        sys.exit(e.exit_code)
+        _fail(e)
+    except ModuleNotFoundError as e:  # an optional package is not installed: name its extra
+        command = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
+        known = missing_extra(e, command)
+        if known is None:
+            raise
+        _fail(known)
     except KeyboardInterrupt:
         err.print("[bold red]frugal: interrupted[/]")
         sys.exit(130)
+
+
+def _fail(e: FrugalError) -> NoReturn:
+    # escape: a message may hold [brackets] (``frugalml[mlflow]``) that are not Rich markup
+    err.print(f"[bold red]frugal: error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+    sys.exit(e.exit_code)
 
 
 __all__ = ["app", "main"]

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -18,7 +26,12 @@ from frugalml.cli.app import (
     err,
     print_json,
 )
-from frugalml.records import RunRecord
+from frugalml.errors import LedgerError
+from frugalml.outputs import OVERWRITE_HELP, OutputGuard
+from frugalml.records import Hardware, RunRecord, Usage
+
+if TYPE_CHECKING:
+    from frugalml.ledger import Ledger
 
 
 @app.command(
@@ -37,14 +50,35 @@ def measure(
     instance: InstanceOpt = None,
     region: RegionOpt = None,
     ledger: LedgerOpt = None,
-    json_out: JsonOpt = False,
+    json_out: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the run as JSON on stdout, after the command's own output (stdout "
+            "belongs to the command: use --json-out FILE to keep the two apart).",
+        ),
+    ] = False,
+    json_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--json-out",
+            help="Write the run as JSON to this file (like /usr/bin/time -o); stdout stays "
+            "the command's alone. Replaces only a file frugal wrote (unless --overwrite).",
+            dir_okay=False,
+        ),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP)] = False,
 ) -> None:
     """Run a command, measure its whole process tree, and record it as a run.
 
     Measures wall and CPU time (the command and all its children), peak memory (summed over
     the tree), energy (RAPL/NVML counters where readable, else an estimate, labelled so) and
-    prices it: instance-hours and energy in $, and CO2. Prints a summary on stderr and exits
-    with the command's exit code (128+N if it died of signal N).
+    prices it: instance-hours and energy in $, and CO2. stdout and stdin belong to the
+    command; frugal prints its summary on stderr and exits with the command's exit code
+    (128+N if it died of signal N). SIGHUP, SIGINT and SIGTERM sent to frugal are passed to
+    the command's whole process group, and the run ends as failed, naming the signal. If the
+    ledger cannot be written when the command ends, that is a warning: the run is kept in a
+    local spool and written by the next frugal command that reaches the ledger.
     """
     from frugalml.ledger import Ledger
     from frugalml.ledger.store import DEFAULT_HEARTBEAT_S
@@ -57,6 +91,9 @@ def measure(
     run_name = name or " ".join(command)[:200]
     hw = hardware()
     with Ledger(ledger) as book:
+        guard = OutputGuard(ledger=book, overwrite=overwrite)
+        if json_file is not None:  # refused before the command runs, not after
+            json_file = guard.claim_file(json_file, option="--json-out")
         run_id = book.start_run(
             run_name,
             kind="command",
@@ -65,27 +102,83 @@ def measure(
             environment={**environment(), **ray_placement()},
         )
         meter = UsageMeter(price, hw)
-        beat = Heartbeat(book, run_id, DEFAULT_HEARTBEAT_S, on_beat=meter.sample)
+        beat = Heartbeat(book, run_id, DEFAULT_HEARTBEAT_S, usage=meter.snapshot)
         beat.start()
+        received: list[int] = []
         try:
-            code, usage = run_command(command, meter)
+            code, usage = run_command(command, meter, received=received)
         except BaseException as e:
             beat.stop()
-            book.finish_run(run_id, status="failed", error=f"{type(e).__name__}: {e}")
+            with contextlib.suppress(LedgerError):
+                book.finish_run(run_id, status="failed", error=f"{type(e).__name__}: {e}")
             raise
         beat.stop()
-        book.finish_run(
-            run_id,
-            status="finished" if code == 0 else "failed",
-            usage=usage,
-            error=None if code == 0 else f"exit code {code}",
-        )
-        record = book.get(run_id)
+        code, error = _outcome(code, received)
+        record = _end(book, run_id, run_name, command, usage, error, hw)
+    if json_file is not None:
+        _write_json_file(guard, json_file, record.to_dict())
     if json_out:
         print_json(record.to_dict())
     else:
         _print_summary(record, code)
     raise typer.Exit(code)
+
+
+def _outcome(code: int, received: list[int]) -> tuple[int, str | None]:
+    """(exit code, error text): the command's code wins; a signal frugal passed on is named."""
+    if received:
+        names = ", ".join(dict.fromkeys(signal.Signals(s).name for s in received))
+        code = code or 128 + received[0]
+        return (
+            code,
+            f"interrupted: frugal received {names} and passed it to the command (exit {code})",
+        )
+    if code == 0:
+        return 0, None
+    if code > 128 and code - 128 in {s.value for s in signal.Signals}:
+        return code, f"killed by {signal.Signals(code - 128).name} (exit {code})"
+    return code, f"exit code {code}"
+
+
+def _end(
+    book: Ledger,
+    run_id: str,
+    run_name: str,
+    command: list[str],
+    usage: Usage,
+    error: str | None,
+    hw: Hardware,
+) -> RunRecord:
+    """Finish the run (spooled with a warning if the ledger is out of reach); its record."""
+    from frugalml.measure.track import finish
+
+    status = "finished" if error is None else "failed"
+    if finish(book, run_id, status=status, usage=usage, error=error):
+        with contextlib.suppress(LedgerError):
+            return book.get(run_id)
+    now = datetime.now(UTC)
+    return RunRecord(  # what the ledger will hold once the spool reaches it
+        id=run_id,
+        name=run_name,
+        kind="command",
+        status=status,  # type: ignore[arg-type]
+        started_at=now - timedelta(seconds=usage.wall_s),
+        ended_at=now,
+        params={"argv": command},
+        usage=usage,
+        error=error,
+        hardware=hw,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+    )
+
+
+def _write_json_file(guard: OutputGuard, path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.frugal-tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+    guard.mark_written(path)  # a later --json-out may replace it; nothing else is
 
 
 def _print_summary(record: RunRecord, code: int) -> None:
@@ -133,8 +226,9 @@ def runs(
     tracking_uri: Annotated[
         str | None,
         typer.Option(
-            help="MLflow tracking store for --export mlflow: file:///path/mlruns, "
-            "sqlite:///mlflow.db or http://host:5000."
+            help="MLflow tracking store for --export mlflow: sqlite:///mlflow.db, "
+            "http://host:5000, or file:///path/mlruns (MLflow 3 reads that one back only with "
+            "MLFLOW_ALLOW_FILE_STORE=true)."
         ),
     ] = None,
     experiment: Annotated[
@@ -150,6 +244,7 @@ def runs(
     """
     from frugalml.errors import BadInput
     from frugalml.ledger import Ledger
+    from frugalml.ledger.engine import describe_url
     from frugalml.records import RUN_STATUSES
 
     if status is not None and status not in RUN_STATUSES:
@@ -159,37 +254,92 @@ def runs(
         return
     with Ledger(ledger) as book:
         records = book.runs(limit=limit or 20, name=name, kind=kind, status=status)
+        book_shown = describe_url(book.url)
     if json_out:
         print_json([r.to_dict() for r in records])
         return
     if not records:
         console.print(
-            'No runs in the ledger yet. Try `frugal measure -- python -c "sum(range(10**7))"`.'
+            f"No runs in the ledger yet ({book_shown}). "
+            'Try `frugal measure -- python -c "sum(range(10**7))"`.',
+            soft_wrap=True,
+            highlight=False,
         )
         return
-    table = Table(title=f"runs ({len(records)} newest)", title_justify="left")
-    for col in ("id", "name", "kind", "status", "started", "wall", "cost", "energy", "quality"):
+    _print_runs(records, book_shown)
+
+
+_COLORS = {"finished": "green", "failed": "red", "crashed": "magenta", "running": "yellow"}
+_OPTIONAL = ("wall", "cost", "started", "kind", "energy", "quality")  # dropped last to first
+_RIGHT = ("wall", "cost", "energy")
+_NAME_MIN = 12
+
+
+def _cells(r: RunRecord) -> dict[str, str]:
+    u = r.usage
+    return {
+        "id": r.id[:12],
+        "name": r.name[:48],
+        "kind": r.kind,
+        "status": r.status,
+        "started": fmt.when(r.started_at),
+        "wall": fmt.seconds(u.wall_s) if u else "-",
+        "cost": fmt.usd(u.cost_usd) if u else "-",
+        "energy": fmt.joules(u.energy_j, u.energy_source) if u else "-",
+        "quality": ", ".join(f"{k}={v:.4g}" for k, v in list(r.quality.items())[:3]) or "-",
+    }
+
+
+def _fit(widths: dict[str, int], room: int) -> list[str]:
+    """The columns that fit ``room`` characters: id, name and status always, then as many of
+    the others as fit whole, in ``_OPTIONAL`` order (a bordered column takes 3 more)."""
+    chosen = ["id", "name", "status"]
+    used = 1 + sum(widths[c] + 3 for c in chosen) - widths["name"] + min(widths["name"], _NAME_MIN)
+    for col in _OPTIONAL:
+        if used + widths[col] + 3 <= room:
+            chosen.append(col)
+            used += widths[col] + 3
+    order = ("id", "name", "kind", "status", "started", "wall", "cost", "energy", "quality")
+    return [c for c in order if c in chosen]
+
+
+def _terminal_columns() -> int:
+    """The terminal's width; off a terminal, $COLUMNS if set (else the console's 160)."""
+    text = os.environ.get("COLUMNS", "")
+    if not sys.stdout.isatty() and text.isdigit() and int(text) > 0:
+        return int(text)
+    return console.width
+
+
+def _print_runs(records: list[RunRecord], shown: str) -> None:
+    rows = [_cells(r) for r in records]
+    names = ("id", "name", "kind", "status", "started", "wall", "cost", "energy", "quality")
+    widths = {c: max(len(c), *(len(row[c]) for row in rows)) for c in names}
+    room = _terminal_columns()
+    columns = _fit(widths, room)
+    hidden = [c for c in names if c not in columns]
+    title = f"runs ({len(records)} newest) in {shown}"
+    table = Table(
+        title=title if len(title) <= room else f"runs ({len(records)} newest)",
+        title_justify="left",
+        caption=f"hidden to fit {room} columns: {', '.join(hidden)} (frugal runs --json has all)"
+        if hidden
+        else None,
+        caption_justify="left",
+    )
+    for col in columns:
         table.add_column(
             col,
-            no_wrap=col in ("id", "started"),
-            justify="right" if col in ("wall", "cost", "energy") else "left",
+            no_wrap=True,
+            overflow="ellipsis",
+            min_width=min(widths[col], _NAME_MIN) if col == "name" else widths[col],
+            justify="right" if col in _RIGHT else "left",
         )
-    colors = {"finished": "green", "failed": "red", "crashed": "magenta", "running": "yellow"}
-    for r in records:
-        u = r.usage
-        quality = ", ".join(f"{k}={v:.4g}" for k, v in list(r.quality.items())[:3])
-        table.add_row(
-            r.id[:12],
-            r.name[:48],
-            r.kind,
-            f"[{colors.get(r.status, 'white')}]{r.status}[/]",
-            fmt.when(r.started_at),
-            fmt.seconds(u.wall_s) if u else "-",
-            fmt.usd(u.cost_usd) if u else "-",
-            fmt.joules(u.energy_j, u.energy_source) if u else "-",
-            quality or "-",
-        )
-    console.print(table)
+    for row in rows:
+        status = row["status"]
+        row["status"] = f"[{_COLORS.get(status, 'white')}]{status}[/]"
+        table.add_row(*(row[c] for c in columns))
+    console.print(table, width=room)
 
 
 def _export(
@@ -217,7 +367,7 @@ def _export(
     if not tracking_uri:
         raise BadInput(
             "--export mlflow needs --tracking-uri",
-            hint="e.g. --tracking-uri file:///path/to/mlruns",
+            hint="e.g. --tracking-uri sqlite:///mlflow.db",
         )
     from frugalml.report.mlflow_export import export_runs
 

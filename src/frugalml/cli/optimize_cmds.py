@@ -297,9 +297,11 @@ def _run_optimize(
     json_out: bool,
     **kwargs: Any,
 ) -> None:
+    from frugalml.measure.track import install_exit_on_signals
     from frugalml.report.markdown import write_reports
     from frugalml.search.runner import optimize
 
+    install_exit_on_signals()  # SIGTERM/SIGHUP: the runs end failed, naming the signal
     with _Progress(total_hint=12) as progress:
         result = optimize(
             model, task, data, data_options=data_options, listener=progress,

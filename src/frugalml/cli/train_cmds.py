@@ -279,8 +279,10 @@ def finetune(
     Example: frugal finetune minilm --data train.tsv --eval dev.tsv --recipe lora
     --target accuracy=85 --max-length 64
     """
+    from frugalml.measure.track import install_exit_on_signals
     from frugalml.train import finetune as run_finetune
 
+    install_exit_on_signals()  # SIGTERM/SIGHUP: the run ends failed, naming the signal
     _check_task(task)
     config = finetune_config(
         recipe=recipe,
@@ -474,9 +476,11 @@ def tune(
     the total compute, and the compute pruning saved (measured with --compare-unpruned, else
     estimated from each pruned trial's cost per step).
     """
+    from frugalml.measure.track import install_exit_on_signals
     from frugalml.train import TuneConfig
     from frugalml.train import tune as run_tune
 
+    install_exit_on_signals()  # SIGTERM/SIGHUP: the runs end failed, naming the signal
     _check_task(task)
     base = finetune_config(
         epochs=epochs,

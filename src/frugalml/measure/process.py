@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import psutil
@@ -72,17 +73,51 @@ class _TreeSampler:
         self._thread.join(timeout=5)
 
 
-def run_command(argv: Sequence[str], meter: UsageMeter) -> tuple[int, Usage]:
-    """Run ``argv`` (no shell), measure its process tree, return (exit code, usage).
+FORWARDED = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM)
 
-    The exit code follows the shell convention: 128 + N when the command died of signal N.
-    SIGINT and SIGTERM sent to frugal are passed on to the command.
-    """
-    if not argv:
-        raise BadInput("no command to measure", hint="put it after --: frugal measure -- CMD ARGS")
-    meter.start()
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by the live process tree under ``pid`` (and what it reaped)."""
     try:
-        proc = subprocess.Popen(list(argv))
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            t = proc.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def _give_terminal(pgid: int) -> Callable[[], None] | None:
+    """Make ``pgid`` the terminal's foreground group (as a shell does), so the command can
+    read the terminal and gets Ctrl-C itself; the returned call gives the terminal back."""
+    try:
+        fd = sys.stdin.fileno()
+        if not os.isatty(fd) or os.tcgetpgrp(fd) != os.getpgrp():
+            return None
+    except (OSError, ValueError):
+        return None
+
+    def _set(group: int) -> None:
+        old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # a background write would stop us
+        try:
+            with contextlib.suppress(OSError):
+                os.tcsetpgrp(fd, group)
+        finally:
+            signal.signal(signal.SIGTTOU, old)
+
+    _set(pgid)
+    mine = os.getpgrp()
+    return lambda: _set(mine)
+
+
+def _start(argv: Sequence[str]) -> subprocess.Popen[bytes]:
+    try:
+        # Its own process group: a signal for the command reaches every process it started.
+        return subprocess.Popen(list(argv), process_group=0)
     except FileNotFoundError as e:
         raise BadInput(
             f"command not found: {argv[0]}", hint="check the spelling and that it is on PATH"
@@ -92,21 +127,48 @@ def run_command(argv: Sequence[str], meter: UsageMeter) -> tuple[int, Usage]:
             f"cannot execute {argv[0]}: permission denied",
             hint="make it executable or run it through its interpreter",
         ) from e
+
+
+def run_command(
+    argv: Sequence[str], meter: UsageMeter, *, received: list[int] | None = None
+) -> tuple[int, Usage]:
+    """Run ``argv`` (no shell), measure its process tree, return (exit code, usage).
+
+    The exit code follows the shell convention: 128 + N when the command died of signal N.
+    The command runs in its own process group; SIGHUP, SIGINT and SIGTERM sent to frugal are
+    passed on to that whole group (no process is orphaned), and appended to ``received``.
+    """
+    if not argv:
+        raise BadInput("no command to measure", hint="put it after --: frugal measure -- CMD ARGS")
+    meter.start()
+    proc = _start(argv)
     sampler = _TreeSampler(proc.pid)
+    meter.live = lambda: (
+        tree_cpu_seconds(proc.pid),
+        sampler.peak_rss,
+        sampler.gpus_seen,
+        sampler.peak_gpu_bytes,
+    )
     sampler.start()
-    forwarded: dict[int, object] = {}
+    got = received if received is not None else []
 
     def _forward(signum: int, _frame: object) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signum)
+        got.append(signum)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signum)
 
+    forwarded: dict[int, object] = {}
     if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in FORWARDED:
             forwarded[sig] = signal.signal(sig, _forward)
+    give_back = _give_terminal(proc.pid)
     try:
         code = proc.wait()
     finally:
+        if give_back:
+            give_back()
         sampler.stop()
+        meter.live = None
         for signum, handler in forwarded.items():
             signal.signal(signum, handler)  # type: ignore[arg-type]
     child_max = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

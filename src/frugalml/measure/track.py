@@ -13,18 +13,21 @@ with status ``finished`` or ``failed`` (the exception is re-raised, never swallo
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import signal
 import socket
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
 
+from frugalml.errors import LedgerError
 from frugalml.ledger import Ledger
 from frugalml.ledger.store import DEFAULT_HEARTBEAT_S
 from frugalml.measure import memory
@@ -91,6 +94,7 @@ class UsageMeter:
     _energy: EnergySession | None = None
     _rss_reset: bool = False
     elapsed_override_s: float | None = field(default=None)
+    live: Callable[[], tuple[float, int, int, int]] | None = field(default=None)
 
     def start(self) -> None:
         self._energy = EnergySession(
@@ -105,6 +109,56 @@ class UsageMeter:
     def sample(self) -> None:
         if self._energy:
             self._energy.sample()
+
+    def _usage(
+        self, wall_s: float, cpu_s: float, peak_host: int, devices: int, peak_device: int
+    ) -> Usage:
+        assert self._energy is not None, "the meter was not started"
+        device_s = wall_s * devices
+        parts = self._energy.stop(cpu_s=cpu_s, device_s=device_s)  # reads; does not stop
+        energy_j = sum(p.energy_j for p in parts)
+        instance_cost, energy_cost, cost, co2 = self.price.cost(wall_s, energy_j)
+        return Usage(
+            wall_s=wall_s,
+            cpu_s=cpu_s,
+            device_s=device_s,
+            peak_host_bytes=int(peak_host),
+            peak_device_bytes=int(peak_device),
+            energy_j=energy_j,
+            energy_source=overall_source(parts),  # type: ignore[arg-type]
+            instance_cost_usd=instance_cost,
+            energy_cost_usd=energy_cost,
+            cost_usd=cost,
+            co2_g=co2,
+            instance=self.price.instance,
+            region=self.price.region,
+            usd_per_hour=self.price.usd_per_hour,
+            usd_per_kwh=self.price.usd_per_kwh,
+            g_co2_per_kwh=self.price.g_co2_per_kwh,
+            energy_parts=parts,
+        )
+
+    def snapshot(self) -> Usage | None:
+        """The usage so far, without stopping (what a heartbeat carries); None before start.
+
+        ``live`` (set by whoever runs another process tree) gives that tree's
+        (CPU seconds, peak host bytes, devices, peak device bytes) so far.
+        """
+        if self._energy is None:
+            return None
+        self.sample()
+        wall_s = time.perf_counter() - self._t0
+        cpu_s = max(0.0, _cpu_seconds() - self._cpu0)
+        if self.live is not None:
+            tree_cpu_s, peak_host, devices, peak_device = self.live()
+            return self._usage(wall_s, cpu_s + tree_cpu_s, peak_host, devices, peak_device)
+        return self._usage(
+            wall_s,
+            cpu_s,
+            memory.peak_rss_bytes(),
+            memory.devices_in_use(),
+            memory.peak_device_bytes(),
+        )
 
     def stop(
         self,
@@ -124,36 +178,17 @@ class UsageMeter:
         if peak_host_bytes is None:
             peak_host_bytes = memory.peak_rss_bytes()
         devices = memory.devices_in_use() if device_count is None else device_count
-        device_s = wall_s * devices
         if peak_device_bytes is None:
             peak_device_bytes = memory.peak_device_bytes()
-        assert self._energy is not None, "stop() before start()"
-        parts = self._energy.stop(cpu_s=cpu_s, device_s=device_s)
-        energy_j = sum(p.energy_j for p in parts)
-        instance_cost, energy_cost, cost, co2 = self.price.cost(wall_s, energy_j)
-        return Usage(
-            wall_s=wall_s,
-            cpu_s=cpu_s,
-            device_s=device_s,
-            peak_host_bytes=int(peak_host_bytes),
-            peak_device_bytes=int(peak_device_bytes),
-            energy_j=energy_j,
-            energy_source=overall_source(parts),  # type: ignore[arg-type]
-            instance_cost_usd=instance_cost,
-            energy_cost_usd=energy_cost,
-            cost_usd=cost,
-            co2_g=co2,
-            instance=self.price.instance,
-            region=self.price.region,
-            usd_per_hour=self.price.usd_per_hour,
-            usd_per_kwh=self.price.usd_per_kwh,
-            g_co2_per_kwh=self.price.g_co2_per_kwh,
-            energy_parts=parts,
-        )
+        return self._usage(wall_s, cpu_s, peak_host_bytes, devices, peak_device_bytes)
 
 
 class Heartbeat:
-    """A daemon thread that beats a run every ``interval_s`` (and samples energy counters)."""
+    """A daemon thread that beats a run every ``interval_s``.
+
+    Each beat carries ``usage()`` (the usage so far), so a run killed with SIGKILL keeps what
+    it had cost until its last beat; ``on_beat`` runs after each beat.
+    """
 
     def __init__(
         self,
@@ -161,9 +196,10 @@ class Heartbeat:
         run_id: str,
         interval_s: float,
         on_beat: Callable[[], None] | None = None,
+        usage: Callable[[], Usage | None] | None = None,
     ) -> None:
         self._ledger, self._run_id, self._interval = ledger, run_id, interval_s
-        self._on_beat = on_beat
+        self._on_beat, self._usage = on_beat, usage
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._loop, name=f"frugal-heartbeat-{run_id[:8]}", daemon=True
@@ -175,7 +211,7 @@ class Heartbeat:
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
             try:
-                self._ledger.heartbeat(self._run_id)
+                self._ledger.heartbeat(self._run_id, usage=self._usage() if self._usage else None)
                 if self._on_beat:
                     self._on_beat()
             except Exception:  # a missed beat is not worth killing the user's job for
@@ -211,6 +247,85 @@ class Run:
 
     def __repr__(self) -> str:
         return f"Run(id={self.id[:12]!r}, name={self.name!r})"
+
+
+def _error_text(
+    exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+) -> str:
+    if isinstance(exc, Terminated):
+        return str(exc)
+    if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+        return "interrupted (KeyboardInterrupt)"
+    return "".join(traceback.format_exception(exc_type, exc, tb)[-12:]).strip()
+
+
+def finish(
+    ledger: Ledger, run_id: str, *, status: str, usage: Usage | None, error: str | None
+) -> bool:
+    """End a run; if the ledger cannot be written, warn on stderr (the run is spooled and
+    written by the next command that reaches the ledger) and go on. True when written now."""
+    try:
+        ledger.finish_run(run_id, status=status, usage=usage, error=error)
+    except LedgerError as e:  # spooled (LedgerSpooled), or not even that: never hide the work
+        sys.stderr.write(f"frugal: warning: {e.message}\n")
+        sys.stderr.flush()
+        return False
+    return True
+
+
+class Terminated(SystemExit):
+    """Raised in the main thread when frugal receives SIGTERM or SIGHUP (``exit_on_signals``).
+
+    A ``SystemExit`` with code 128+N, so ``track`` ends its run as ``failed`` with the signal
+    named, the process exits 128+N, and ``except Exception`` blocks do not swallow it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(128 + signum)
+
+    def __str__(self) -> str:
+        return f"terminated by {signal.Signals(self.signum).name} (exit {128 + self.signum})"
+
+
+TERMINATING = (signal.SIGTERM, signal.SIGHUP)
+
+
+def install_exit_on_signals(signums: tuple[int, ...] = TERMINATING) -> dict[int, Any]:
+    """Turn SIGTERM and SIGHUP into ``Terminated`` from now on (main thread only); the
+    previous handlers, to restore. A command that runs tracked work calls this first.
+
+    By default those signals kill Python at once: a tracked run would be left ``running`` and
+    later reaped as ``crashed`` with no word of why. Raised as an exception instead, every
+    ``track`` block on the way out records a clean ``failed`` end naming the signal, and the
+    process exits 128+N with one line on stderr. A second signal while unwinding is ignored,
+    so the ending is written.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    seen: list[int] = []
+
+    def _raise(signum: int, _frame: object) -> None:
+        if seen:
+            return
+        seen.append(signum)
+        stop = Terminated(signum)
+        sys.stderr.write(f"frugal: {stop}; ending the run\n")
+        sys.stderr.flush()
+        raise stop
+
+    return {sig: signal.signal(sig, _raise) for sig in signums}
+
+
+@contextlib.contextmanager
+def exit_on_signals(signums: tuple[int, ...] = TERMINATING) -> Iterator[None]:
+    """``install_exit_on_signals`` for the block only (library callers)."""
+    previous = install_exit_on_signals(signums)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class track:  # used like a function: `with track(...)` / `@track(...)`
@@ -272,7 +387,7 @@ class track:  # used like a function: `with track(...)` / `@track(...)`
         run = Run(ledger, run_id, self.name)
         run.params.update(self.params)
         meter = UsageMeter(self.price, hw)
-        beat = Heartbeat(ledger, run_id, self.heartbeat_s, on_beat=meter.sample)
+        beat = Heartbeat(ledger, run_id, self.heartbeat_s, usage=meter.snapshot)
         meter.start()
         beat.start()
         self._state.append((run, meter, beat, owned))
@@ -291,15 +406,9 @@ class track:  # used like a function: `with track(...)` / `@track(...)`
         failed = exc_type is not None and not (
             isinstance(exc, SystemExit) and exc.code in (0, None)
         )
-        error = None
-        if failed:
-            assert exc_type is not None
-            if issubclass(exc_type, KeyboardInterrupt):
-                error = "interrupted (KeyboardInterrupt)"
-            else:
-                error = "".join(traceback.format_exception(exc_type, exc, tb)[-12:]).strip()
-        run.ledger.finish_run(
-            run.id, status="failed" if failed else "finished", usage=usage, error=error
+        error = _error_text(exc_type, exc, tb) if failed else None
+        finish(
+            run.ledger, run.id, status="failed" if failed else "finished", usage=usage, error=error
         )
         if owned:
             run.ledger.close()

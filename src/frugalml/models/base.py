@@ -1,4 +1,4 @@
-"""The ``Model`` frugal runs: an engine (PyTorch or ONNX Runtime), a tokenizer, and how to batch.
+"""The ``Model`` frugal runs: an engine (a registered runtime), a tokenizer, and how to batch.
 
 A ``Model`` turns texts into one output row per text: a pooled sentence embedding (``output ==
 "embedding"``) or class logits (``"logits"``). ``encode(texts)`` runs every text with the
@@ -6,8 +6,13 @@ model's ``Runtime`` settings (batch size, length-sorted batching, intra-op threa
 and returns a float32 array ``(len(texts), dim)`` in the input order.
 
 Passes (``frugalml.passes``) return a new ``Model``; ``passes`` records what was applied, in
-order, and ``structure`` what changed in the network's shapes, so ``save``/``load`` can rebuild
-any variant from safetensors or ONNX files (never pickle).
+order, and ``structure`` what changed in the network's shapes, so ``frugalml.passes.persist``
+can save and rebuild any variant from safetensors or ONNX files (never pickle).
+
+How a batch runs, how weights are saved and sized is the engine's runtime module
+(``frugalml.models.runtimes``); what a runtime caches between batches (an ONNX Runtime
+session, the network's input names) lives in its own state object on the model, which
+``evolve`` never shares with the copy.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-Engine = Literal["torch", "onnx"]
+Engine = str  # a registered runtime's name: "torch", "onnx" (see frugalml.models.runtimes)
 Output = Literal["embedding", "logits"]
 
 
@@ -89,7 +94,10 @@ class Model:
     ``save`` writes as safetensors; runtime-only passes such as dynamic int8, bf16 or compile
     are in ``replay`` and re-applied on load). ``engine == "onnx"``: ``onnx_path`` is the graph
     file. ``base`` names the model the variant was made from (spec or path); ``label_names``
-    lists class names for a model with a classification head.
+    lists class names for a model with a classification head. ``config`` is the network's
+    Hugging Face config (a dict; what ``config.json`` of a saved folder holds), ``dims`` its
+    head count and hidden size, ``stats`` figures passes report (distillation steps, fused
+    operators); ``evolve`` copies them, so a variant never changes its original's.
     """
 
     engine: Engine
@@ -108,9 +116,10 @@ class Model:
     dtype: str = "float32"
     label_names: tuple[str, ...] | None = None
     arch: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-    _session: Any = field(default=None, repr=False)
-    _session_key: Any = field(default=None, repr=False)
+    config: dict[str, Any] = field(default_factory=dict)
+    dims: dict[str, int] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+    _state: Any = field(default=None, repr=False, compare=False)
 
     # ---- identity -----------------------------------------------------------------------
     @property
@@ -122,10 +131,24 @@ class Model:
         return f"{chain} ({self.engine}, {self.dtype}, {self.device})"
 
     def evolve(self, **changes: Any) -> Model:
-        """A copy with ``changes``; the ONNX session is not shared (settings may differ)."""
-        changes.setdefault("_session", None)
-        changes.setdefault("_session_key", None)
+        """A copy with ``changes``; the runtime's state (session, caches) is never shared."""
+        changes["_state"] = None
+        for name in ("config", "dims", "stats", "structure"):
+            changes.setdefault(name, dict(getattr(self, name)))
         return dataclasses.replace(self, **changes)
+
+    @property
+    def engine_runtime(self) -> Any:
+        """The registered runtime module that runs this model (``frugalml.models.runtimes``)."""
+        from frugalml.models.registry import get
+
+        return get(self.engine)
+
+    def state(self, make: Callable[[], Any]) -> Any:
+        """This model's runtime state, made by ``make`` on first use (never shared)."""
+        if self._state is None:
+            self._state = make()
+        return self._state
 
     # ---- running ------------------------------------------------------------------------
     def batches(self, texts: Sequence[str], batch_size: int | None = None) -> list[np.ndarray]:
@@ -149,9 +172,11 @@ class Model:
 
     def run_batch(self, texts: Sequence[str]) -> np.ndarray:
         """Tokenize and run one batch; float32 (len(texts), dim)."""
-        from frugalml.models import runners
-
-        return runners.run_batch(self, texts)
+        enc = self.tokenize(texts)
+        raw = self.engine_runtime.run(self, enc)
+        if self.output == "embedding" and raw.ndim == 3:
+            return self.pooling.apply(raw, enc["attention_mask"])
+        return np.asarray(raw, dtype=np.float32)
 
     def encode(
         self,
@@ -180,11 +205,4 @@ class Model:
     # ---- size ---------------------------------------------------------------------------
     def size_bytes(self) -> int:
         """Bytes of weights on disk as ``save`` writes them (graph or safetensors)."""
-        from frugalml.models import store
-
-        return store.weights_size_bytes(self)
-
-    def save(self, path: str | Path, **manifest_extra: Any) -> Path:
-        from frugalml.models import store
-
-        return store.save(self, Path(path), **manifest_extra)
+        return int(self.engine_runtime.size_bytes(self))

@@ -57,7 +57,7 @@ def distill(
     import torch
     from transformers import get_linear_schedule_with_warmup
 
-    from frugalml.models.runners import _forward_names, threads_for
+    from frugalml.models import forward_names, threads_for
 
     if epochs <= 0 or not texts or max_steps == 0:
         return {"loss_first": float("nan"), "loss_last": float("nan"), "steps": 0.0}
@@ -65,7 +65,7 @@ def distill(
         torch.set_num_threads(threads_for(model))
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    names = _forward_names(student)
+    names = forward_names(student)
     target = torch.from_numpy(np.asarray(teacher_outputs, dtype=np.float32))
     opt = torch.optim.AdamW(list(student.parameters()), lr=lr, weight_decay=0.0)
     n = len(texts)

@@ -59,5 +59,4 @@ def half_precision(model: Model, cfg: HalfPrecision, ctx: PassContext) -> Model:
         module=module,
         source=module,
         dtype=cfg.dtype,
-        extra={k: v for k, v in model.extra.items() if k != "_forward_names"},
     )

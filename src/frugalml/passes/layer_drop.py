@@ -90,7 +90,7 @@ def choose_layers(
     for subset in subsets(len(layers), keep):
         setattr(parent, attr, torch.nn.ModuleList([layers[i] for i in subset]))
         student.config.num_hidden_layers = len(subset)
-        out = model.evolve(module=student, source=student, extra={}).encode(sample)
+        out = model.evolve(module=student, source=student).encode(sample)
         out = out / np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
         score = float((out * ref).sum(axis=1).mean())
         if score > best_score:
@@ -140,5 +140,5 @@ def layer_drop(model: Model, cfg: LayerDrop, ctx: PassContext) -> Model:
         module=student,
         source=student,
         structure=structure,
-        extra={**{k: v for k, v in model.extra.items() if k != "_forward_names"}, "distill": stats},
+        stats={**model.stats, "distill": stats},
     )

@@ -48,14 +48,14 @@ def _wrapper(module: Any, names: list[str], logits: bool) -> Any:
 def onnx_export(model: Model, cfg: OnnxExport, ctx: PassContext) -> Model:
     import torch
 
-    from frugalml.models.runners import _forward_names
+    from frugalml.models import forward_names
 
     module = model.module
     if getattr(model, "dtype", "float32") != "float32" or model.replay:
         raise CandidateFailed(
             "ONNX export needs the float32 PyTorch network (export before quantizing or compiling)"
         )
-    accepted = _forward_names(module)
+    accepted = forward_names(module)
     sample = model.tokenize(["frugal exports this sentence", "and this one"])
     names: list[str] = [
         n
@@ -85,4 +85,6 @@ def onnx_export(model: Model, cfg: OnnxExport, ctx: PassContext) -> Model:
             )
     except Exception as e:
         raise CandidateFailed(f"ONNX export failed: {str(e).splitlines()[0][:300]}") from e
-    return model.evolve(engine="onnx", onnx_path=path, module=None, source=None)
+    # config.json of the saved folder describes the exported network (after structure passes)
+    config = module.config.to_dict() if hasattr(module, "config") else model.config
+    return model.evolve(engine="onnx", onnx_path=path, module=None, source=None, config=config)

@@ -48,7 +48,7 @@ def onnx_optimize(model: Model, cfg: OnnxOptimize, ctx: PassContext) -> Model:
     options.enable_gelu_approximation = cfg.gelu_approximation
     options.enable_attention = cfg.attention
     path = ctx.workdir() / f"fused-{uuid.uuid4().hex[:10]}.onnx"
-    dims = model.extra.get("dims") or {}
+    dims = model.dims
     # pruned heads differ per block: let the optimizer detect them (0 = detect)
     pruned = "heads_per_layer" in model.structure
     num_heads = 0 if pruned else int(dims.get("num_heads", 0))
@@ -69,4 +69,4 @@ def onnx_optimize(model: Model, cfg: OnnxOptimize, ctx: PassContext) -> Model:
         raise CandidateFailed(f"ONNX graph fusion failed: {str(e).splitlines()[0][:300]}") from e
     stats = {k: v for k, v in fused.get_fused_operator_statistics().items() if v}
     ctx.log(f"fused operators: {stats}")
-    return model.evolve(onnx_path=path, extra={**model.extra, "fused_ops": stats})
+    return model.evolve(onnx_path=path, stats={**model.stats, "fused_ops": stats})

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from frugalml.errors import BadInput
-from frugalml.models.base import AppliedPass
+from frugalml.models import AppliedPass
 from frugalml.passes.registry import PassContext, config_to_dict, describe, info_of
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def problem(pipeline: Sequence[Any], *, engine: str = "torch", device: str = "cp
         label = describe(config)
         if info.stage < stage:
             return f"{label} cannot come after a later-stage pass"
-        if engine not in info.engines:
+        if info.engines is not None and engine not in info.engines:
             return f"{label} needs a {' or '.join(info.engines)} model, not {engine}"
         if info.name in names:
             return f"{label} appears twice"

@@ -64,10 +64,7 @@ def magnitude_prune(model: Model, cfg: MagnitudePrune, ctx: PassContext) -> Mode
         module=student,
         source=student,
         structure=structure,
-        extra={
-            **{k: v for k, v in model.extra.items() if k != "_forward_names"},
-            "recovery": stats,
-        },
+        stats={**model.stats, "recovery": stats},
     )
 
 

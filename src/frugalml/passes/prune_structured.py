@@ -93,8 +93,5 @@ def structured_prune(model: Model, cfg: StructuredPrune, ctx: PassContext) -> Mo
         module=student,
         source=student,
         structure=structure,
-        extra={
-            **{k: v for k, v in model.extra.items() if k != "_forward_names"},
-            "recovery": stats,
-        },
+        stats={**model.stats, "recovery": stats},
     )

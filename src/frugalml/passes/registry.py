@@ -9,8 +9,9 @@ its import in ``passes/__init__.py``). The metadata drives the ordering rules of
 
 - ``stage``: passes run in non-decreasing stage order (structure 10-19 → ONNX export 20 →
   graph optimization 25 → precision 30 → compile 40 → runtime settings 90);
-- ``engines``: the engines (``torch``/``onnx``) the pass accepts; ``produces``: the engine
-  after it (ONNX export turns ``torch`` into ``onnx``);
+- ``engines``: the engines (``torch``/``onnx``, the names of ``frugalml.models.runtimes``)
+  the pass accepts, ``None`` for every engine (a pass that changes only run settings);
+  ``produces``: the engine after it (ONNX export turns ``torch`` into ``onnx``);
 - ``group``: at most one pass per group in a pipeline (``precision``: int8 dynamic, int8
   static, fp16/bf16);
 - ``replay_on``: engines where the pass only changes how the model runs, not its weights;
@@ -66,7 +67,7 @@ class PassInfo:
     config: type
     fn: ApplyFn
     stage: int
-    engines: tuple[str, ...]
+    engines: tuple[str, ...] | None
     produces: str | None = None
     group: str | None = None
     replay_on: tuple[str, ...] = ()
@@ -82,7 +83,7 @@ def register(
     config: type[C],
     *,
     stage: int,
-    engines: tuple[str, ...] = ("torch", "onnx"),
+    engines: tuple[str, ...] | None = ("torch", "onnx"),
     produces: str | None = None,
     group: str | None = None,
     replay_on: tuple[str, ...] = (),

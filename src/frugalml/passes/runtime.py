@@ -27,7 +27,7 @@ class RuntimeSettings:
     length_sort: bool = True
 
 
-@register(RuntimeSettings, stage=90, engines=("torch", "onnx"))
+@register(RuntimeSettings, stage=90, engines=None)  # any runtime: no weights change
 def runtime_settings(model: Model, cfg: RuntimeSettings, ctx: PassContext) -> Model:
     if cfg.batch_size < 1 or (cfg.threads is not None and cfg.threads < 1):
         raise CandidateFailed("batch_size and threads must be at least 1")

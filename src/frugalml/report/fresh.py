@@ -147,7 +147,8 @@ def evaluate_alternating(
     from frugalml.measure.hardware import hardware
     from frugalml.measure.prices import resolve
     from frugalml.measure.track import UsageMeter
-    from frugalml.models import load, resolve_path
+    from frugalml.models import resolve_path
+    from frugalml.passes.persist import load
     from frugalml.search.evaluate import evaluate, reference_outputs
     from frugalml.tasks import get_task
 

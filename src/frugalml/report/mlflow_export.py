@@ -3,7 +3,7 @@
 Each frugal run becomes one MLflow run in one experiment (default ``frugal``):
 
 - **params**: the run's params, nested dicts flattened to dotted keys (values cut to 500
-  characters, MLflow's portable limit);
+  characters, MLflow's portable limit), except the numbers under ``eval`` (metrics only);
 - **metrics**: usage (``wall_s``, ``cpu_s``, ``energy_j``, ``cost_usd``, ``co2_g``, peak memory
   in bytes...) and quality (``quality.<metric>``), plus any number under ``params.eval``;
 - **tags**: ``frugal.run_id``, ``frugal.kind``, ``frugal.status``, ``frugal.energy_source``,
@@ -43,6 +43,11 @@ _USAGE_METRICS = (
     "co2_g",
 )
 _BAD_KEY = re.compile(r"[^\w./\- :]")
+HTTP_DEFAULTS = {  # at most 2 tries of 15 s each per request to an MLflow server
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+}
 
 
 @dataclass
@@ -101,7 +106,13 @@ def run_metrics(record: RunRecord) -> dict[str, float]:
 
 
 def run_params(record: RunRecord) -> dict[str, str]:
-    return {_key(k): str(v)[:PARAM_VALUE_MAX] for k, v in flatten(record.params).items()}
+    """Params as MLflow strings; the numbers under ``eval`` are metrics (``run_metrics``) and
+    are not repeated here (an MLflow param cannot be compared or plotted)."""
+    return {
+        _key(k): str(v)[:PARAM_VALUE_MAX]
+        for k, v in flatten(record.params).items()
+        if not (k.startswith("eval.") and _number(v) is not None)
+    }
 
 
 def run_tags(record: RunRecord) -> dict[str, str]:
@@ -142,13 +153,23 @@ def _client(tracking_uri: str) -> Any:
         # MLflow 3 keeps its file store in maintenance mode behind this switch; the user
         # asked for a file store by giving its URI, so it is what they get.
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    if tracking_uri.startswith(("http:", "https:")):
+        # MLflow's defaults (7 retries with backoff, 120 s per request) make an unreachable
+        # server look like a hang of many minutes; the user's own settings still win.
+        for name, value in HTTP_DEFAULTS.items():
+            os.environ.setdefault(name, value)
     try:
         return MlflowClient(tracking_uri=tracking_uri)
     except Exception as e:  # MLflow raises many kinds for a bad URI
         raise BadInput(
             f"cannot open the MLflow tracking store {tracking_uri}: {e}",
-            hint="use file:///path/to/mlruns, sqlite:///mlflow.db or http://host:5000",
+            hint="use sqlite:///mlflow.db, http://host:5000 or file:///path/to/mlruns",
         ) from e
+
+
+def _first_line(text: str, limit: int = 300) -> str:
+    line = (text.strip().splitlines() or [""])[0]
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _order(records: Iterable[RunRecord]) -> list[RunRecord]:
@@ -182,7 +203,6 @@ def export_runs(
 ) -> ExportSummary:
     """Log ``records`` to the MLflow store at ``tracking_uri``; what was created or updated."""
     try:
-        from mlflow.entities import Metric, Param, RunTag
         from mlflow.exceptions import MlflowException
     except ImportError as e:
         raise BadInput(
@@ -193,50 +213,62 @@ def export_runs(
         exp = client.get_experiment_by_name(experiment)
         exp_id = exp.experiment_id if exp else client.create_experiment(experiment)
         existing = _existing(client, exp_id)
+        summary = ExportSummary(tracking_uri, experiment, exp_id)
+        for record in _order(records):
+            _export_one(client, exp_id, record, existing, summary)
     except MlflowException as e:
         raise BadInput(
-            f"cannot use the MLflow tracking store {tracking_uri}: {e.message}",
-            hint="check the URI and that the store is writable",
+            f"cannot use the MLflow tracking store {tracking_uri}: {_first_line(e.message)}",
+            hint="check the URI, that the server is up, and that the store is writable",
         ) from e
-    summary = ExportSummary(tracking_uri, experiment, exp_id)
-    for record in _order(records):
-        tags = run_tags(record)
-        parent = existing.get(record.parent_id or "", (None, None))[0]
-        if parent:
-            tags["mlflow.parentRunId"] = parent
-        metrics = run_metrics(record)
-        params = run_params(record)
-        end_ms = _ms(record, end=True)
-        stamp = end_ms or _ms(record) or 0
-        found = existing.get(record.id)
-        if found is None:
-            run = client.create_run(
-                exp_id, start_time=_ms(record), tags=tags, run_name=record.name[:250]
-            )
-            mlflow_id = run.info.run_id
-            summary.created.append(record.id)
-            new_params = params
-        else:
-            mlflow_id, old = found
-            if old.data.tags.get("frugal.status") == record.status and old.data.tags.get(
-                "mlflow.parentRunId"
-            ) == tags.get("mlflow.parentRunId"):
-                summary.unchanged.append(record.id)
-                summary.mlflow_ids[record.id] = mlflow_id
-                continue
-            summary.updated.append(record.id)
-            new_params = {k: v for k, v in params.items() if k not in old.data.params}
-        client.log_batch(
-            mlflow_id,
-            metrics=[Metric(k, v, stamp, 0) for k, v in metrics.items()],
-            params=[Param(k, v) for k, v in new_params.items()],
-            tags=[RunTag(k, v) for k, v in tags.items()] if found else [],
-        )
-        if record.status != "running":
-            client.set_terminated(mlflow_id, status=_STATUS[record.status], end_time=end_ms)
-        existing[record.id] = (mlflow_id, None)
-        summary.mlflow_ids[record.id] = mlflow_id
     return summary
+
+
+def _export_one(
+    client: Any,
+    exp_id: str,
+    record: RunRecord,
+    existing: dict[str, tuple[str, Any]],
+    summary: ExportSummary,
+) -> None:
+    """Create or update one run; ``existing`` and ``summary`` are updated."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    tags = run_tags(record)
+    parent = existing.get(record.parent_id or "", (None, None))[0]
+    if parent:
+        tags["mlflow.parentRunId"] = parent
+    params = run_params(record)
+    end_ms = _ms(record, end=True)
+    stamp = end_ms or _ms(record) or 0
+    found = existing.get(record.id)
+    if found is None:
+        run = client.create_run(
+            exp_id, start_time=_ms(record), tags=tags, run_name=record.name[:250]
+        )
+        mlflow_id = run.info.run_id
+        summary.created.append(record.id)
+        new_params = params
+    else:
+        mlflow_id, old = found
+        summary.mlflow_ids[record.id] = mlflow_id
+        if old.data.tags.get("frugal.status") == record.status and old.data.tags.get(
+            "mlflow.parentRunId"
+        ) == tags.get("mlflow.parentRunId"):
+            summary.unchanged.append(record.id)
+            return
+        summary.updated.append(record.id)
+        new_params = {k: v for k, v in params.items() if k not in old.data.params}
+    client.log_batch(
+        mlflow_id,
+        metrics=[Metric(k, v, stamp, 0) for k, v in run_metrics(record).items()],
+        params=[Param(k, v) for k, v in new_params.items()],
+        tags=[RunTag(k, v) for k, v in tags.items()] if found else [],
+    )
+    if record.status != "running":
+        client.set_terminated(mlflow_id, status=_STATUS[record.status], end_time=end_ms)
+    existing[record.id] = (mlflow_id, None)
+    summary.mlflow_ids[record.id] = mlflow_id
 
 
 def _existing(client: Any, exp_id: str) -> dict[str, tuple[str, Any]]:

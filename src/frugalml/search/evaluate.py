@@ -60,7 +60,8 @@ import numpy as np
 
 from frugalml.data import Dataset, load_data
 from frugalml.errors import BadInput, CandidateFailed
-from frugalml.models import Model, load
+from frugalml.models import Model
+from frugalml.passes.persist import load
 from frugalml.tasks import Task, get_task
 from frugalml.tasks.base import SPLITS
 
@@ -375,7 +376,7 @@ def _result(
 ) -> EvalResult:
     """The figures of one evaluation: rates are medians over passes, cost from the one price
     method (``Price.per_1m_requests``), its interval from the slowest and fastest pass."""
-    from frugalml.models.runners import threads_for
+    from frugalml.models import threads_for
 
     throughput = float(np.median(timed.pass_rates))
     timed_texts = timed.texts * timed.repeats

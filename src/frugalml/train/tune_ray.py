@@ -36,18 +36,10 @@ from typing import Any
 from frugalml.data import Dataset
 from frugalml.errors import BadInput, FrugalError
 from frugalml.train.config import TrainingDiverged
-from frugalml.train.tuning import (
-    StudySummary,
-    TrialSummary,
-    TuneConfig,
-    _compute,
-    _log_study,
-    _sampler,
-    _study_params,
-    _summarize,
-    pruner_name,
-    suggest,
-)
+
+# ``kit``: what this module uses of ``tuning`` (which calls it), handed in by ``tuning.tune`` so
+# that this module does not import it back: ``suggest``, ``sampler``, ``study_params``,
+# ``summarize``, ``log_study``, ``compute``, ``pruner_name``, ``TrialSummary``.
 
 
 def _ray() -> Any:
@@ -60,7 +52,7 @@ def _ray() -> Any:
     return ray
 
 
-def _space(trial: Any, tcfg: TuneConfig) -> None:
+def _space(trial: Any, tcfg: Any, suggest: Any) -> None:
     suggest(trial, tcfg)  # define-by-run: the sampled values are the Tune config
 
 
@@ -74,10 +66,10 @@ def optuna_storage(url: str | None) -> Any:
     return optuna.storages.RDBStorage(url, engine_kwargs={"poolclass": sa.pool.NullPool})
 
 
-def scheduler(pruner: Any, tcfg: TuneConfig) -> Any:
+def scheduler(name: str, tcfg: Any) -> Any:
+    """Tune's scheduler for a pruner name: hyperband is ASHA, median the median rule."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
 
-    name = pruner_name(pruner)
     if name == "hyperband":
         return ASHAScheduler(
             time_attr="training_iteration",
@@ -96,7 +88,7 @@ def scheduler(pruner: Any, tcfg: TuneConfig) -> Any:
     raise BadInput(f"--engine ray takes the pruners hyperband, median or none, not {name}")
 
 
-def _make_trainable() -> Any:
+def _make_trainable(suggest: Any) -> Any:
     import optuna
     import ray
     from ray import tune
@@ -189,10 +181,11 @@ def run_study(
     model: str,
     train: Dataset,
     dev: Dataset,
-    tcfg: TuneConfig,
+    tcfg: Any,
     pruner: Any,
     book: Any,
     *,
+    kit: Any,
     study_name: str,
     out: Path | None,
     progress: bool,
@@ -200,7 +193,7 @@ def run_study(
     region: str | None,
     address: str | None = None,
     max_parallel: int = 1,
-) -> StudySummary:
+) -> Any:
     """One study on Ray Tune as one ``tune`` run (the driver's); its trials on the cluster."""
     ray = _ray()
     from ray import tune
@@ -213,12 +206,12 @@ def run_study(
                        "on the nodes that trained them)")  # fmt: skip
     if max_parallel < 1:
         raise BadInput("--max-parallel must be at least 1")
-    sched = scheduler(pruner, tcfg)
+    name = kit.pruner_name(pruner)
+    sched = scheduler(name, tcfg)
     owns = not ray.is_initialized()
     if owns:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    name = pruner_name(pruner)
-    params = {**_study_params(model, train, dev, tcfg, name, study_name), "engine": "ray",
+    params = {**kit.study_params(model, train, dev, tcfg, name, study_name), "engine": "ray",
               "max_parallel": max_parallel}  # fmt: skip
     storage = optuna_storage(tcfg.storage)
     results_dir = tempfile.mkdtemp(prefix="frugal-tune-ray-")
@@ -227,10 +220,10 @@ def run_study(
         with track(f"tune {Path(model).name} ({name}, ray)", ledger=book, kind="tune",
                    params=params, instance=instance, region=region) as tune_run:  # fmt: skip
             search = OptunaSearch(
-                space=functools.partial(_space, tcfg=tcfg),
+                space=functools.partial(_space, tcfg=tcfg, suggest=kit.suggest),
                 metric="accuracy",
                 mode="max",
-                sampler=_sampler(tcfg.sampler, tcfg.seed),
+                sampler=kit.sampler(tcfg.sampler, tcfg.seed),
                 storage=storage,
                 study_name=study_name,
             )
@@ -238,7 +231,7 @@ def run_study(
             gpu = 1.0 if str(tcfg.base.device).startswith("cuda") else 0.0
             trainable = tune.with_resources(
                 tune.with_parameters(
-                    _make_trainable(),
+                    _make_trainable(kit.suggest),
                     model=model,
                     train=train,
                     dev=dev,
@@ -270,11 +263,11 @@ def run_study(
             tuner.fit()
             got = ray.get(collector.all.remote())
             summaries = {
-                n: _trial_summary(n, got[tid], book)
+                n: _trial_summary(kit, n, got[tid], book)
                 for n, tid in enumerate(sorted(got, key=_trial_index))
             }
-            summary = _summarize(name, tune_run.id, summaries)
-            _log_study(tune_run, summary)
+            summary = kit.summarize(name, tune_run.id, summaries)
+            kit.log_study(tune_run, summary)
     finally:
         with contextlib.suppress(Exception):
             ray.kill(collector)
@@ -304,8 +297,8 @@ def _trial_index(trial_id: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-def _trial_summary(number: int, s: dict[str, Any], book: Any) -> TrialSummary:
-    return TrialSummary(
+def _trial_summary(kit: Any, number: int, s: dict[str, Any], book: Any) -> Any:
+    return kit.TrialSummary(
         number,
         s["state"],
         s["accuracy"] if s["accuracy"] is not None else max(s["curve"], default=None),
@@ -313,6 +306,6 @@ def _trial_summary(number: int, s: dict[str, Any], book: Any) -> TrialSummary:
         int(s["steps"]),
         int(s["planned_steps"]),
         s["run_id"],
-        _compute(book, s["run_id"]),
+        kit.compute(book, s["run_id"]),
         tuple(s["curve"]),
     )

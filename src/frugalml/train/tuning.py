@@ -501,7 +501,7 @@ def tune(
             from frugalml.train import tune_ray
 
             return tune_ray.run_study(
-                str(model), train, dev, config, pruner, book, study_name=study_name,
+                str(model), train, dev, config, pruner, book, kit=_kit(), study_name=study_name,
                 out=folder, progress=progress, instance=instance, region=region,
                 address=address, max_parallel=max_parallel,
             )  # fmt: skip
@@ -538,6 +538,17 @@ def tune(
         storage=_safe_url(config.storage),
         study_name=name,
     )
+
+
+def _kit() -> Any:
+    """What ``tune_ray`` uses of this module (handed in, so it does not import this one)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        suggest=suggest, sampler=_sampler, study_params=_study_params, summarize=_summarize,
+        log_study=_log_study, compute=_compute, pruner_name=pruner_name,
+        TrialSummary=TrialSummary,
+    )  # fmt: skip
 
 
 def _saving(

@@ -34,9 +34,10 @@ def parallel_loop(
     deadline: float,
     max_drop: float,
     out_dir: Path,
+    runner: Any,
 ) -> tuple[StopReason, int]:
-    from frugalml.search import runner
-
+    """``runner``: the search's steps (``meter``, ``new_record``, ``build``, ``record_run``,
+    ``mark``, ``write_candidates``), handed in by ``runner`` so this module does not import it."""
     engine = search.engine
     inflight: dict[Any, tuple[Any, CandidateRecord, Any, list[Outcome], float]] = {}
     node_jobs: dict[Any, str] = {}  # baseline timings pinned to other nodes
@@ -63,7 +64,7 @@ def parallel_loop(
             from dataclasses import replace
 
             usage = replace(usage, peak_host_bytes=used[-1].peak_rss_bytes)
-        record["run_id"] = runner._record_run(search, record, usage)
+        record["run_id"] = runner.record_run(search, record, usage)
         strategy.tell(cand, record)
         records.append(record)
         search.emit("done", {"record": record})
@@ -73,8 +74,8 @@ def parallel_loop(
                 search.node_baselines[record.get("node_id")] = _figures(record)
                 node_todo.extend(_other_nodes(search))
         attach_node_baselines(search, records)
-        runner._mark(records, max_drop)
-        runner._write_candidates(out_dir, {"stop_reason": None, "candidates": records})
+        runner.mark(records, max_drop)
+        runner.write_candidates(out_dir, {"stop_reason": None, "candidates": records})
 
     try:
         while True:
@@ -98,21 +99,21 @@ def parallel_loop(
                     stop = "budget"
                     break
                 search.emit("start", {"candidate": cand, "queued": strategy.estimate_remaining()})
-                meter = runner._meter(search.price)
-                record = runner._new_record(cand, search.run_id)
+                meter = runner.meter(search.price)
+                record = runner.new_record(cand, search.run_id)
                 t0 = time.perf_counter()
                 try:
                     search.emit("phase", {"candidate": cand, "text": "applying passes"})
-                    model_ref = runner._build(search, cand, record)
+                    model_ref = runner.build(search, cand, record)
                 except FrugalError as e:
                     record["status"], record["error"] = "failed", str(e)
-                    record["run_id"] = runner._record_run(search, record, meter.stop())
+                    record["run_id"] = runner.record_run(search, record, meter.stop())
                     strategy.tell(cand, record)
                     records.append(record)
                     search.emit("done", {"record": record})
                     if cand.tier == "baseline":
                         return "completed", 0  # the caller reports the unusable original
-                    runner._mark(records, max_drop)
+                    runner.mark(records, max_drop)
                     continue
                 record["prepare_s"] = time.perf_counter() - t0
                 search.emit("phase", {"candidate": cand, "text": "evaluating"})
@@ -134,7 +135,7 @@ def parallel_loop(
                 _finish_node_baseline(search, job, node_jobs.pop(job))
                 attach_node_baselines(search, records)
                 if records:
-                    runner._mark(records, max_drop)
+                    runner.mark(records, max_drop)
             else:
                 finish(job)
         for job in list(node_jobs):  # a node's baseline still running: wait for it

