@@ -28,6 +28,7 @@ OPTIONAL: dict[str, str | None] = {
     "cleanlab": "data",
     "psycopg": "postgres",
     "mlflow": "mlflow",
+    "ray": "ray",
 }
 # command -> the extra its shared dependencies (torch, transformers, ...) come with
 COMMAND_EXTRA = {"finetune": "train", "tune": "train", "data": "data"}
