@@ -28,6 +28,10 @@ OPTIONAL: dict[str, str | None] = {
     "cleanlab": "data",
     "psycopg": "postgres",
     "mlflow": "mlflow",
+    "fastapi": "serve",
+    "uvicorn": "serve",
+    "prometheus_client": "serve",
+    "httpx2": "serve",
     "ray": "ray",
 }
 # command -> the extra its shared dependencies (torch, transformers, ...) come with

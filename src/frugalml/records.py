@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 EnergySource = Literal["nvml", "rapl", "estimate"]
-RunStatus = Literal["running", "finished", "failed", "crashed"]
-RUN_STATUSES: tuple[str, ...] = ("running", "finished", "failed", "crashed")
+RunStatus = Literal["running", "finished", "failed", "crashed", "stopped"]
+RUN_STATUSES: tuple[str, ...] = ("running", "finished", "failed", "crashed", "stopped")
 
 
 def _from_dict(cls: Any, data: dict[str, Any]) -> Any:
@@ -109,7 +109,8 @@ class RunRecord:
 
     ``status`` is ``running`` while the run's process is alive and beating, then ``finished``,
     ``failed`` (it raised or exited non-zero; ``error`` says how) or ``crashed`` (its process
-    died without saying so: killed, out of memory, machine lost).
+    died without saying so: killed, out of memory, machine lost) or ``stopped`` (a guardrail
+    stopped it: ``error`` names the reason, ``usage`` holds its usage so far).
     """
 
     id: str

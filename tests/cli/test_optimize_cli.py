@@ -293,6 +293,26 @@ def test_eval_scores_every_row_unless_the_task_learns(  # type: ignore[no-untype
     assert f"{probe['rows_scored']} of 80 rows" in text and "probe" in text
 
 
+def test_eval_warns_on_a_non_utf8_file_and_names_its_encoding(  # type: ignore[no-untyped-def]
+    cli, tiny: Path, tmp_path: Path
+) -> None:
+    """A Shift-JIS-free but cp1252 file is read as ISO-8859-1: one warning line on stderr and
+    the encoding used in --json (it was silent mojibake before)."""
+    data = tmp_path / "latin.jsonl"
+    rows = [f'{{"text": "caf\u00e9 cr\u00e8me number {i}"}}' for i in range(12)]
+    data.write_bytes(("\n".join(rows) + "\n").encode("cp1252"))
+    proc = cli("eval", str(tiny), "--task", "fidelity", "--data", str(data), "--json",
+               "--rounds", "1")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    _no_traceback(proc)
+    warnings = [ln for ln in proc.stderr.splitlines() if "frugal: warning:" in ln]
+    assert len(warnings) == 1 and "iso-8859-1" in warnings[0].lower(), proc.stderr
+    info = json.loads(proc.stdout)["data"]
+    assert info["encoding"] == "iso-8859-1" and info["rows"] == 12
+    missing = cli("eval", str(tiny), "--task", "fidelity", "--data", str(tmp_path / "nope.jsonl"))
+    assert missing.returncode == 2 and "--data" in missing.stderr
+
+
 def test_a_spent_time_budget_has_its_own_exit_code_and_verdict(  # type: ignore[no-untyped-def]
     cli, tiny: Path, texts: Path, tmp_path: Path
 ) -> None:

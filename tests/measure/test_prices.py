@@ -96,3 +96,46 @@ def test_cpu_power_by_model() -> None:
     assert (
         prices.cpu_watts("Some Unknown CPU") == prices.catalog()["defaults"]["cpu_w_per_busy_core"]
     )
+
+
+def test_catalog_covers_inference_and_training_hardware() -> None:
+    cat = prices.catalog()
+    chips = cat["chips"]
+    for gpu in ("L4", "A10G", "L40S", "A100-40GB", "A100-80GB", "H100-SXM", "H200-SXM"):
+        assert gpu in chips, gpu
+    assert any(c.get("kind") == "cpu" and c.get("cpu_flags") for c in chips.values())  # AMX
+    for name, chip in chips.items():
+        for key in ("bf16_tflops", "int8_tops", "mem_bw_gbs", "source", "checked"):
+            assert chip.get(key), f"chips.{name} has no {key}"
+        if chip["kind"] == "gpu":
+            assert chip.get("memory_gib"), name
+    providers = {e.get("provider") for e in cat["instances"].values()}
+    assert {"aws", "gcp", "azure", "lambda"} <= providers
+    for name, entry in cat["instances"].items():
+        if entry.get("chip"):
+            assert entry["chip"] in chips, f"instances.{name} names an unknown chip"
+    used = {e.get("chip") for e in cat["instances"].values()}
+    assert {"L4", "A10G", "L40S", "A100-40GB", "H100-SXM", "H200-SXM"} <= used
+
+
+def test_catalog_age_is_the_oldest_month_used() -> None:
+    from datetime import date
+
+    entries = [{"checked": "2026-03"}, {"checked": "2025-06"}, {"source": "user config"}]
+    age = prices.catalog_age(entries, today=date(2026, 12, 1))
+    assert age == "prices checked 2025-06 (18 months ago)"
+    assert prices.catalog_age([{"checked": "2026-11"}], today=date(2026, 12, 1)).endswith(
+        "(1 month ago)"
+    )
+
+
+def test_user_config_adds_a_chip(_isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = _isolated_home / "config.toml"
+    cfg.write_text(
+        '[chips."my-npu"]\nkind = "gpu"\nbf16_tflops = 1.0\nint8_tops = 2.0\nmem_bw_gbs = 3.0\n'
+        '[chips."L4"]\nmem_bw_gbs = 299.0\n'
+    )
+    monkeypatch.setenv("FRUGAL_CONFIG", str(cfg))
+    chips = prices.catalog()["chips"]
+    assert chips["my-npu"]["source"] == "user config"
+    assert chips["L4"]["mem_bw_gbs"] == 299.0 and chips["L4"]["bf16_tflops"] == 121.0

@@ -25,15 +25,35 @@ PROBE = """
 (function(){
   function box(e){ var r = e.getBoundingClientRect();
     return {x: r.left, y: r.top, w: r.width, h: r.height}; }
+  function overflow(e){ return {name: e.id || e.className, scroll: e.scrollWidth,
+    client: e.clientWidth}; }
   var svg = document.querySelector('svg.scatter');
+  var doc = document.documentElement;
+  var one = function(sel){ var e = document.querySelector(sel); return e ? box(e) : null; };
   var out = {
+    viewport: window.innerWidth,
+    page: {scroll: doc.scrollWidth, client: doc.clientWidth},
+    boxes: Array.from(document.querySelectorAll('section, .card, table, .bars'))
+      .map(overflow),
     svg: svg ? box(svg) : null,
     points: Array.from(document.querySelectorAll('svg.scatter .point')).map(function(p){
       return {kind: p.dataset.kind, name: p.dataset.name, box: box(p)}; }),
     front: document.querySelectorAll('svg.scatter .pareto-front').length,
+    bound: one('svg.scatter .quality-bound'),
+    bound_label: one('svg.scatter .bound-label'),
+    band: one('svg.scatter .noise-band'),
     rows: Array.from(document.querySelectorAll('#candidates tbody tr')).map(function(r){
       return {cls: r.className, h: box(r).h, name: r.cells[0].textContent}; }),
-    bars: document.querySelectorAll('svg.bars rect.bar').length,
+    table: one('#candidates'),
+    table_section: one('#table'),
+    bar_labels: Array.from(document.querySelectorAll('#breakdown .bar-label')).map(function(l){
+      return {cls: l.className, text: l.textContent.trim().replace(/\\s+/g, ' '),
+              scroll: l.scrollWidth, client: l.clientWidth, box: box(l)}; }),
+    bars: document.querySelectorAll('#breakdown .bar').length,
+    section_box: one('#breakdown'),
+    verdict: (document.getElementById('verdict') || {}).textContent,
+    cards: Array.from(document.querySelectorAll('.card')).map(function(c){
+      return c.textContent.trim().replace(/\\s+/g, ' '); }),
     scripts_with_src: document.querySelectorAll('script[src]').length,
     links: document.querySelectorAll('link[href]').length
   };
@@ -67,15 +87,16 @@ class Chromium:
         ]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
-    def probe(self, html: Path) -> dict:
-        """Open a copy of ``html`` with the probe appended; the layout facts it measured."""
+    def probe(self, html: Path, width: int = 1280) -> dict:
+        """Open a copy of ``html`` with the probe appended, in a window ``width`` px wide; the
+        layout facts it measured."""
         probed = html.with_name(html.stem + ".probe.html")
         probed.write_text(
             html.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8"
         )
         done = self._run(
             "--virtual-time-budget=3000",
-            "--window-size=1280,2000",
+            f"--window-size={width},2000",
             "--dump-dom",
             probed.resolve().as_uri(),
         )

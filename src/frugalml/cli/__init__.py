@@ -8,10 +8,13 @@ from typing import NoReturn
 from rich.markup import escape
 
 from frugalml.cli import (  # noqa: F401  (importing a module registers its commands)
+    budget_cmds,
     data_cmds,
     ledger_cmds,
     optimize_cmds,
+    place_cmds,
     prove_cmds,
+    serve_cmds,
     train_cmds,
 )
 from frugalml.cli.app import app, err

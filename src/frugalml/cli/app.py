@@ -84,6 +84,14 @@ EncodingOpt = Annotated[
 ]
 
 
+def renamed(old_value: Any, new_value: Any, old: str, new: str) -> Any:
+    """The value of a renamed option: the old (hidden) name still works, with a warning."""
+    if old_value is None:
+        return new_value
+    err.print(f"frugal: warning: {old} is deprecated; use {new}", highlight=False)
+    return old_value
+
+
 def print_json(data: Any) -> None:
     """JSON on stdout, nothing else (Rich would wrap long lines)."""
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")

@@ -1,71 +1,14 @@
-"""Human formatting of figures (units always shown)."""
+"""Human formatting for the CLI: the figures come from :mod:`frugalml.units` (one formatter
+per unit for every layer); what is CLI-only (timestamps, a usage as rows) lives here."""
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 
 from frugalml.records import Usage
+from frugalml.units import grams, joules, nbytes, seconds, usd
 
-
-def usd(value: float | None) -> str:
-    """Dollars with enough significant digits for tiny per-run costs: $0.000412."""
-    if value is None:
-        return "-"
-    if value == 0:
-        return "$0"
-    if abs(value) >= 100:
-        return f"${value:,.0f}"
-    if abs(value) >= 1:
-        return f"${value:,.2f}"
-    return f"${_fixed(value)}"
-
-
-def _fixed(value: float, digits: int = 3) -> str:
-    """``0.00000425``: ``digits`` significant figures, never scientific notation."""
-    if value == 0:
-        return "0"
-    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
-    return f"{value:.{decimals}f}"
-
-
-def nbytes(value: float | None) -> str:
-    if value is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
-
-
-def seconds(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if value < 1:
-        return f"{value * 1e3:.1f} ms"
-    if value < 120:
-        return f"{value:.2f} s"
-    if value < 7200:
-        return f"{value / 60:.1f} min"
-    return f"{value / 3600:.2f} h"
-
-
-def joules(value: float | None, source: str | None = None) -> str:
-    if value is None:
-        return "-"
-    text = f"{value / 1e3:.2f} kJ" if value >= 1e4 else f"{_fixed(value)} J"
-    return f"{text} ({source})" if source else text
-
-
-def grams(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if value >= 1e4:
-        return f"{value / 1e3:.2f} kg"
-    if value >= 1:
-        return f"{value:.3g} g"
-    return f"{_fixed(value * 1e3)} mg"
+__all__ = ["grams", "joules", "nbytes", "seconds", "usage_rows", "usd", "when"]
 
 
 def when(value: datetime | None) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from frugalml.cli import format as fmt
@@ -25,6 +26,15 @@ from frugalml.cli.app import (
     console,
     err,
     print_json,
+)
+from frugalml.cli.budget_cmds import AllowOverOpt, ProjectOpt, ReserveOpt, UserOpt
+from frugalml.cli.guard_opts import (
+    GraceOpt,
+    IdleBelowOpt,
+    IdleTimeoutOpt,
+    MaxEnergyOpt,
+    MaxMinutesOpt,
+    MaxUsdOpt,
 )
 from frugalml.errors import LedgerError
 from frugalml.outputs import OVERWRITE_HELP, OutputGuard
@@ -68,6 +78,16 @@ def measure(
         ),
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP)] = False,
+    project: ProjectOpt = None,
+    user: UserOpt = None,
+    reserve_usd: ReserveOpt = None,
+    allow_over_budget: AllowOverOpt = False,
+    max_usd: MaxUsdOpt = None,
+    max_minutes: MaxMinutesOpt = None,
+    max_energy_kwh: MaxEnergyOpt = None,
+    idle_timeout: IdleTimeoutOpt = None,
+    idle_below: IdleBelowOpt = 5.0,
+    grace: GraceOpt = 10.0,
 ) -> None:
     """Run a command, measure its whole process tree, and record it as a run.
 
@@ -81,13 +101,18 @@ def measure(
     local spool and written by the next frugal command that reaches the ledger.
     """
     from frugalml.ledger import Ledger
+    from frugalml.ledger.budgets import guard_for
     from frugalml.ledger.store import DEFAULT_HEARTBEAT_S
+    from frugalml.measure.guard import Limits, Stop
     from frugalml.measure.hardware import environment, hardware
     from frugalml.measure.prices import resolve
     from frugalml.measure.process import run_command
     from frugalml.measure.track import Heartbeat, UsageMeter, ray_placement
 
     price = resolve(instance, region)
+    limits = Limits(max_usd, max_minutes, max_energy_kwh, idle_timeout, idle_below, grace)
+    limits.check()
+    stopped: list[Stop] = []
     run_name = name or " ".join(command)[:200]
     hw = hardware()
     with Ledger(ledger) as book:
@@ -96,6 +121,16 @@ def measure(
             json_file = guard.claim_file(json_file, option="--json-out")
         run_id = book.start_run(
             run_name,
+            guard=guard_for(
+                book,
+                project,
+                user,
+                # a run with --max-usd holds that much of its budgets unless told otherwise
+                reserve_usd=reserve_usd
+                if reserve_usd is not None or not (project or user)
+                else max_usd,
+                allow_over=allow_over_budget,
+            ),
             kind="command",
             params={"argv": command},
             hardware=hw,
@@ -106,7 +141,9 @@ def measure(
         beat.start()
         received: list[int] = []
         try:
-            code, usage = run_command(command, meter, received=received)
+            code, usage = run_command(
+                command, meter, received=received, limits=limits, stopped=stopped
+            )
         except BaseException as e:
             beat.stop()
             with contextlib.suppress(LedgerError):
@@ -114,7 +151,10 @@ def measure(
             raise
         beat.stop()
         code, error = _outcome(code, received)
-        record = _end(book, run_id, run_name, command, usage, error, hw)
+        if stopped:  # a guardrail stopped it: the child's exit code still wins
+            error = stopped[0].text(limits.grace_s) + (f"; {error}" if error else "")
+        status = "stopped" if stopped else None
+        record = _end(book, run_id, run_name, command, usage, error, hw, status=status)
     if json_file is not None:
         _write_json_file(guard, json_file, record.to_dict())
     if json_out:
@@ -148,11 +188,13 @@ def _end(
     usage: Usage,
     error: str | None,
     hw: Hardware,
+    *,
+    status: str | None = None,
 ) -> RunRecord:
     """Finish the run (spooled with a warning if the ledger is out of reach); its record."""
     from frugalml.measure.track import finish
 
-    status = "finished" if error is None else "failed"
+    status = status or ("finished" if error is None else "failed")
     if finish(book, run_id, status=status, usage=usage, error=error):
         with contextlib.suppress(LedgerError):
             return book.get(run_id)
@@ -189,6 +231,8 @@ def _print_summary(record: RunRecord, code: int) -> None:
         for label, value in fmt.usage_rows(record.usage):
             table.add_row(label, value)
     status = "[green]finished[/]" if code == 0 else f"[red]failed (exit {code})[/]"
+    if record.status == "stopped":
+        status = f"[red]{escape(record.error or 'stopped')}[/]"
     err.print(f"\n[bold]frugal[/] run [cyan]{record.id[:12]}[/] {status}: {record.name}")
     err.print(table)
 
@@ -213,7 +257,9 @@ def runs(
     ] = None,
     status: Annotated[
         str | None,
-        typer.Option(help="Only runs with this status: running, finished, failed or crashed."),
+        typer.Option(
+            help="Only runs with this status: running, finished, failed, crashed or stopped."
+        ),
     ] = None,
     export: Annotated[
         str | None,
@@ -269,7 +315,13 @@ def runs(
     _print_runs(records, book_shown)
 
 
-_COLORS = {"finished": "green", "failed": "red", "crashed": "magenta", "running": "yellow"}
+_COLORS = {
+    "finished": "green",
+    "failed": "red",
+    "crashed": "magenta",
+    "running": "yellow",
+    "stopped": "red",
+}
 _OPTIONAL = ("wall", "cost", "started", "kind", "energy", "quality")  # dropped last to first
 _RIGHT = ("wall", "cost", "energy")
 _NAME_MIN = 12
@@ -386,15 +438,22 @@ def _export(
 
 @app.command()
 def show(
-    run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix (4+ characters).")],
+    run_id: Annotated[
+        str | None,
+        typer.Argument(help="Run id or a unique prefix (4+ characters); default: the newest run."),
+    ] = None,
     ledger: LedgerOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Show one run: status, parameters, usage (every estimate labelled), quality, hardware."""
+    from frugalml.errors import BadInput
     from frugalml.ledger import Ledger
 
     with Ledger(ledger) as book:
-        record = book.get(run_id)
+        newest = book.runs(limit=1) if run_id is None else []
+        if run_id is None and not newest:
+            raise BadInput(f"the ledger {book.url} has no runs", hint="run `frugal measure` first")
+        record = newest[0] if run_id is None else book.get(run_id)
         children = book.runs(parent_id=record.id)
     if json_out:
         data = record.to_dict()
@@ -457,7 +516,7 @@ def prices(
     intensity; every entry names its source and the month it was read. Your config file
     overrides or adds entries (docs/prices.md).
     """
-    from frugalml.measure.prices import catalog, resolve
+    from frugalml.measure.prices import catalog, catalog_age, resolve
 
     cat = catalog()
     if instance or region:
@@ -473,11 +532,10 @@ def prices(
             )
         return
     if json_out:
-        print_json(
-            {k: cat[k] for k in ("meta", "defaults", "instances", "regions", "gpus", "cpus")}
-        )
+        keys = ("meta", "defaults", "instances", "regions", "gpus", "cpus", "chips", "spot")
+        print_json({**{k: cat[k] for k in keys}, "catalog_age": catalog_age()})
         return
-    table = Table(title="instances", title_justify="left")
+    table = Table(title=f"instances — {catalog_age()}", title_justify="left")
     for col in ("name", "$/h", "spot $/h", "vCPUs", "GPUs", "region", "source", "checked"):
         table.add_column(col, overflow="fold")
     for key, e in sorted(cat["instances"].items()):

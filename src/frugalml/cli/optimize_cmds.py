@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
+from frugalml import units
 from frugalml.cli.app import (
     EncodingOpt,
     FormatOpt,
@@ -25,6 +25,7 @@ from frugalml.cli.app import (
     console,
     err,
     print_json,
+    renamed,
 )
 
 if TYPE_CHECKING:
@@ -83,8 +84,20 @@ SeedOpt = Annotated[
         "--seed", help="Seed for the data split, calibration, distillation and search order."
     ),
 ]
-RepeatsOpt = Annotated[
-    int, typer.Option("--repeats", min=1, help="Timed passes over the data (median is reported).")
+EvalSeedOpt = Annotated[
+    int,
+    typer.Option(
+        "--seed",
+        help="Seed for the split a probe learns from (only when the task must learn: a "
+        "classification probe on a bare encoder).",
+    ),
+]
+# One name for timed passes in every command (compare and gate call them rounds too).
+RoundsOpt = Annotated[
+    int, typer.Option("--rounds", min=1, help="Timed rounds over the data (median is reported).")
+]
+RepeatsOpt = Annotated[  # the old name, hidden: still accepted, with a warning
+    int | None, typer.Option("--repeats", min=1, hidden=True, help="Deprecated: --rounds.")
 ]
 
 
@@ -109,12 +122,7 @@ def _data_options(
     return opts
 
 
-def _fmt_usd(v: Any) -> str:
-    from frugalml.report import units
-
-    if v is None or not math.isfinite(float(v)):
-        return "-"
-    return units.usd(float(v))
+_fmt_usd = units.usd  # the one dollar formatter
 
 
 @app.command("eval", no_args_is_help=True)
@@ -135,8 +143,9 @@ def eval_cmd(
     ] = None,
     instance: InstanceOpt = None,
     region: RegionOpt = None,
-    seed: SeedOpt = 0,
-    repeats: RepeatsOpt = 3,
+    seed: EvalSeedOpt = 0,
+    rounds: RoundsOpt = 3,
+    repeats: RepeatsOpt = None,
     text_col: TextColOpt = None,
     text2_col: Text2ColOpt = None,
     label_col: LabelColOpt = None,
@@ -155,17 +164,17 @@ def eval_cmd(
     energy per 1k texts (labelled read or estimate), peak memory and size on disk. Recorded
     as an 'eval' run in the ledger (--json: run_id).
     """
-    from frugalml.data import load_data
+    from frugalml.cli.data_view import data_info, read_data
 
     options = _data_options(text_col, text2_col, label_col, score_col, fmt, encoding)
-    dataset = load_data(data, **options)
+    dataset = read_data(data, "--data", **options)  # a non-UTF-8 fallback: one warning line
     result, run_id = _tracked_eval(
         model, task, dataset, str(data), ledger=ledger, metric=metric, device=device,
         threads=threads, batch_size=batch_size, instance=instance, region=region, seed=seed,
-        repeats=repeats,
+        repeats=renamed(repeats, rounds, "--repeats", "--rounds"),
     )  # fmt: skip
     if json_out:
-        print_json({**result.to_dict(), "run_id": run_id})
+        print_json({**result.to_dict(), "run_id": run_id, "data": data_info(dataset)})
         return
     _print_eval(model, result)
 
@@ -228,8 +237,8 @@ def _print_eval(model: str, result: EvalResult) -> None:
             f"{_fmt_usd(result.usd_per_hour)}/h)",
         ),
         ("energy per 1k texts", f"{result.energy_j_per_1k:.1f} J ({result.energy_source})"),
-        ("peak memory", f"{result.peak_memory_bytes / 2**20:.0f} MiB"),
-        ("size on disk", f"{result.size_bytes / 2**20:.1f} MiB"),
+        ("peak memory", units.nbytes(result.peak_memory_bytes)),
+        ("size on disk", units.nbytes(result.size_bytes)),
         ("warm-up (excluded)", f"{result.warmup_s:.2f} s"),
     ]
     for k, v in rows:
@@ -363,10 +372,10 @@ def _print_result(result: OptimizeResult) -> None:
     best, base = result.best, result.baseline
     if best:
         console.print(
-            f"[bold green]best:[/] {best['label']} — {best['throughput_ratio']:.2f}x "
-            f"throughput, {_fmt_usd(best['cost_usd_per_1m'])} vs "
-            f"{_fmt_usd(base['cost_usd_per_1m'])} per 1M requests, {result.metric} "
-            f"{best['quality']:.2f} vs {base['quality']:.2f} (select split), "
+            f"[bold green]best:[/] {best['label']} — {units.versus(best['cost_ratio'])} "
+            f"({_fmt_usd(best['cost_usd_per_1m'])} vs {_fmt_usd(base['cost_usd_per_1m'])} per "
+            f"1M requests), {units.ratio(best['throughput_ratio'])} the throughput, "
+            f"{result.metric} {best['quality']:.2f} vs {base['quality']:.2f} (select split), "
             f"{best['final_quality']:.2f} vs {base['final_quality']:.2f} (final split)"
         )
         console.print(f"saved to {result.out / 'best'}")
@@ -414,7 +423,8 @@ def optimize(
     out: Annotated[
         Path, typer.Option("--out", help="Output folder: best/, candidates.json, report.md.")
     ] = Path("frugal-out"),
-    repeats: RepeatsOpt = 3,
+    rounds: RoundsOpt = 3,
+    repeats: RepeatsOpt = None,
     keep_candidates: Annotated[
         bool,
         typer.Option(
@@ -491,7 +501,7 @@ def optimize(
         seed=seed,
         out=out,
         ledger=ledger,
-        repeats=repeats,
+        repeats=renamed(repeats, rounds, "--repeats", "--rounds"),
         keep_candidates=keep_candidates,
         passes=[p.strip() for p in passes.split(",") if p.strip()] if passes else None,
         memory_limit_mb=max_memory_mb,
@@ -514,7 +524,15 @@ def demo(
     sentences: Annotated[
         int, typer.Option("--sentences", min=8, help="Standard-library docstring sentences to use.")
     ] = DEMO_SENTENCES,
-    max_quality_drop: Annotated[float, typer.Option("--max-quality-drop", min=0)] = 1.0,
+    max_quality_drop: Annotated[
+        float,
+        typer.Option(
+            "--max-quality-drop",
+            min=0,
+            help="Most fidelity points (agreement with the original, x 100) the chosen "
+            "model may lose.",
+        ),
+    ] = 1.0,
     ledger: LedgerOpt = None,
     json_out: JsonOpt = False,
     overwrite: OverwriteOpt = False,

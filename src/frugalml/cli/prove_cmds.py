@@ -36,7 +36,7 @@ TaskOpt = Annotated[
     typer.Option(help="Task to evaluate models with: similarity, classification or fidelity."),
 ]
 DataOpt = Annotated[
-    str | None,
+    Path | None,
     typer.Option(help="Data file to evaluate models on (STS-B TSV, label-text, CSV, TSV, JSONL)."),
 ]
 RoundsOpt = Annotated[

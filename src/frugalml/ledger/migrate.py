@@ -22,8 +22,8 @@ from sqlalchemy.engine import Connection
 
 from frugalml.errors import LedgerError
 
-SCHEMA_HEAD = "0001"  # newest migration; tests check it matches ledger/migrations/versions
-KNOWN_REVISIONS = ("0001",)
+SCHEMA_HEAD = "0002"  # newest migration; tests check it matches ledger/migrations/versions
+KNOWN_REVISIONS = ("0001", "0002")
 SchemaState = Literal["absent", "current", "behind"]
 _PG_MIGRATION_LOCK = 7210421
 

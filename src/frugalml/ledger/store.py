@@ -19,7 +19,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -237,8 +237,12 @@ class Ledger(BaseLedger):
         environment: Mapping[str, Any] | None = None,
         pid: int | None = None,
         heartbeat_s: float = DEFAULT_HEARTBEAT_S,
+        guard: Callable[[Connection, str], None] | None = None,
     ) -> str:
-        """Insert a ``running`` run owned by process ``pid`` (default: this one); its id."""
+        """Insert a ``running`` run owned by process ``pid`` (default: this one); its id.
+
+        ``guard(conn, run_id)`` runs first in the same write transaction (budgets: it may
+        refuse the run by raising, or write the run's tags)."""
         pid = pid or os.getpid()
         now = utc_now()
         row = new_row(name, kind, "running", now, params, hardware, environment, parent_id)
@@ -247,7 +251,13 @@ class Ledger(BaseLedger):
             pid=pid,
             pid_started_at=own_start(pid) if pid == os.getpid() else process_started_at(pid),
         )
-        self._insert(row)
+        if guard is None:
+            self._insert(row)
+        else:
+            self._ready_to_write()
+            with self._tx() as conn:
+                guard(conn, str(row["id"]))
+                conn.execute(runs.insert().values(row))
         self._started[row["id"]] = row
         return str(row["id"])
 
@@ -329,8 +339,8 @@ class Ledger(BaseLedger):
         If the ledger cannot be written, the finished row goes to the spool and
         ``LedgerSpooled`` is raised: nothing is lost, the caller decides whether to warn.
         """
-        if status not in ("finished", "failed"):
-            raise ValueError(f"finish_run() takes finished or failed, not {status!r}")
+        if status not in ("finished", "failed", "stopped"):
+            raise ValueError(f"finish_run() takes finished, failed or stopped, not {status!r}")
         now = utc_now()
         values: dict[str, Any] = {"status": status, "ended_at": now, "heartbeat_at": now}
         if usage is not None:

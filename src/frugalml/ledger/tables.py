@@ -44,3 +44,28 @@ runs = Table(
     Index("ix_runs_parent_id", "parent_id"),
     Index("ix_runs_status", "status"),
 )
+
+# Budgets (``frugal budget``): a cap in $ per day, week or month on a project's and/or user's
+# runs (ledger/budgets.py).
+budgets = Table(
+    "budgets",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("usd", Float, nullable=False),
+    Column("per", String(8), nullable=False),  # day | week | month (UTC calendar periods)
+    Column("project", String(200)),
+    Column("user_name", String(200)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# A run's project and user, and the dollars it holds while running; written in the same
+# transaction as the run's row when it starts under a budget.
+run_tags = Table(
+    "run_tags",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("project", String(200)),
+    Column("user_name", String(200)),
+    Column("reserved_usd", Float, nullable=False),
+    Index("ix_run_tags_project", "project"),
+)

@@ -2,8 +2,9 @@
 
 The catalog ships with the package (``prices.toml``, every entry with its source and date).
 A user config file (``settings.config_path()``) may add or override ``[instances.*]``,
-``[regions.*]``, ``[gpus.*]``, ``[cpus.*]`` and ``[defaults]`` entries, and set ``instance`` and
-``region``. Instance names may end in ``:spot`` to use the spot price.
+``[regions.*]``, ``[gpus.*]``, ``[cpus.*]``, ``[chips.*]`` (peak FLOP/s and bandwidth, for
+``frugal place``), ``[spot]`` and ``[defaults]`` entries, and set ``instance`` and ``region``.
+Instance names may end in ``:spot`` to use the spot price.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import functools
 import math
 import tomllib
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from importlib import resources
 from typing import Any
 
@@ -31,7 +33,7 @@ def catalog() -> dict[str, Any]:
     base = _builtin()
     user = load_config()
     merged: dict[str, Any] = {}
-    for section in ("defaults", "gpus", "cpus", "instances", "regions"):
+    for section in ("defaults", "gpus", "cpus", "chips", "spot", "instances", "regions"):
         merged[section] = {**base.get(section, {})}
         for key, value in (user.get(section) or {}).items():
             if isinstance(value, dict) and isinstance(merged[section].get(key), dict):
@@ -47,6 +49,24 @@ def catalog() -> dict[str, Any]:
     merged["meta"] = base.get("meta", {})
     merged["user"] = {k: user[k] for k in ("instance", "region") if k in user}
     return merged
+
+
+def catalog_age(entries: list[dict[str, Any]] | None = None, today: date | None = None) -> str:
+    """``"prices checked 2025-06 (18 months ago)"``: the oldest ``checked`` month of ``entries``
+    (default: every instance), for every statement that uses the catalog."""
+    if entries is None:
+        entries = list(catalog()["instances"].values())
+    months = sorted(str(e["checked"]) for e in entries if e.get("checked"))
+    if not months:
+        return "prices: user config (no date)"
+    oldest = months[0]
+    today = today or datetime.now(UTC).date()
+    try:
+        year, month = (int(x) for x in oldest.split("-")[:2])
+    except ValueError:
+        return f"prices checked {oldest}"
+    age = (today.year - year) * 12 + today.month - month
+    return f"prices checked {oldest} ({age} month{'s' if age != 1 else ''} ago)"
 
 
 @dataclass(frozen=True)

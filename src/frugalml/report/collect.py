@@ -52,13 +52,27 @@ def passes_text(passes: Any) -> str:
     return " + ".join(names)
 
 
+_POINT_FIGURES = ("throughput_per_s", "latency_ms_p50", "latency_ms_p99", "energy_j_per_1k",
+                  "energy_source", "peak_memory_bytes", "size_bytes", "co2_g_per_1k", "device",
+                  "threads")  # fmt: skip
+
+
+def _interval(entry: dict[str, Any], key: str) -> tuple[float, float] | None:
+    """A measured interval an entry may carry: ``KEY_ci: [low, high]`` or ``KEY_low/_high``."""
+    pair: Any = entry.get(f"{key}_ci")
+    if isinstance(pair, dict):
+        pair = (pair.get("low"), pair.get("high"))
+    if pair is None:
+        pair = (entry.get(f"{key}_low"), entry.get(f"{key}_high"))
+    try:
+        low, high = (float(v) for v in pair)
+    except (TypeError, ValueError):
+        return None
+    return (low, high) if low <= high else None
+
+
 def point_of(side: Side, **flags: Any) -> Point:
-    figures = {
-        k: getattr(side, k)
-        for k in ("throughput_per_s", "latency_ms_p50", "latency_ms_p99", "energy_j_per_1k",
-                  "energy_source", "peak_memory_bytes", "size_bytes", "co2_g_per_1k",
-                  "device", "threads")
-    }  # fmt: skip
+    figures = {k: getattr(side, k) for k in _POINT_FIGURES}
     return Point(
         name=side.name,
         quality=side.quality,
@@ -129,7 +143,7 @@ def from_folder(
     hardware: dict[str, Any] | None = None,
 ) -> ReportData:
     """The report of an optimize folder; ``book`` (may be None) adds what the ledger knows."""
-    entries = src.read_candidates(path)
+    entries, meta = src.read_search(path)
     if not entries:
         raise BadInput(
             f"{path / src.CANDIDATES_FILE} lists no candidates",
@@ -149,7 +163,12 @@ def from_folder(
             "on_pareto": entry.get("on_pareto") if ok else None,
             "chosen": bool(entry.get("chosen")),
             "baseline": src.is_baseline(entry),
+            "key": str(entry["id"]) if entry.get("id") else None,
+            "cost_ci": _interval(entry, "cost_usd_per_1m") if ok else None,
+            "quality_ci": _interval(entry, "quality") if ok else None,
         }
+        if flags["key"] == side.name:  # no label: the id alone names it
+            flags["key"] = None
         points.append(point_of(side, **flags))
         if flags["baseline"] and ok:
             baseline = side
@@ -177,7 +196,20 @@ def from_folder(
         run_id=run.id if run else None,
         statement=statement_of(baseline, chosen),
         constraint=_constraint(run),
+        max_quality_drop=_number(meta.get("max_quality_drop"))
+        if meta.get("max_quality_drop") is not None
+        else _number(run.params.get("max_quality_drop") if run else None),
+        stop_reason=str(meta["stop_reason"]) if meta.get("stop_reason") else None,
+        untried=int(meta["untried"]) if meta.get("untried") is not None else None,
+        quality_tolerance=_number(meta.get("quality_tolerance")),
     )
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _with_training(book: Ledger, side: Side) -> Side:
@@ -221,6 +253,7 @@ def from_run(book: Ledger, record: RunRecord) -> ReportData:
             "error": c.error,
             "chosen": is_chosen,
             "baseline": is_base,
+            "key": c.name.split(" ", 1)[0] if " " in c.name else None,  # "c03 onnx+int8"
         }
         try:
             side = src.side_from_record(book, c)
@@ -252,6 +285,7 @@ def from_run(book: Ledger, record: RunRecord) -> ReportData:
         run_id=record.id,
         statement=statement_of(baseline, chosen),
         constraint=_constraint(record),
+        max_quality_drop=_number(record.params.get("max_quality_drop")),
     )
 
 
@@ -292,8 +326,12 @@ def write_for_optimize(result: Any) -> Path:
 
     out = Path(result.out)
     data = from_folder(None, out, hardware=hardware().to_dict())
+    bound = getattr(result, "max_quality_drop", None)
     data = replace(
         data,
+        max_quality_drop=float(bound) if bound is not None else data.max_quality_drop,
+        stop_reason=getattr(result, "stop_reason", None) or data.stop_reason,
+        untried=getattr(result, "untried", None) or data.untried,
         run_id=str(getattr(result, "run_id", "") or "") or None,
         title=f"frugal optimize: {getattr(result, 'model', '') or out.name}",
         data=str(getattr(result, "data", "") or "") or None,

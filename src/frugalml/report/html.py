@@ -1,396 +1,402 @@
 """The HTML report: one self-contained file that opens with no network.
 
-It shows a chart of quality against $ per 1M requests with the Pareto front, the baseline and
-the chosen candidate marked; the candidate table (click a header to sort); the cost breakdown
-(instance time against energy); and notes on the hardware, the method and which figures are
-estimates rather than readings. Charts are inline SVG, the style is a small embedded sheet, the
-only script is a few inline lines for sorting: nothing is loaded from anywhere.
+Read top to bottom it answers, in this order: how much cheaper is the chosen model, at what
+quality loss, with what uncertainty (the verdict and four cards); why (the cost-delta
+statement); where it sits among the others (quality against $ per 1M requests, with the
+Pareto front, the quality bound and the noise band); every candidate (a sortable table that
+fits its column); where the money goes (instance time against electricity); and how it was
+measured (hardware, prices, method, estimate vs reading).
+
+The page is a Jinja2 template (``templates/report.html.j2``) rendered with autoescape on:
+every value from a model, a file or the ledger is escaped by the template engine, never by
+hand. The charts are inline SVG from :mod:`frugalml.report.svg`; the style is a small embedded
+sheet; the only script is a few inline lines for sorting: nothing is loaded from anywhere.
+The Pareto front and the quality drop come from :mod:`frugalml.search.pareto`, so the report
+and the search agree on ties.
 """
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from html import escape
+from dataclasses import dataclass, replace
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jinja2
+from markupsafe import Markup
+
+from frugalml import units
 from frugalml.errors import BadInput
-from frugalml.report import svg, units
-from frugalml.report.statement import Statement
+from frugalml.report import svg
+from frugalml.report.figures import (
+    Point,
+    ReportData,
+    baseline_of,
+    bound_quality,
+    chosen_of,
+    cost_parts,
+    drop_of,
+    front_flags,
+    pass_names,
+    plotted,
+    record_of,
+    usable,
+)
+from frugalml.search import pareto
+from frugalml.search.result import STOP_REASONS
+
+__all__ = ["Point", "ReportData", "chart", "cost_parts", "front_flags", "render", "write"]
 
 
-@dataclass(frozen=True)
-class Point:
-    """One candidate of a search (or one evaluated model), as the report shows it.
-
-    ``figures`` holds the evaluation's keys (throughput_per_s, latency_ms_p50, ...,
-    energy_j_per_1k, energy_source, peak_memory_bytes, size_bytes). ``on_pareto`` may be None
-    when the source did not say; the report then computes the front itself.
-    """
-
-    name: str
-    quality: float | None
-    cost_usd_per_1m: float | None
-    passes: str = ""
-    status: str = "finished"
-    figures: dict[str, Any] = field(default_factory=dict)
-    on_pareto: bool | None = None
-    chosen: bool = False
-    baseline: bool = False
-    run_id: str | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class ReportData:
-    """Everything one report shows. ``price`` has instance, usd_per_hour, region, usd_per_kwh,
-    g_co2_per_kwh (and their sources where known); ``hardware`` a ``Hardware.to_dict()``."""
-
-    title: str
-    task: str
-    metric: str
-    higher_is_better: bool
-    points: tuple[Point, ...]
-    data: str | None = None
-    n_items: int | None = None
-    hardware: dict[str, Any] | None = None
-    price: dict[str, Any] = field(default_factory=dict)
-    method: tuple[str, ...] = ()
-    run_id: str | None = None
-    constraint: str | None = None
-    statement: Statement | None = None
-    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-
-
-def pareto_front(
-    points: Sequence[tuple[float, float]], higher_is_better: bool = True
-) -> list[bool]:
-    """For each (cost, quality): is it on the front (no other point is at least as cheap and
-    at least as good, and strictly better in one)?"""
-    sign = 1.0 if higher_is_better else -1.0
-    flags = []
-    for i, (c, q) in enumerate(points):
-        dominated = any(
-            c2 <= c and sign * q2 >= sign * q and (c2 < c or sign * q2 > sign * q)
-            for j, (c2, q2) in enumerate(points)
-            if j != i
-        )
-        flags.append(not dominated)
-    return flags
-
-
-def _plotted(data: ReportData) -> list[tuple[Point, bool]]:
-    """Points with both figures, with their Pareto flag (given, else computed)."""
-    pts = [
-        p
-        for p in data.points
-        if p.quality is not None
-        and p.cost_usd_per_1m is not None
-        and math.isfinite(p.quality)
-        and math.isfinite(p.cost_usd_per_1m)
-        and p.cost_usd_per_1m > 0
-    ]
-    computed = pareto_front(
-        [(p.cost_usd_per_1m, p.quality) for p in pts],  # type: ignore[misc]
-        data.higher_is_better,
-    )
-    return [
-        (p, p.on_pareto if p.on_pareto is not None else flag)
-        for p, flag in zip(pts, computed, strict=True)
-    ]
-
-
+# ---- the parts of the page ------------------------------------------------------------------
 def _tooltip(p: Point, metric: str) -> str:
     f = p.figures
     return (
-        f"{p.name}\n{metric} {units.points(p.quality)} · {units.usd(p.cost_usd_per_1m)} "
-        f"per 1M requests\np50 {units.ms(f.get('latency_ms_p50'))} · "
-        f"{units.per_s(f.get('throughput_per_s'))} · size {units.nbytes(f.get('size_bytes'))}"
+        f"{p.key + ' ' if p.key else ''}{p.name}\n{metric} {units.points(p.quality)} · "
+        f"{units.usd(p.cost_usd_per_1m)} per 1M requests\np50 {units.ms(f.get('latency_ms_p50'))}"
+        f" · {units.per_s(f.get('throughput_per_s'))} · size {units.nbytes(f.get('size_bytes'))}"
         + (f"\npasses: {p.passes}" if p.passes else "")
     )
 
 
 def chart(data: ReportData) -> str:
+    """The quality-vs-cost scatter (SVG text)."""
     dots = []
-    for p, front in _plotted(data):
+    for p, front in plotted(data):
+        p = _with_statement_ci(p, data)
         kind = "chosen" if p.chosen else "baseline" if p.baseline else "candidate"
         cost, quality = p.cost_usd_per_1m, p.quality
         assert cost is not None and quality is not None  # _plotted keeps only these
-        dots.append(svg.Dot(p.name, cost, quality, kind, front, _tooltip(p, data.metric)))
+        dots.append(
+            svg.Dot(
+                p.key or p.name,
+                cost,
+                quality,
+                kind,
+                front,
+                _tooltip(p, data.metric),
+                x_ci=p.cost_ci,
+                y_ci=p.quality_ci,
+            )
+        )
     better = "higher" if data.higher_is_better else "lower"
+    chosen = chosen_of(data)
+    band = None
+    if chosen is not None and usable(chosen):
+        band = _noise_band(_with_statement_ci(chosen, data), data)
+    bound = bound_quality(data)
     return svg.scatter(
         dots,
         x_label="$ per 1M requests",
         y_label=f"{data.metric} ({better} is better)",
         higher_is_better=data.higher_is_better,
+        bound=None
+        if bound is None
+        else (
+            bound,
+            f"quality bound: {units.points(data.max_quality_drop)} points below the original",
+        ),
+        band=band,
     )
 
 
-def cost_parts(p: Point, price: dict[str, Any]) -> tuple[float | None, float | None]:
-    """($ per 1M of instance time, $ per 1M of electricity) for one point."""
-    f = p.figures
-    per_hour, per_kwh = price.get("usd_per_hour"), price.get("usd_per_kwh")
-    tput = f.get("throughput_per_s")
-    instance = None
-    if tput and per_hour is not None:
-        instance = 1e6 / float(tput) / 3600.0 * float(per_hour)
-    elif price.get("priced_by_hour", True):
-        instance = p.cost_usd_per_1m
-    energy = None
-    if f.get("energy_j_per_1k") is not None and per_kwh is not None:
-        energy = float(f["energy_j_per_1k"]) * 1000.0 / 3.6e6 * float(per_kwh)
-    return instance, energy
+def _with_statement_ci(p: Point, data: ReportData) -> Point:
+    """The chosen point with its quality interval from the statement's paired bootstrap
+    (baseline quality + the CI of the difference), when the point has none of its own."""
+    st, base = data.statement, baseline_of(data)
+    if not p.chosen or p.quality_ci is not None or st is None or st.ci is None:
+        return p
+    if base is None or base.quality is None:
+        return p
+    return replace(p, quality_ci=(base.quality + st.ci.low, base.quality + st.ci.high))
 
 
-def _pass_names(passes: str) -> str:
-    """``onnx_export + quantize_dynamic`` from ``onnx_export(opset=17) + quantize_dynamic(...)``
-    (the full configs stay in the cell's tooltip)."""
-    return re.sub(r"\([^()]*\)", "", passes)
+def _noise_band(p: Point, data: ReportData) -> svg.Band:
+    """The region around the chosen point inside which differences are noise (ties), by the
+    search's own rule (:func:`frugalml.search.pareto.noise_band`): its cost band (the
+    measured interval, at least the noise floor) by the quality tolerance, widened to the
+    quality interval of the statement where that is wider."""
+    band = pareto.noise_band(record_of(p, data.higher_is_better))
+    tol = data.quality_tolerance
+    assert p.quality is not None
+    q_lo, q_hi = band["quality_low"], band["quality_high"]
+    if tol is not None:
+        q_lo, q_hi = p.quality - tol, p.quality + tol
+    if p.quality_ci is not None:
+        q_lo, q_hi = min(q_lo, p.quality_ci[0]), max(q_hi, p.quality_ci[1])
+    return svg.Band((band["cost_usd_per_1m_low"], band["cost_usd_per_1m_high"]), (q_lo, q_hi))
 
 
-def _row(p: Point, front: bool | None) -> str:
-    f = p.figures
-    mark = "★ chosen" if p.chosen else "◆ baseline" if p.baseline else ""
-    if mark and mark.split()[-1] in p.name:
-        mark = mark.split()[0]
+@dataclass(frozen=True)
+class _Card:
+    value: str
+    label: str
+    detail: str = ""
+    tone: str = ""
 
-    def cell(value: Any, text: str, cls: str = "num") -> str:
-        sort = "" if value is None else f' data-sort="{escape(str(value))}"'
-        return f'<td class="{cls}"{sort}>{escape(text)}</td>'
 
-    status = p.status if not p.error else f"{p.status}: {p.error[:80]}"
-    cls = "candidate-row" + (" chosen" if p.chosen else "") + (" baseline" if p.baseline else "")
-    energy_text = units.joules(f.get("energy_j_per_1k"))
-    if f.get("energy_source"):
-        energy_text += f" ({f['energy_source']})"
-    return "".join(
-        [
-            f'<tr class="{cls}">',
-            cell(p.name, p.name + (f"  {mark}" if mark else ""), "name"),
-            f'<td class="passes" data-sort="{escape(p.passes)}" title="{escape(p.passes)}">'
-            f"{escape(_pass_names(p.passes)) or '—'}</td>",
-            cell(p.status, status, "status " + ("ok" if p.status == "finished" else "bad")),
-            cell(p.quality, units.points(p.quality)),
-            cell(p.cost_usd_per_1m, units.usd(p.cost_usd_per_1m)),
-            cell(f.get("throughput_per_s"), units.per_s(f.get("throughput_per_s"))),
-            cell(f.get("latency_ms_p50"), units.ms(f.get("latency_ms_p50"))),
-            cell(f.get("latency_ms_p99"), units.ms(f.get("latency_ms_p99"))),
-            cell(f.get("energy_j_per_1k"), energy_text),
-            cell(f.get("peak_memory_bytes"), units.nbytes(f.get("peak_memory_bytes"))),
-            cell(f.get("size_bytes"), units.nbytes(f.get("size_bytes"))),
-            cell(int(bool(front)), "yes" if front else "—" if front is None else "no", "front"),
-            cell(p.run_id, (p.run_id or "—")[:12], "run"),
-            "</tr>",
-        ]
+def _ci_text(ci: tuple[float, float] | None, fmt: Any, sep: str = " to ") -> str:
+    return "" if ci is None else f"95% CI {fmt(ci[0])}{sep}{fmt(ci[1])}"
+
+
+def _cards(data: ReportData) -> tuple[str, list[_Card]]:
+    """The verdict sentence and the cards: cost, quality lost, chosen, the search."""
+    chosen, base = chosen_of(data), baseline_of(data)
+    n_ok = sum(p.quality is not None for p in data.points)
+    n_failed = sum(p.status != "finished" for p in data.points)
+    search = _Card(
+        f"{len(data.points)} candidates",
+        "tried",
+        f"{n_ok} evaluated, {n_failed} failed"
+        + (f"; {data.untried} not tried" if data.untried else ""),
     )
-
-
-def table(data: ReportData) -> str:
-    fronts = {id(p): flag for p, flag in _plotted(data)}
-    heads = [
-        "candidate",
-        "passes",
-        "status",
-        data.metric,
-        "$ / 1M req",
-        "throughput",
-        "p50",
-        "p99",
-        "energy / 1k req",
-        "peak memory",
-        "size",
-        "Pareto",
-        "run",
-    ]
-    head = "".join(f'<th scope="col">{escape(h)}</th>' for h in heads)
-    rows = "\n".join(_row(p, fronts.get(id(p))) for p in data.points)
-    return (
-        f'<table id="candidates" class="sortable"><thead><tr>{head}</tr></thead>'
-        f"<tbody>\n{rows}\n</tbody></table>"
+    if chosen is None or base is None or chosen is base:
+        verdict = (
+            "No candidate is cheaper than the original within the quality bound."
+            if base is not None
+            else "No baseline was evaluated, so nothing can be compared."
+        )
+        return verdict, [_Card("none", "chosen", "no candidate meets the bound", "bad"), search]
+    st = data.statement
+    ratio = (
+        chosen.cost_usd_per_1m / base.cost_usd_per_1m
+        if chosen.cost_usd_per_1m is not None and base.cost_usd_per_1m
+        else None
     )
+    drop = drop_of(chosen, base, data.higher_is_better)
+    drop_ci = st.drop_ci if st is not None else None
+    cost_ci = None
+    if chosen.cost_ci is not None and base.cost_usd_per_1m:
+        cost_ci = (
+            chosen.cost_ci[0] / base.cost_usd_per_1m,
+            chosen.cost_ci[1] / base.cost_usd_per_1m,
+        )
+    lost = "-" if drop is None else units.points(-drop, signed=True)
+    bound = (
+        f"bound {units.points(-data.max_quality_drop, signed=True)}"
+        if data.max_quality_drop is not None
+        else ""
+    )
+    cost_card = _Card(
+        units.ratio(ratio),
+        f"the cost, {units.change(ratio)}",
+        " · ".join(
+            t
+            for t in (
+                f"{units.usd(chosen.cost_usd_per_1m)} vs {units.usd(base.cost_usd_per_1m)} "
+                "per 1M requests",
+                _ci_text(cost_ci, units.ratio, "–"),
+            )
+            if t
+        ),
+        "good" if ratio is not None and ratio < 1 else "",
+    )
+    quality_card = _Card(
+        f"{lost} points",
+        f"{data.metric}: quality lost",
+        " · ".join(
+            t
+            for t in (
+                f"{units.points(chosen.quality)} vs {units.points(base.quality)}",
+                _ci_text(
+                    None if drop_ci is None else (-drop_ci[1], -drop_ci[0]),
+                    lambda v: units.points(v, signed=True),
+                ),
+                bound,
+            )
+            if t
+        ),
+        # red only for a loss the interval tells apart from no change
+        "bad" if drop is not None and drop > 0 and not (drop_ci and drop_ci[0] <= 0) else "",
+    )
+    chosen_card = _Card(chosen.key or chosen.name, "chosen", chosen.name if chosen.key else "")
+    ci = _ci_text(
+        None if drop_ci is None else (-drop_ci[1], -drop_ci[0]),
+        lambda v: units.points(v, signed=True),
+    )
+    verdict = (
+        f"{chosen.key or chosen.name} serves at "
+        f"{units.versus(ratio)}, for {lost} {data.metric} points"
+        + (f" ({ci})" if ci else " (no confidence interval: per-row outputs missing)")
+        + "."
+    )
+    return verdict, [cost_card, quality_card, chosen_card, search]
 
 
-def breakdown(data: ReportData) -> str:
-    groups = []
+def _stopped(data: ReportData) -> str:
+    """Why the search stopped, in words, when it did not try every candidate."""
+    if not data.untried and data.stop_reason in (None, "completed"):
+        return ""
+    reason = STOP_REASONS.get(str(data.stop_reason), str(data.stop_reason or "")).strip()
+    text = "The search stopped" + (f": {reason}" if reason else "")
+    if data.untried:
+        text += f"; {data.untried} candidate{'s' if data.untried != 1 else ''} not tried"
+    return text + "."
+
+
+def _rows(data: ReportData) -> list[dict[str, Any]]:
+    fronts = {id(p): flag for p, flag in plotted(data)}
+    base = baseline_of(data)
+    rows = []
     for p in data.points:
-        if p.quality is None and p.cost_usd_per_1m is None:
-            continue
-        label = p.name + (" ★" if p.chosen else " ◆" if p.baseline else "")
-        groups.append((label, list(cost_parts(p, data.price))))
-    if not groups:
-        return "<p>No candidate has serving figures.</p>"
-    return svg.bars(groups[:24], ["instance time", "electricity"])
+        f = p.figures
+        front = fronts.get(id(p))
+        drop = drop_of(p, base, data.higher_is_better)
+        ratio = (
+            p.cost_usd_per_1m / base.cost_usd_per_1m
+            if base is not None and base.cost_usd_per_1m and p.cost_usd_per_1m is not None
+            else None
+        )
+        rows.append(
+            {
+                "p": p,
+                "cls": " ".join(
+                    c
+                    for c in ("candidate-row", p.chosen and "chosen", p.baseline and "baseline")
+                    if c
+                ),
+                "mark": "★ chosen" if p.chosen else "◆ baseline" if p.baseline else "",
+                "passes_short": pass_names(p.passes),
+                "status": p.status if not p.error else f"{p.status}: {p.error[:80]}",
+                "quality": units.points(p.quality),
+                "drop": "" if drop is None or p.baseline else units.points(-drop, signed=True),
+                "cost": units.usd(p.cost_usd_per_1m),
+                "ratio": "" if ratio is None or p.baseline else units.ratio(ratio),
+                "throughput": units.per_s(f.get("throughput_per_s")),
+                "p50": units.ms(f.get("latency_ms_p50")),
+                "p99": units.ms(f.get("latency_ms_p99")),
+                "energy": units.joules(f.get("energy_j_per_1k")),
+                "energy_source": f.get("energy_source") or "",
+                "memory": units.nbytes(f.get("peak_memory_bytes")),
+                "size": units.nbytes(f.get("size_bytes")),
+                "front": front,
+            }
+        )
+    return rows
 
 
-def _notes(data: ReportData) -> str:
-    items: list[str] = []
+def _breakdown(data: ReportData) -> list[dict[str, Any]]:
+    """One row per candidate with serving figures: instance and electricity $ per 1M, as a
+    share of the largest bar (the page draws them as CSS bars, labels wrap, nothing clips)."""
+    parts = [
+        (p, cost_parts(p, data.price))
+        for p in data.points
+        if p.quality is not None or p.cost_usd_per_1m is not None
+    ]
+    top = max((v for _, vs in parts for v in vs if v is not None and v > 0), default=1.0)
+    return [
+        {
+            "p": p,
+            "bars": [
+                None if v is None else {"pct": max(100.0 * v / top, 0.3), "text": units.usd(v)}
+                for v in vs
+            ],
+        }
+        for p, vs in parts
+    ]
+
+
+def _notes(data: ReportData) -> list[tuple[str, str]]:
+    items: list[tuple[str, str]] = []
     hw = data.hardware or {}
     if hw:
         gpu = f"{hw.get('gpu_count')} × {hw.get('gpu_name')}" if hw.get("gpu_count") else "no GPU"
         items.append(
-            f"<b>Hardware.</b> {escape(str(hw.get('cpu_model', '?')))}, "
-            f"{hw.get('cpu_logical_cores', '?')} logical cores, "
-            f"{units.nbytes(hw.get('memory_bytes'))} memory, {escape(gpu)}."
+            (
+                "Hardware.",
+                f"{hw.get('cpu_model', '?')}, {hw.get('cpu_logical_cores', '?')} logical cores, "
+                f"{units.nbytes(hw.get('memory_bytes'))} memory, {gpu}.",
+            )
         )
     pr = data.price
     if pr:
         items.append(
-            f"<b>Prices.</b> Instance {escape(str(pr.get('instance', '?')))} at "
-            f"{units.usd(pr.get('usd_per_hour'))}/h"
-            + (f" ({escape(str(pr['instance_source']))})" if pr.get("instance_source") else "")
-            + f"; region {escape(str(pr.get('region', '?')))} at "
-            f"{units.usd(pr.get('usd_per_kwh'))}/kWh and {pr.get('g_co2_per_kwh', '?')} gCO2/kWh"
-            + (f" ({escape(str(pr['region_source']))})" if pr.get("region_source") else "")
-            + ". $ per 1M requests is instance time per request × the hourly price; for a "
-            "cloud instance that price already includes its electricity, so the electricity "
-            "bar shows the energy's share, not an extra charge."
+            (
+                "Prices.",
+                f"Instance {pr.get('instance', '?')} at {units.usd(pr.get('usd_per_hour'))}/h"
+                + (f" ({pr['instance_source']})" if pr.get("instance_source") else "")
+                + f"; region {pr.get('region', '?')} at {units.usd(pr.get('usd_per_kwh'))}/kWh "
+                f"and {pr.get('g_co2_per_kwh', '?')} gCO2/kWh"
+                + (f" ({pr['region_source']})" if pr.get("region_source") else "")
+                + ". $ per 1M requests is instance time per request × the hourly price; for a "
+                "cloud instance that price already includes its electricity, so the electricity "
+                "bar shows the energy's share, not an extra charge.",
+            )
         )
     sources = sorted(
         {str(p.figures.get("energy_source")) for p in data.points if p.figures.get("energy_source")}
     )
     if sources == ["estimate"]:
         items.append(
-            "<b>Estimate, not reading.</b> Energy (and CO2 from it) is an "
-            "<em>estimate</em>: CPU time × watts per busy core from the price "
-            "catalog. No RAPL or NVML counter was readable."
+            (
+                "Estimate, not reading.",
+                "Energy (and CO2 from it) is an estimate: CPU time × watts per busy core from "
+                "the price catalog. No RAPL or NVML counter was readable.",
+            )
         )
     elif sources:
         items.append(
-            f"<b>Estimate vs reading.</b> Energy sources: {escape(', '.join(sources))}"
-            " (nvml and rapl are meter readings; estimate is CPU time × watts)."
+            (
+                "Estimate vs reading.",
+                f"Energy sources: {', '.join(sources)} (nvml and rapl are meter readings; "
+                "estimate is CPU time × watts).",
+            )
         )
-    for line in data.method:
-        items.append(f"<b>Method.</b> {escape(line)}")
+    items += [("Method.", line) for line in data.method]
     if data.constraint:
-        items.append(f"<b>Constraint.</b> {escape(data.constraint)}")
-    return '<ul class="notes">' + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
-
-
-def _statement_block(st: Statement | None) -> str:
-    if st is None:
-        return ""
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in st.rows()
-    )
-    return (
-        f'<section><h2>Cost-delta statement</h2><p class="statement">'
-        f"{escape(st.paragraph())}</p>"
-        f'<table class="delta"><thead><tr><th>figure</th><th>baseline</th>'
-        f"<th>candidate</th><th>change</th></tr></thead><tbody>{rows}</tbody></table>"
-        "</section>"
-    )
-
-
-_CSS = """
-:root{--fg:#1f2933;--muted:#616e7c;--line:#d8dde3;--bg:#f5f7fa;--accent:#3b6fb6}
-*{box-sizing:border-box}
-body{margin:0;background:var(--bg);color:var(--fg);
- font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif}
-main{max-width:1080px;margin:0 auto;padding:28px 24px 48px}
-h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:0 0 12px}
-.sub{color:var(--muted);margin:0 0 20px}
-section{background:#fff;border:1px solid var(--line);border-radius:10px;padding:18px 20px;
- margin:0 0 18px;overflow-x:auto}
-.kpis{display:flex;gap:14px;flex-wrap:wrap;margin:0 0 18px}
-.kpi{flex:1 1 180px;background:#fff;border:1px solid var(--line);border-radius:10px;
- padding:12px 16px}.kpi b{display:block;font-size:20px}.kpi span{color:var(--muted);font-size:13px}
-table{border-collapse:collapse;width:100%;font-size:13px}
-th,td{padding:6px 8px;border-bottom:1px solid #edf0f3;text-align:left;white-space:nowrap}
-th{background:#f0f3f7;position:sticky;top:0;cursor:pointer;user-select:none}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-td.passes,td.status,td.name{white-space:normal;min-width:140px}
-tr.chosen td{background:#fff6e0}tr.baseline td{background:#fdecee}
-td.status.bad{color:#b42318}
-svg text{font:12px system-ui,"DejaVu Sans",sans-serif;fill:#3e4c59}
-svg .axis-label{font-size:13px;fill:#1f2933}svg .na{fill:#9aa5b1}
-.statement{font-size:15px}.notes li{margin:0 0 6px}
-footer{color:var(--muted);font-size:12px;text-align:center}
-"""
-
-# Sort the candidate table by a clicked column (numbers by data-sort). Inline, tiny, optional.
-_JS = """
-document.querySelectorAll('table.sortable th').forEach(function(th, col){
-  th.addEventListener('click', function(){
-    var body = th.closest('table').tBodies[0], asc = th.dataset.dir !== 'asc';
-    th.dataset.dir = asc ? 'asc' : 'desc';
-    Array.from(body.rows).sort(function(a, b){
-      var x = a.cells[col].dataset.sort, y = b.cells[col].dataset.sort;
-      var nx = parseFloat(x), ny = parseFloat(y);
-      var r = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : String(x).localeCompare(String(y));
-      return asc ? r : -r;
-    }).forEach(function(r){ body.appendChild(r); });
-  });
-});
-"""
-
-
-def _kpis(data: ReportData) -> str:
-    chosen = next((p for p in data.points if p.chosen), None)
-    base = next((p for p in data.points if p.baseline), None)
-    n_ok = sum(p.quality is not None for p in data.points)
-    cards = [(f"{len(data.points)}", f"candidates ({n_ok} evaluated)")]
-    if chosen is not None:
-        cards.append((escape(chosen.name), "chosen"))
-        cards.append((units.points(chosen.quality), f"{escape(data.metric)} of the chosen"))
-        cards.append((units.usd(chosen.cost_usd_per_1m), "chosen: $ per 1M requests"))
-    if (
-        chosen is not None
-        and base is not None
-        and base.cost_usd_per_1m
-        and chosen.cost_usd_per_1m is not None
-    ):
-        cards.append(
-            (units.ratio(chosen.cost_usd_per_1m / base.cost_usd_per_1m), "cost vs baseline")
+        items.append(("Constraint.", data.constraint))
+    tol = pareto.QUALITY_TOLERANCE if data.quality_tolerance is None else data.quality_tolerance
+    items.append(
+        (
+            "Ties.",
+            f"Quality differences within {units.points(tol)} points, and costs whose measured "
+            f"intervals (at least ±{pareto.COST_NOISE_FLOOR:.0%}) overlap, are noise: such "
+            "candidates tie, and a tie goes to quality, then to the simpler pipeline.",
         )
-    return (
-        '<div class="kpis">'
-        + "".join(f'<div class="kpi"><b>{v}</b><span>{t}</span></div>' for v, t in cards)
-        + "</div>"
+    )
+    return items
+
+
+# ---- rendering ------------------------------------------------------------------------------
+@cache
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("frugalml.report", "templates"),
+        autoescape=True,  # every value is escaped by the engine; SVG comes in as Markup
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
     )
 
 
 def render(data: ReportData) -> str:
     """The report as one HTML document (a string)."""
-    sub = [f"task {escape(data.task)}", f"metric {escape(data.metric)}"]
+    sub = [f"task {data.task}", f"metric {data.metric}"]
     if data.data:
-        sub.append(
-            f"data {escape(data.data)}" + (f" ({data.n_items:,} rows)" if data.n_items else "")
-        )
+        sub.append(f"data {data.data}" + (f" ({data.n_items:,} rows)" if data.n_items else ""))
     if data.run_id:
-        sub.append(f"run {escape(data.run_id[:12])}")
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="frugal">
-<title>{escape(data.title)}</title>
-<style>{_CSS}</style></head>
-<body><main>
-<h1>{escape(data.title)}</h1>
-<p class="sub">{" · ".join(sub)}</p>
-{_kpis(data)}
-{_statement_block(data.statement)}
-<section id="chart"><h2>Quality against cost</h2>
-{chart(data)}
-</section>
-<section id="table"><h2>Candidates</h2>
-{table(data)}
-</section>
-<section id="breakdown"><h2>Cost breakdown per 1M requests: instance time and electricity</h2>
-{breakdown(data)}
-</section>
-<section id="notes"><h2>Hardware, method, estimate vs reading</h2>
-{_notes(data)}
-</section>
-<footer>Generated by frugal on {escape(data.created_at)}. Self-contained: no network needed.
-</footer>
-</main>
-<script>{_JS}</script>
-</body></html>
-"""
+        sub.append(f"run {data.run_id[:12]}")
+    verdict, cards = _cards(data)
+    st = data.statement
+    return (
+        _env()
+        .get_template("report.html.j2")
+        .render(
+            data=data,
+            subtitle=" · ".join(sub),
+            verdict=verdict,
+            stopped=_stopped(data),
+            cards=cards,
+            statement=None
+            if st is None
+            else {"paragraph": st.paragraph(), "rows": st.rows(), "notes": st.notes},
+            chart=Markup(chart(data)),  # built from escaped parts in report.svg
+            rows=_rows(data),
+            breakdown=_breakdown(data),
+            notes=_notes(data),
+        )
+    )
 
 
 def write(data: ReportData, out: str | Path) -> Path:

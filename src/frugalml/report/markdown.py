@@ -25,10 +25,7 @@ def _num(value: Any, fmt: str = "{:.2f}") -> str:
     return fmt.format(value)
 
 
-def _usd(value: Any) -> str:
-    if value is None or not math.isfinite(float(value)):
-        return "-"
-    return units.usd(float(value))
+_usd = units.usd  # the one dollar formatter
 
 
 def write_markdown(result: OptimizeResult) -> Path:
@@ -91,10 +88,10 @@ def _verdict(result: OptimizeResult) -> list[str]:
     lines = [
         f"**Chosen: {best['label']}** (`{result.out / 'best'}`)",
         "",
-        f"- {best['throughput_ratio']:.2f}x the original's throughput "
+        f"- {units.versus(best['throughput_ratio'], 'throughput')} of the original "
         f"({best['throughput_per_s']:.0f} vs {base['throughput_per_s']:.0f} texts/s)",
         f"- cost per 1M requests {_usd(best['cost_usd_per_1m'])} vs "
-        f"{_usd(base['cost_usd_per_1m'])} ({best['cost_ratio']:.2f}x cheaper)",
+        f"{_usd(base['cost_usd_per_1m'])} ({units.versus(best['cost_ratio'])})",
         f"- {result.metric} on the select split {best['quality']:.2f} vs "
         f"{base['quality']:.2f} ({-best['quality_drop']:+.2f} points); on the final split "
         f"{_num(best.get('final_quality'))} vs {_num(base.get('final_quality'))} "

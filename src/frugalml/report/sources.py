@@ -122,6 +122,18 @@ def ci_between(a: Side, b: Side, *, resamples: int = DEFAULT_RESAMPLES) -> Delta
 # ---- optimize folders -----------------------------------------------------------------------
 def read_candidates(path: Path) -> list[dict[str, Any]]:
     """The entries of ``path/candidates.json`` (a ``frugal optimize`` output folder)."""
+    return read_search(path)[0]
+
+
+# What the search may say about itself next to its candidates (a top-level object):
+# stop_reason ("budget", "complete"...), untried (candidates it did not get to),
+# max_quality_drop (its bound, points) and quality_tolerance (points counted as a tie).
+SEARCH_KEYS = ("stop_reason", "untried", "max_quality_drop", "quality_tolerance")
+
+
+def read_search(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """``path/candidates.json``: its entries, and the search's own facts (``SEARCH_KEYS``;
+    empty for a file that is a bare list of entries)."""
     file = path / CANDIDATES_FILE
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
@@ -134,7 +146,8 @@ def read_candidates(path: Path) -> list[dict[str, Any]]:
         raise BadInput(
             f"{file} does not list candidates", hint="is it a `frugal optimize` output folder?"
         )
-    return entries
+    meta = {k: data[k] for k in SEARCH_KEYS if isinstance(data, dict) and data.get(k) is not None}
+    return entries, meta
 
 
 def entry_items(folder: Path, entry: dict[str, Any]) -> str | None:
@@ -159,6 +172,34 @@ def _co2_per_1k(ev: dict[str, Any]) -> float | None:
     return None
 
 
+# Side field <- key of a recorded evaluation (a candidates.json entry, an eval run's params).
+_FIGURES = {
+    "n_items": "rows",
+    "throughput_per_s": "throughput_per_s",
+    "latency_ms_p50": "latency_ms_p50",
+    "latency_ms_p99": "latency_ms_p99",
+    "cost_usd_per_1m": "cost_usd_per_1m",
+    "energy_j_per_1k": "energy_j_per_1k",
+    "energy_source": "energy_source",
+    "peak_memory_bytes": "peak_memory_bytes",
+    "size_bytes": "size_bytes",
+    "device": "device",
+    "threads": "threads",
+    "instance": "instance",
+    "region": "region",
+    "batch_size": "batch_size",
+}
+
+
+def figures_of(ev: dict[str, Any]) -> dict[str, Any]:
+    """THE mapping from a recorded evaluation to a ``Side``'s serving figures: one place, for
+    a search's candidate entry and for a ledger run alike (``co2_g_per_1m`` becomes per 1k).
+    (When the search's entries become a typed record, this is the one function to switch.)"""
+    return {field: ev.get(key) for field, key in _FIGURES.items()} | {
+        "co2_g_per_1k": _co2_per_1k(ev)
+    }
+
+
 def side_from_entry(entry: dict[str, Any], *, source: str, folder: Path | None = None) -> Side:
     """A side from one ``candidates.json`` entry (its evaluation figures, flat or ``eval``)."""
     ev = entry["eval"] if isinstance(entry.get("eval"), dict) else entry
@@ -171,22 +212,8 @@ def side_from_entry(entry: dict[str, Any], *, source: str, folder: Path | None =
         higher_is_better=bool(ev.get("higher_is_better", True)),
         quality=ev.get("quality") if ok else None,
         run_id=entry.get("run_id"),
-        n_items=ev.get("rows"),
-        throughput_per_s=ev.get("throughput_per_s"),
-        latency_ms_p50=ev.get("latency_ms_p50"),
-        latency_ms_p99=ev.get("latency_ms_p99"),
-        cost_usd_per_1m=ev.get("cost_usd_per_1m"),
-        energy_j_per_1k=ev.get("energy_j_per_1k"),
-        energy_source=ev.get("energy_source"),
-        co2_g_per_1k=_co2_per_1k(ev),
-        peak_memory_bytes=ev.get("peak_memory_bytes"),
-        size_bytes=ev.get("size_bytes"),
-        device=ev.get("device"),
-        threads=ev.get("threads"),
-        instance=ev.get("instance"),
-        region=ev.get("region"),
         items_path=entry_items(folder, entry) if folder else None,
-        batch_size=ev.get("batch_size"),
+        **figures_of(ev),
     )
 
 
@@ -336,25 +363,11 @@ def side_from_record(book: Ledger, record: RunRecord) -> Side:
         quality=None if quality is None else float(quality),
         run_id=record.id,
         data=record.params.get("data") or (parent.params.get("data") if parent else None),
-        n_items=ev.get("rows"),
-        throughput_per_s=ev.get("throughput_per_s"),
-        latency_ms_p50=ev.get("latency_ms_p50"),
-        latency_ms_p99=ev.get("latency_ms_p99"),
-        cost_usd_per_1m=ev.get("cost_usd_per_1m"),
-        energy_j_per_1k=ev.get("energy_j_per_1k"),
-        energy_source=ev.get("energy_source"),
-        co2_g_per_1k=_co2_per_1k(ev),
-        peak_memory_bytes=ev.get("peak_memory_bytes"),
-        size_bytes=ev.get("size_bytes"),
-        device=ev.get("device"),
-        threads=ev.get("threads"),
-        instance=ev.get("instance"),
-        region=ev.get("region"),
         training=training_of(book, record, manifest_of(record.params.get("model"))),
         items_path=items,
         group=record.params.get("compare_group"),
         data_sha256=record.params.get("data_sha256"),
-        batch_size=ev.get("batch_size"),
+        **figures_of(ev),
         per_round=record.params.get("per_round") or {},
     )
 
@@ -378,12 +391,15 @@ def chosen_child(book: Ledger, record: RunRecord) -> RunRecord:
 
 def get_run(book: Ledger, text: str) -> RunRecord:
     """The run ``text`` names, or a ``BadInput`` saying the ledger is empty or lacks it."""
+    from frugalml.ledger.engine import describe_url
+
     try:
         return book.get(text)
     except NotFound as e:
         if book.count() == 0:
             raise BadInput(
-                f"'{text}' is not a file, a model or a run: the ledger {book.url} is empty",
+                f"'{text}' is not a file, a model or a run: the ledger "
+                f"{describe_url(book.url)} is empty",
                 hint="evaluate models with --task and --data, or run `frugal optimize` first",
             ) from e
         raise BadInput(

@@ -1,5 +1,7 @@
-"""Inline SVG charts for the HTML report: a quality-vs-cost scatter with its Pareto front, and
-grouped bars. Pure functions returning SVG text; no JavaScript, no external resources.
+"""The inline SVG chart of the HTML report: quality against cost, with the Pareto front, the
+quality bound and the noise band. The geometry is computed here and drawn by the Jinja2
+template ``templates/scatter.svg.j2`` (autoescape on); no JavaScript, no external resources.
+(The cost breakdown is plain HTML in the page's template.)
 """
 
 from __future__ import annotations
@@ -7,7 +9,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from html import escape
+from functools import cache
+from typing import Any
+
+import jinja2
 
 from frugalml.report import units
 
@@ -24,6 +29,17 @@ class Dot:
     kind: str = "candidate"
     on_front: bool = False
     tooltip: str = ""
+    x_ci: tuple[float, float] | None = None  # measured interval of x (drawn as whiskers)
+    y_ci: tuple[float, float] | None = None  # measured interval of y
+
+
+@dataclass(frozen=True)
+class Band:
+    """The noise band around the chosen point: differences inside it are ties. ``x`` may be
+    None (no cost interval measured): the band then spans the whole cost axis."""
+
+    x: tuple[float, float] | None
+    y: tuple[float, float]
 
 
 class _Scale:
@@ -88,31 +104,53 @@ def _star(cx: float, cy: float, r: float) -> str:
     )
 
 
-def _marker(dot: Dot, cx: float, cy: float) -> str:
-    tip = f"<title>{escape(dot.tooltip or dot.label)}</title>"
-    data = f'data-name="{escape(dot.label)}" data-kind="{dot.kind}"'
+def _marker(dot: Dot, cx: float, cy: float) -> dict[str, Any]:
+    """What the template draws for one point: a diamond (baseline), a star (chosen) or a
+    circle (blue on the front, grey when dominated)."""
+    mark: dict[str, Any] = {"dot": dot, "cx": f"{cx:.1f}", "cy": f"{cy:.1f}"}
     if dot.kind == "baseline":
         r = 8
-        pts = (
+        mark["points"] = (
             f"{cx:.1f},{cy - r:.1f} {cx + r:.1f},{cy:.1f} "
             f"{cx:.1f},{cy + r:.1f} {cx - r:.1f},{cy:.1f}"
         )
-        return (
-            f'<polygon class="point baseline" {data} points="{pts}" fill="{RED}" '
-            f'stroke="#fff" stroke-width="1.5">{tip}</polygon>'
-        )
-    if dot.kind == "chosen":
-        pts = _star(cx, cy, 9)
-        return (
-            f'<polygon class="point chosen" {data} points="{pts}" fill="{ORANGE}" '
-            f'stroke="#6b4c00" stroke-width="1">{tip}</polygon>'
-        )
-    fill = BLUE if dot.on_front else GREY
-    return (
-        f'<circle class="point{" front" if dot.on_front else ""}" {data} cx="{cx:.1f}" '
-        f'cy="{cy:.1f}" r="5.5" fill="{fill}" fill-opacity="0.85" stroke="#fff" '
-        f'stroke-width="1">{tip}</circle>'
+        mark |= {"fill": RED, "stroke": "#fff", "stroke_width": 1.5}
+    elif dot.kind == "chosen":
+        mark |= {"points": _star(cx, cy, 9), "fill": ORANGE, "stroke": "#6b4c00", "stroke_width": 1}
+    else:
+        mark["fill"] = BLUE if dot.on_front else GREY
+    return mark
+
+
+def _legend(front: bool, bound: bool, band: bool, baseline: bool, chosen: bool) -> list[Any]:
+    rows = [("circle", BLUE, "on the Pareto front"), ("circle", GREY, "dominated")]
+    rows += [("line", BLUE, "Pareto front")] if front else []
+    rows += [("bound", RED, "quality bound")] if bound else []
+    rows += [("band", ORANGE, "noise band (ties)")] if band else []
+    rows += [("diamond", RED, "baseline")] if baseline else []
+    rows += [("star", ORANGE, "chosen")] if chosen else []
+    return [
+        {
+            "shape": shape,
+            "color": color,
+            "text": text,
+            "cy": 6 + i * 18,
+            "star": _star(4, 6 + i * 18, 7),
+        }
+        for i, (shape, color, text) in enumerate(rows)
+    ]
+
+
+@cache
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("frugalml.report", "templates"),
+        autoescape=True,  # every label is escaped by the engine
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
+    return env.get_template("scatter.svg.j2")
 
 
 def scatter(
@@ -121,19 +159,32 @@ def scatter(
     x_label: str,
     y_label: str,
     higher_is_better: bool = True,
+    bound: tuple[float, str] | None = None,
+    band: Band | None = None,
     width: int = 960,
     height: int = 440,
 ) -> str:
-    """Quality (y) against $ per 1M requests (x), Pareto front as a step line, legend."""
+    """Quality (y) against $ per 1M requests (x): the Pareto front as a step line, the quality
+    bound as a horizontal line (``bound``: its quality and its label), the noise band around
+    the chosen point (``band``) and each point's measured intervals as whiskers; a legend.
+    The geometry is computed here; ``templates/scatter.svg.j2`` draws it."""
     ml, mr, mt, mb = 72, 200, 22, 54  # the legend sits in the right margin
+    view: dict[str, Any] = {
+        "width": width, "height": height, "ml": ml, "mr": mr, "mt": mt, "mb": mb,
+        "x_label": x_label, "y_label": y_label, "dots": bool(dots),
+    }  # fmt: skip
     if not dots:
-        return (
-            f'<svg class="chart scatter" xmlns="http://www.w3.org/2000/svg" width="{width}" '
-            f'height="60" role="img"><text x="10" y="35">No candidate has both a quality '
-            f"and a cost to plot.</text></svg>"
-        )
-    xs = [d.x for d in dots]
-    ys = [d.y for d in dots]
+        return str(_template().render(v=view))
+    xs = [d.x for d in dots] + [v for d in dots if d.x_ci for v in d.x_ci if v > 0]
+    ys = [d.y for d in dots] + [v for d in dots if d.y_ci for v in d.y_ci]
+    if band is not None:
+        ys += list(band.y)
+        xs += [v for v in band.x or () if v > 0]
+    span = max(ys) - min(ys) or abs(max(ys)) * 0.05 or 1.0
+    # a bound far from every point would squash them into a strip: then it is only named
+    on_chart = bound is not None and min(ys) - span <= bound[0] <= max(ys) + span
+    if bound is not None and on_chart:
+        ys.append(bound[0])
     log = min(xs) > 0 and max(xs) / min(xs) > 10
     sx = _Scale(min(xs), max(xs), ml, width - mr, log)
     # better quality is up: flip the pixel range when lower is better (perplexity)
@@ -142,151 +193,58 @@ def scatter(
         if higher_is_better
         else _Scale(min(ys), max(ys), mt, height - mb, False)
     )
-    out = [
-        f'<svg class="chart scatter" xmlns="http://www.w3.org/2000/svg" '
-        f'viewBox="0 0 {width} {height}" width="100%" style="max-width:{width}px" role="img" '
-        f'aria-label="{escape(y_label)} against {escape(x_label)}">',
-        f'<rect x="{ml}" y="{mt}" width="{width - ml - mr}" height="{height - mt - mb}" '
-        f'fill="#fafbfc" stroke="#d8dde3"/>',
-    ]
-    for t in sx.ticks():
-        px = sx(t)
-        out.append(
-            f'<line class="grid" x1="{px:.1f}" x2="{px:.1f}" y1="{mt}" '
-            f'y2="{height - mb}" stroke="#e6e9ed"/>'
-        )
-        out.append(
-            f'<text class="tick" x="{px:.1f}" y="{height - mb + 18}" '
-            f'text-anchor="middle">{escape(_tick_label(t, True))}</text>'
-        )
     yticks = sy.ticks()
     ystep = yticks[1] - yticks[0] if len(yticks) > 1 else 1.0
-    for t in yticks:
-        py = sy(t)
-        out.append(
-            f'<line class="grid" x1="{ml}" x2="{width - mr}" y1="{py:.1f}" '
-            f'y2="{py:.1f}" stroke="#e6e9ed"/>'
-        )
-        out.append(
-            f'<text class="tick" x="{ml - 8}" y="{py + 4:.1f}" '
-            f'text-anchor="end">{escape(_tick_label(t, False, ystep))}</text>'
-        )
-    out.append(
-        f'<text class="axis-label" x="{(ml + width - mr) / 2:.0f}" y="{height - 12}" '
-        f'text-anchor="middle">{escape(x_label)}{" (log scale)" if log else ""}</text>'
-    )
-    out.append(
-        f'<text class="axis-label" transform="translate(16 {(mt + height - mb) / 2:.0f}) '
-        f'rotate(-90)" text-anchor="middle">{escape(y_label)}</text>'
-    )
+    view["log"] = log
+    view["xticks"] = [(f"{sx(t):.1f}", _tick_label(t, True)) for t in sx.ticks()]
+    view["yticks"] = [(f"{sy(t):.1f}", _tick_label(t, False, ystep)) for t in yticks]
+    view["band"] = None
+    if band is not None:
+        x0, x1 = (sx(band.x[0]), sx(band.x[1])) if band.x else (ml, width - mr)
+        y0, y1 = sorted((sy(band.y[0]), sy(band.y[1])))
+        view["band"] = {
+            "x": f"{min(x0, x1):.1f}", "y": f"{y0:.1f}",
+            "w": f"{max(abs(x1 - x0), 2):.1f}", "h": f"{max(y1 - y0, 2):.1f}",
+        }  # fmt: skip
+    view["bound"] = None
+    if bound is not None and on_chart:
+        view["bound"] = {"y": f"{sy(bound[0]):.1f}", "text": bound[1], "off": False}
+    elif bound is not None:
+        below = (bound[0] < min(ys)) == higher_is_better
+        text = f"{bound[1]} ({_tick_label(bound[0], False, 0.01)}, off the chart)"
+        view["bound"] = {"y": height - mb - 6 if below else mt + 14, "text": text, "off": True}
+    whiskers = []
+    for d in dots:
+        if d.x_ci:
+            y, a, b = sy(d.y), sx(max(d.x_ci[0], 1e-300)), sx(d.x_ci[1])
+            whiskers.append(
+                f"M{a:.1f},{y:.1f} H{b:.1f} M{a:.1f},{y - 4:.1f} V{y + 4:.1f} "
+                f"M{b:.1f},{y - 4:.1f} V{y + 4:.1f}"
+            )
+        if d.y_ci:
+            x, a, b = sx(d.x), sy(d.y_ci[0]), sy(d.y_ci[1])
+            whiskers.append(
+                f"M{x:.1f},{a:.1f} V{b:.1f} M{x - 4:.1f},{a:.1f} H{x + 4:.1f} "
+                f"M{x - 4:.1f},{b:.1f} H{x + 4:.1f}"
+            )
+    view["whiskers"] = whiskers
     front = sorted((d for d in dots if d.on_front), key=lambda d: (d.x, d.y))
+    view["front"] = None
     if front:
         path = f"M{sx(front[0].x):.1f},{sy(front[0].y):.1f}"
         for d in front[1:]:  # step: pay more (right), then gain quality (up)
             path += f" H{sx(d.x):.1f} V{sy(d.y):.1f}"
-        path += f" H{width - mr}"  # the last point dominates everything to its right
-        out.append(
-            f'<path class="pareto-front" d="{path}" fill="none" stroke="{BLUE}" '
-            f'stroke-width="2" stroke-dasharray="6 3"/>'
-        )
+        view["front"] = path + f" H{width - mr}"  # the last point dominates all to its right
     order = {"candidate": 0, "baseline": 1, "chosen": 2}  # marked points drawn on top
-    for d in sorted(dots, key=lambda d: order.get(d.kind, 0)):
-        out.append(_marker(d, sx(d.x), sy(d.y)))
-    out.append(
-        _legend(
-            width - mr + 22,
-            mt + 8,
-            any(d.kind == "baseline" for d in dots),
-            any(d.kind == "chosen" for d in dots),
-            bool(front),
-        )
+    view["markers"] = [
+        _marker(d, sx(d.x), sy(d.y)) for d in sorted(dots, key=lambda d: order.get(d.kind, 0))
+    ]
+    view["legend"] = _legend(
+        bool(front),
+        bound is not None and on_chart,
+        band is not None,
+        any(d.kind == "baseline" for d in dots),
+        any(d.kind == "chosen" for d in dots),
     )
-    out.append("</svg>")
-    return "\n".join(out)
-
-
-def _legend(x: float, y: float, baseline: bool, chosen: bool, front: bool) -> str:
-    rows = [("circle", BLUE, "on the Pareto front"), ("circle", GREY, "dominated")]
-    if front:
-        rows.append(("line", BLUE, "Pareto front"))
-    if baseline:
-        rows.append(("diamond", RED, "baseline"))
-    if chosen:
-        rows.append(("star", ORANGE, "chosen"))
-    out = [
-        f'<g class="legend" transform="translate({x:.0f} {y:.0f})">',
-        f'<rect x="-8" y="-6" width="170" height="{len(rows) * 18 + 6}" rx="4" '
-        f'fill="#fff" fill-opacity="0.9" stroke="#d8dde3"/>',
-    ]
-    for i, (shape, color, text) in enumerate(rows):
-        cy = 6 + i * 18
-        if shape == "circle":
-            out.append(f'<circle cx="4" cy="{cy}" r="5" fill="{color}"/>')
-        elif shape == "line":
-            out.append(
-                f'<line x1="-4" x2="12" y1="{cy}" y2="{cy}" stroke="{color}" '
-                f'stroke-width="2" stroke-dasharray="6 3"/>'
-            )
-        elif shape == "diamond":
-            out.append(f'<polygon points="4,{cy - 6} 10,{cy} 4,{cy + 6} -2,{cy}" fill="{color}"/>')
-        else:
-            out.append(f'<polygon points="{_star(4, cy, 7)}" fill="{color}" stroke="#6b4c00"/>')
-        out.append(f'<text x="20" y="{cy + 4}">{escape(text)}</text>')
-    out.append("</g>")
-    return "\n".join(out)
-
-
-def _clip(text: str, n: int) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
-def bars(
-    groups: Sequence[tuple[str, Sequence[float | None]]],
-    series: Sequence[str],
-    *,
-    money: bool = True,
-    width: int = 960,
-) -> str:
-    """Horizontal grouped bars: one group per label, one bar per series (None: no bar)."""
-    colors = (BLUE, GREEN, ORANGE, RED)
-    bar_h, gap, ml, mr, mt = 12, 10, 330, 90, 26
-    group_h = bar_h * len(series) + gap
-    height = mt + group_h * len(groups) + 10
-    values = [v for _, vs in groups for v in vs if v is not None and v > 0]
-    top = max(values) if values else 1.0
-    scale = (width - ml - mr) / top
-    out = [
-        f'<svg class="chart bars" xmlns="http://www.w3.org/2000/svg" '
-        f'viewBox="0 0 {width} {height}" width="100%" style="max-width:{width}px" '
-        f'role="img">'
-    ]
-    for i, name in enumerate(series):
-        out.append(
-            f'<rect x="{ml + i * 200}" y="4" width="12" height="12" '
-            f'fill="{colors[i % len(colors)]}"/><text x="{ml + i * 200 + 18}" y="14">'
-            f"{escape(name)}</text>"
-        )
-    for g, (label, vs) in enumerate(groups):
-        y0 = mt + g * group_h
-        out.append(
-            f'<text class="bar-label" x="{ml - 8}" y="{y0 + bar_h * len(series) / 2 + 4:.0f}" '
-            f'text-anchor="end">{escape(_clip(label, 48))}<title>{escape(label)}</title></text>'
-        )
-        for i, v in enumerate(vs):
-            y = y0 + i * bar_h
-            if v is None:
-                out.append(f'<text x="{ml + 4}" y="{y + bar_h - 2}" class="na">n/a</text>')
-                continue
-            w = max(v * scale, 1.0)
-            text = units.usd(v) if money else units.sig(v)
-            out.append(
-                f'<rect class="bar" x="{ml}" y="{y}" width="{w:.1f}" '
-                f'height="{bar_h - 2}" fill="{colors[i % len(colors)]}">'
-                f"<title>{escape(label)}: {escape(series[i])} {escape(text)}</title></rect>"
-            )
-            out.append(
-                f'<text class="bar-value" x="{ml + w + 4:.1f}" y="{y + bar_h - 2}">'
-                f"{escape(text)}</text>"
-            )
-    out.append("</svg>")
-    return "\n".join(out)
+    view["colors"] = {"blue": BLUE, "grey": GREY, "red": RED, "orange": ORANGE}
+    return str(_template().render(v=view))

@@ -1,0 +1,147 @@
+"""``frugal place``: where a measured workload is cheapest to run (report/placement.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from frugalml.cli import format as fmt
+from frugalml.cli.app import JsonOpt, LedgerOpt, app, console, print_json
+from frugalml.errors import BadInput
+from frugalml.ledger import Ledger
+from frugalml.records import RunRecord
+
+
+def _latest_eval_of(book: Ledger, model: str) -> RunRecord | None:
+    """The newest finished eval run of ``model`` (a folder or an alias, as given to eval)."""
+    wanted = Path(model).expanduser().resolve() if Path(model).exists() else None
+    for run in book.runs(kind="eval", status="finished"):
+        spec = str(run.params.get("model") or "")
+        if spec == model or (wanted is not None and Path(spec).expanduser().resolve() == wanted):
+            return run
+    return None
+
+
+def _record(book: Ledger, target: str) -> RunRecord:
+    """The run ``target`` names, else the newest finished eval run of the model it names."""
+    from frugalml.errors import NotFound
+
+    if not Path(target).exists():
+        try:
+            return book.get(target)
+        except NotFound as e:
+            if "ambiguous" in e.message:
+                raise
+    found = _latest_eval_of(book, target)
+    if found is None:
+        raise BadInput(
+            f"'{target}' is neither a run id in the ledger nor a model with a finished eval run",
+            hint="measure it first: `frugal eval MODEL --task ... --data ...`",
+        )
+    return found
+
+
+@app.command()
+def place(
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="RUN_ID|MODEL_DIR",
+            help="A measured run (eval or fine-tune), or a model whose newest eval run to use.",
+        ),
+    ],
+    slo_p99_ms: Annotated[
+        float | None, typer.Option("--slo-p99-ms", help="Largest p99 batch latency, in ms.")
+    ] = None,
+    min_throughput: Annotated[
+        float | None,
+        typer.Option("--min-throughput", help="Requests/s one instance must serve."),
+    ] = None,
+    instances: Annotated[
+        str | None,
+        typer.Option("--instances", help="Comma-separated names or globs, e.g. 'aws/*,gcp/*'."),
+    ] = None,
+    spot: Annotated[
+        bool,
+        typer.Option("--spot", help="Rank by spot price, including expected restarts."),
+    ] = False,
+    tokens: Annotated[
+        int | None,
+        typer.Option(
+            "--tokens-per-request", min=1, help="Tokens per request for the FLOPs (default 64)."
+        ),
+    ] = None,
+    checkpoint_minutes: Annotated[
+        float | None,
+        typer.Option(
+            "--checkpoint-minutes",
+            help="Training on spot: minutes between checkpoints (default: the catalog's, 30).",
+        ),
+    ] = None,
+    ledger: LedgerOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Rank the catalog's instances by $ per 1M requests (or per training run) at an SLO.
+
+    The run's own hardware is measured; every other row is a roofline prediction calibrated
+    on it, shown with its inputs (docs/finops.md). Prices come from the catalog (`frugal
+    prices`, your config file overrides it); its age is printed with the ranking.
+    """
+    from frugalml.measure.prices import catalog
+    from frugalml.report.placement import place as rank
+
+    cat = catalog()
+    with Ledger(ledger) as book:
+        record = _record(book, target)
+    result = rank(
+        record,
+        cat,
+        slo_p99_ms=slo_p99_ms,
+        min_throughput=min_throughput,
+        instances=instances,
+        spot=spot,
+        tokens_per_request=tokens,
+        checkpoint_minutes=checkpoint_minutes,
+    )
+    if json_out:
+        print_json(result.to_dict())
+        return
+    training = result.unit == "training run"
+    table = Table(title=f"$ per {result.unit} — {result.catalog_age}", title_justify="left")
+    cols = (
+        ["instance", "label", "$/h"]
+        + (["wall"] if training else ["req/s", "p99 ms"])
+        + [f"$/{result.unit}", "note"]
+    )
+    for col in cols:
+        table.add_column(col, overflow="fold")
+    for r in result.rows:
+        label = r.label + (" (approx)" if r.approx else "")
+        figures = (
+            [fmt.seconds(r.wall_s) if r.wall_s is not None else "-"]
+            if training
+            else [
+                f"{r.throughput_per_s:.1f}" if r.throughput_per_s is not None else "-",
+                f"{r.latency_ms_p99:.1f}" if r.latency_ms_p99 is not None else "-",
+            ]
+        )
+        note = r.reason or (
+            f"{r.inputs.get('bound', '')}-bound, {r.inputs.get('chip', '')}"
+            if r.label == "predicted"
+            else ""
+        )
+        table.add_row(
+            r.instance,
+            label,
+            fmt.usd(r.usd_per_hour),
+            *figures,
+            fmt.usd(r.usd) if r.usd is not None else "-",
+            note,
+            style=None if r.meets else "dim",
+        )
+    console.print(table)
+    console.print(result.statement(), highlight=False)
+    console.print(f"[dim]model: {result.model}[/]", highlight=False)

@@ -1,0 +1,310 @@
+"""The ASGI app of ``frugal serve``: OpenAI and TEI embedding endpoints, health, metrics.
+
+Routes (FastAPI):
+
+- ``POST /v1/embeddings``: OpenAI-compatible (``input`` a string or a list of strings;
+  ``encoding_format`` ``float`` or ``base64``). Token-id inputs are refused (send text).
+- ``POST /embed``: Hugging Face text-embeddings-inference-compatible (``inputs``, ``truncate``).
+- ``GET /health``: ``{"status": "ok", "model": ..., "run_id": ...}`` (the ledger run, so a load
+  test can link to it); ``GET /v1/models``: the one model served.
+- ``GET /metrics``: Prometheus text format (see ``frugalml.serve.metrics``).
+
+Back-pressure: a request that arrives while ``max_concurrency`` requests are in flight gets 429
+at once, so nothing queues without bound. Texts longer than the model's limit are truncated
+(the response says which, in a ``frugal`` field and the ``X-Frugal-Truncated`` header) or
+refused (``oversize="refuse"``; TEI's per-request ``truncate`` overrides it on ``/embed``).
+
+Seam for causal LMs: a backend has a ``kind``. Only ``"embedding"`` backends exist today; the
+generation endpoints (``/v1/completions``, ``/v1/chat/completions`` with streaming) will be
+added by a generation backend in its own module, registered in ``create_app`` next to
+``_add_embedding_routes``, reusing the admission control, stats and lifespan here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict
+
+from frugalml.serve.batcher import Batcher
+from frugalml.serve.metrics import ServeStats
+
+MAX_INPUTS = 2048  # texts per request (OpenAI's limit too)
+Oversize = Literal["truncate", "refuse"]
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Batching and admission settings (``frugal serve`` options)."""
+
+    max_batch_tokens: int = 4096  # padded tokens per batch (texts x longest text)
+    max_wait_ms: float = 5.0  # how long the oldest queued text may wait for company
+    max_concurrency: int = 256  # requests in flight before 429
+    oversize: Oversize = "truncate"
+    flush_s: float = 5.0  # seconds between writes of the run's figures to the ledger
+
+
+class EmbeddingBackend:
+    """A loaded embedding ``Model`` behind the server: counts tokens, runs a batch."""
+
+    kind = "embedding"
+
+    def __init__(self, model: Any, name: str) -> None:
+        if getattr(model, "output", "embedding") != "embedding":
+            raise ValueError(f"{name} outputs {model.output}, not embeddings")
+        self.model, self.name = model, name
+        self.max_tokens = int(model.runtime.max_length)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text as the model would see it untruncated (special tokens in)."""
+        enc = self.model.tokenizer(list(texts), add_special_tokens=True, truncation=False)
+        return [len(ids) for ids in enc["input_ids"]]
+
+    def run_batch(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.model.run_batch(texts), dtype=np.float32)
+
+
+class OpenAIEmbeddingRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    input: str | list[str] | list[int] | list[list[int]]
+    model: str | None = None
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = None
+    user: str | None = None
+
+
+class TEIEmbedRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    inputs: str | list[str]
+    normalize: bool = True
+    truncate: bool | None = None
+    truncation_direction: Literal["Right", "right", "Left", "left"] = "Right"
+
+
+class HTTPProblem(Exception):
+    def __init__(self, status: int, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param = status, message, param
+
+
+def _error(path: str, status: int, message: str, param: str | None = None) -> JSONResponse:
+    if path.startswith("/v1/"):
+        kind = "rate_limit_error" if status == 429 else "invalid_request_error"
+        if status >= 500:
+            kind = "server_error"
+        body: dict[str, Any] = {
+            "error": {"message": message, "type": kind, "param": param, "code": None}
+        }
+    else:  # TEI's shape
+        kind = {429: "Overloaded", 413: "Validation", 422: "Validation"}.get(status, "Backend")
+        body = {"error": message, "error_type": kind if status < 500 else "Backend"}
+    headers = {"Retry-After": "1"} if status == 429 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _encode(row: np.ndarray, fmt: str) -> list[float] | str:
+    if fmt == "base64":
+        return base64.b64encode(row.astype("<f4", copy=False).tobytes()).decode("ascii")
+    values: list[float] = row.astype(np.float64).tolist()
+    return values
+
+
+def create_app(
+    backend: EmbeddingBackend,
+    stats: ServeStats,
+    config: ServeConfig,
+    *,
+    run_id: str | None = None,
+    on_tick: Callable[[], None] | None = None,
+) -> FastAPI:
+    """The app for one backend. ``on_tick`` runs every ``config.flush_s`` on a thread."""
+    batcher = Batcher(
+        backend.run_batch,
+        max_batch_tokens=config.max_batch_tokens,
+        max_wait_s=config.max_wait_ms / 1000.0,
+        on_batch=stats.on_batch,
+    )
+
+    async def ticker() -> None:
+        assert on_tick is not None
+        while True:
+            await asyncio.sleep(config.flush_s)
+            with contextlib.suppress(Exception):  # a missed write is retried next tick
+                await asyncio.to_thread(on_tick)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        batcher.start()
+        tick = asyncio.create_task(ticker()) if on_tick else None
+        try:
+            yield
+        finally:  # uvicorn has finished the in-flight requests by now
+            if tick:
+                tick.cancel()
+            await batcher.stop()
+
+    app = FastAPI(title="frugal serve", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.batcher, app.state.stats, app.state.backend = batcher, stats, backend
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, e: RequestValidationError) -> JSONResponse:
+        first = e.errors()[0] if e.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        message = f"invalid request: {first.get('msg', 'bad body')}" + (
+            f" (at {where})" if where else ""
+        )
+        stats.on_response(request.url.path, 422, 0.0)
+        return _error(request.url.path, 422, message, where or None)
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "model": backend.name, "kind": backend.kind, "run_id": run_id}
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(stats.exposition(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {
+            "object": "list",
+            "data": [{"id": backend.name, "object": "model", "owned_by": "frugal"}],
+        }
+
+    if backend.kind == "embedding":
+        _add_embedding_routes(app, backend, batcher, stats, config)
+    return app
+
+
+def _add_embedding_routes(
+    app: FastAPI,
+    backend: EmbeddingBackend,
+    batcher: Batcher,
+    stats: ServeStats,
+    config: ServeConfig,
+) -> None:
+    async def embed(
+        path: str, texts: list[str], oversize: Oversize
+    ) -> tuple[list[np.ndarray], int, list[dict[str, int]]]:
+        if not texts:
+            raise HTTPProblem(400, "input is empty: send at least one text", "input")
+        if len(texts) > MAX_INPUTS:
+            raise HTTPProblem(400, f"{len(texts)} inputs; at most {MAX_INPUTS} per request")
+        if len(texts) > 32:  # a big request: tokenize off the event loop
+            counts = await asyncio.to_thread(backend.count_tokens, texts)
+        else:
+            counts = backend.count_tokens(texts)
+        limit = backend.max_tokens
+        over = [{"index": i, "tokens": n, "kept": limit} for i, n in enumerate(counts) if n > limit]
+        if over and oversize == "refuse":
+            first = over[0]
+            raise HTTPProblem(
+                413 if path == "/embed" else 400,
+                f"input {first['index']} has {first['tokens']} tokens, over the model's limit of "
+                f"{limit} ({len(over)} input(s) too long); shorten it or ask for truncation",
+                "input",
+            )
+        kept = [min(n, limit) for n in counts]
+        try:
+            rows = await batcher.submit(texts, kept)
+        except RuntimeError as e:  # shutting down
+            raise HTTPProblem(503, f"server is shutting down: {e}") from e
+        return rows, sum(kept), over
+
+    async def admitted(request: Request, handle: Callable[[], Any]) -> Response:
+        path = request.url.path
+        t0 = time.perf_counter()
+        if stats.inflight >= config.max_concurrency:
+            stats.on_response(path, 429, 0.0)
+            return _error(
+                path,
+                429,
+                f"server busy: {config.max_concurrency} requests in flight "
+                "(--max-concurrency); retry later",
+            )
+        stats.inflight += 1
+        code = 500
+        try:
+            response: Response = await handle()
+            code = response.status_code
+            return response
+        except HTTPProblem as e:
+            code = e.status
+            return _error(path, e.status, e.message, e.param)
+        except Exception as e:  # the model failed: say so, keep serving
+            return _error(path, 500, f"the model failed on this batch: {type(e).__name__}: {e}")
+        finally:
+            stats.inflight -= 1
+            stats.on_response(path, code, time.perf_counter() - t0)
+
+    def truncation_headers(over: list[dict[str, int]]) -> dict[str, str]:
+        return {"X-Frugal-Truncated": ",".join(str(o["index"]) for o in over)} if over else {}
+
+    @app.post("/v1/embeddings")
+    async def openai_embeddings(body: OpenAIEmbeddingRequest, request: Request) -> Response:
+        async def handle() -> Response:
+            texts = [body.input] if isinstance(body.input, str) else list(body.input)
+            if any(not isinstance(t, str) for t in texts):
+                raise HTTPProblem(400, "token-id input is not supported: send text", "input")
+            rows, tokens, over = await embed(request.url.path, texts, config.oversize)  # type: ignore[arg-type]
+            dim = int(rows[0].shape[0])
+            if body.dimensions is not None and body.dimensions != dim:
+                raise HTTPProblem(
+                    400, f"dimensions={body.dimensions}: this model gives {dim}", "dimensions"
+                )
+            out: dict[str, Any] = {
+                "object": "list",
+                "data": [
+                    {
+                        "object": "embedding",
+                        "index": i,
+                        "embedding": _encode(r, body.encoding_format),
+                    }
+                    for i, r in enumerate(rows)
+                ],
+                "model": backend.name,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+            if over:
+                out["frugal"] = {
+                    "truncated": over,
+                    "reason": f"inputs over the model's limit of {backend.max_tokens} tokens were "
+                    "truncated to it (the server runs with --oversize truncate)",
+                }
+            return Response(
+                json.dumps(out), media_type="application/json", headers=truncation_headers(over)
+            )
+
+        return await admitted(request, handle)
+
+    @app.post("/embed")
+    async def tei_embed(body: TEIEmbedRequest, request: Request) -> Response:
+        async def handle() -> Response:
+            if body.truncation_direction.lower() != "right":
+                raise HTTPProblem(422, "truncation_direction Left is not supported: use Right")
+            if not body.normalize and backend.model.pooling.normalize:
+                raise HTTPProblem(
+                    422, "normalize=false is not supported: this model's pooling normalizes"
+                )
+            texts = [body.inputs] if isinstance(body.inputs, str) else list(body.inputs)
+            mode: Oversize = config.oversize
+            if body.truncate is not None:
+                mode = "truncate" if body.truncate else "refuse"
+            rows, _tokens, over = await embed(request.url.path, texts, mode)
+            payload = json.dumps([r.astype(np.float64).tolist() for r in rows])
+            return Response(
+                payload, media_type="application/json", headers=truncation_headers(over)
+            )
+
+        return await admitted(request, handle)

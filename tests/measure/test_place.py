@@ -1,0 +1,268 @@
+"""``frugal place``: ranking against hand-computed costs for a small catalog given here.
+
+The test catalog (a real config file) has one measured CPU chip and two instances:
+
+- measured run: 2 cores of ``test-cpu`` (0.1 TFLOP/s fp32 and 10 GB/s per core), a 40 MB fp32
+  model (10 M parameters), 50 tokens per request: 1 GFLOP per request; batch 10 at
+  100 requests/s = 0.1 s per batch, of which 0.01 s is the stated overhead. The roofline part
+  on the measured machine: compute 10 x 1e9 / 2e11 = 0.05 s, memory 4e7 / 2e10 = 0.002 s,
+  so compute-bound and efficiency = 0.05 / 0.09.
+- ``t/gpu``: 2 x ``test-gpu`` (10 TFLOP/s, 100 GB/s, 16 GiB each), 2.00 $/h, spot 1.00 $/h.
+  Per GPU: compute 10 x 1e9 / 1e13 = 0.001 s (memory 0.0004 s): one batch takes
+  0.01 + 0.001 x 0.09 / 0.05 = 0.0118 s; two replicas serve 2 x 10 / 0.0118 requests/s.
+- ``t/cpu``: 8 vCPUs = 4 cores of ``test-cpu``, 0.50 $/h, no spot price.
+  compute 10 x 1e9 / 4e11 = 0.025 s: 0.01 + 0.025 x 0.09 / 0.05 = 0.055 s per batch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from frugalml.ledger import Ledger
+from frugalml.records import Hardware, Usage
+
+CONFIG = """
+[defaults]
+place_overhead_ms_cpu = 10.0
+
+[chips."test-cpu"]
+kind = "cpu"
+fp32_tflops = 0.1
+bf16_tflops = 0.1
+int8_tops = 0.4
+mem_bw_gbs = 10.0
+cpu_match = ["TestCPU 9000"]
+checked = "2026-11"
+
+[chips."test-gpu"]
+kind = "gpu"
+fp32_tflops = 10.0
+bf16_tflops = 100.0
+int8_tops = 200.0
+mem_bw_gbs = 100.0
+memory_gib = 16
+checked = "2026-11"
+
+[instances."t/gpu"]
+chip = "test-gpu"
+gpus = 2
+vcpus = 8
+usd_per_hour = 2.0
+spot_usd_per_hour = 1.0
+checked = "2026-11"
+
+[instances."t/cpu"]
+chip = "test-cpu"
+vcpus = 8
+memory_gib = 32
+usd_per_hour = 0.5
+checked = "2026-10"
+
+[spot]
+restart_minutes = 12.0
+
+[spot.interruptions_per_hour]
+gpu = 0.5
+"""
+
+# Hand-computed (see the module docstring).
+GPU_BATCH_S = 0.01 + 0.001 * 0.09 / 0.05
+GPU_RATE = 2 * 10 / GPU_BATCH_S
+CPU_BATCH_S = 0.01 + 0.025 * 0.09 / 0.05
+CPU_RATE = 10 / CPU_BATCH_S
+MEASURED_USD_1M = 0.2 / (100 * 3600) * 1e6
+
+
+@pytest.fixture
+def setup(_isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    cfg = _isolated_home / "config.toml"
+    cfg.write_text(CONFIG)
+    monkeypatch.setenv("FRUGAL_CONFIG", str(cfg))
+    hw = Hardware(
+        cpu_model="TestCPU 9000 @ 3 GHz",
+        cpu_logical_cores=2,
+        cpu_physical_cores=2,
+        memory_bytes=8 * 2**30,
+        hostname="elsewhere",  # not this host: matched by name, not by this CPU's flags
+    )
+    ev = {
+        "throughput_per_s": 100.0,
+        "latency_ms_p99": 150.0,
+        "batch_size": 10,
+        "threads": 2,
+        "device": "cpu",
+        "size_bytes": 40_000_000,
+        "peak_memory_bytes": 500_000_000,
+        "tokens_per_request": 50,
+        "usd_per_hour": 0.2,
+        "cost_usd_per_1m": MEASURED_USD_1M,
+        "instance": "auto",
+        "model": "original (torch, float32, cpu)",
+    }
+    model_dir = _isolated_home / "my-model"
+    model_dir.mkdir()
+    with Ledger() as book:
+        eval_id = book.record(
+            "eval m",
+            kind="eval",
+            status="finished",
+            params={"eval": ev, "model": str(model_dir)},
+            hardware=hw,
+        )
+        cmd_id = book.record("sleep", kind="command", status="finished", hardware=hw)
+        train_id = book.record(
+            "finetune m",
+            kind="finetune",
+            status="finished",
+            params={"device": "cpu", "precision": "fp32"},
+            usage=_usage(wall_s=3600.0, usd_per_hour=0.2),
+            hardware=hw,
+        )
+    return {"eval": eval_id, "command": cmd_id, "train": train_id, "model_dir": str(model_dir)}
+
+
+def _usage(wall_s: float, usd_per_hour: float) -> Usage:
+    cost = wall_s / 3600 * usd_per_hour
+    return Usage(
+        wall_s=wall_s,
+        cpu_s=wall_s,
+        device_s=0.0,
+        peak_host_bytes=1,
+        peak_device_bytes=0,
+        energy_j=1.0,
+        energy_source="estimate",
+        instance_cost_usd=cost,
+        energy_cost_usd=0.0,
+        cost_usd=cost,
+        co2_g=0.0,
+        instance="auto",
+        region="world",
+        usd_per_hour=usd_per_hour,
+        usd_per_kwh=0.1,
+        g_co2_per_kwh=100.0,
+    )
+
+
+def _place(cli: Callable[..., Any], *args: str) -> Any:
+    proc = cli("place", *args, "--instances", "t/*", "--json")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_ranking_matches_hand_computed_costs(cli: Callable[..., Any], setup: dict) -> None:
+    out = _place(cli, setup["eval"])
+    rows = {r["instance"]: r for r in out["rows"]}
+    assert [r["instance"] for r in out["rows"]] == [
+        "t/gpu",
+        "auto (this run's hardware)",
+        "t/cpu",
+    ]
+    assert rows["t/gpu"]["throughput_per_s"] == pytest.approx(GPU_RATE)
+    assert rows["t/gpu"]["usd"] == pytest.approx(2.0 / (GPU_RATE * 3600) * 1e6)
+    assert rows["t/cpu"]["usd"] == pytest.approx(0.5 / (CPU_RATE * 3600) * 1e6)
+    assert rows["t/cpu"]["latency_ms_p99"] == pytest.approx(150.0 * CPU_BATCH_S / 0.1)
+    measured = rows["auto (this run's hardware)"]
+    assert measured["label"] == "measured" and measured["usd"] == pytest.approx(MEASURED_USD_1M)
+    gpu = rows["t/gpu"]
+    assert gpu["label"] == "predicted" and gpu["inputs"]["bound"] == "compute"
+    assert gpu["inputs"]["efficiency"] == pytest.approx(0.05 / 0.09)
+    assert "test-gpu" in gpu["inputs"]["chip"]
+    gpu_usd = 2.0 / (GPU_RATE * 3600) * 1e6
+    cut = round((1 - gpu_usd / MEASURED_USD_1M) * 100)  # 41 %
+    assert out["statement"].startswith(
+        f"moving this workload from auto (this run's hardware) (measured, "
+        f"${MEASURED_USD_1M:.4g} per 1M requests) to t/gpu (predicted, ${gpu_usd:.4g}) cuts "
+        f"$ per 1M requests by {cut}% with no SLO given (prices checked 2026-10"
+    )
+    # the catalog's age comes with the ranking: the oldest month among the entries used
+    assert out["catalog_age"].startswith("prices checked 2026-10 (")
+
+
+def test_slo_and_min_throughput_filter(cli: Callable[..., Any], setup: dict) -> None:
+    out = _place(cli, setup["eval"], "--slo-p99-ms", "50")
+    meets = [r["instance"] for r in out["rows"] if r["meets"]]
+    assert meets == ["t/gpu"]  # cpu p99 = 82.5 ms, measured 150 ms
+    out = _place(cli, setup["eval"], "--min-throughput", "150")
+    assert [r["instance"] for r in out["rows"] if r["meets"]] == ["t/gpu", "t/cpu"]
+
+
+def test_spot_counts_expected_restarts(cli: Callable[..., Any], setup: dict) -> None:
+    out = _place(cli, setup["eval"], "--spot")
+    rows = {r["instance"]: r for r in out["rows"]}
+    # 0.5 interruptions/h x 12 min lost = 1.1 hours paid per useful hour
+    assert rows["t/gpu"]["usd"] == pytest.approx(1.0 * 1.1 / (GPU_RATE * 3600) * 1e6)
+    assert not rows["t/cpu"]["meets"] and "no spot price" in rows["t/cpu"]["reason"]
+    assert out["rows"][0]["instance"] == "t/gpu"
+
+
+def test_human_output_names_prediction_and_catalog_age(
+    cli: Callable[..., Any], setup: dict
+) -> None:
+    proc = cli("place", setup["eval"], "--instances", "t/*")
+    assert proc.returncode == 0, proc.stderr
+    assert "predicted" in proc.stdout and "measured" in proc.stdout
+    assert "prices checked" in proc.stdout and "months ago" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["{eval}", "--instances", "nope/*"], "unknown instance 'nope/*'"),
+        (["{eval}", "--instances", "t/*", "--slo-p99-ms", "1"], "no instance meets the SLO"),
+        (["{command}"], "has no throughput recorded"),
+        (["deadbeefcafe"], "neither a run id"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    cli: Callable[..., Any], setup: dict, args: list[str], message: str
+) -> None:
+    proc = cli("place", *[a.format(**setup) for a in args])
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("frugal: error")]
+    assert len(lines) == 1
+
+
+def test_training_run_is_priced_per_run(cli: Callable[..., Any], setup: dict) -> None:
+    # measured 2 cores x 0.1 TFLOP/s for 3600 s; t/gpu has 2 x 10 TFLOP/s: 3600 x 2e11 / 2e13
+    out = _place(cli, setup["train"])
+    assert out["unit"] == "training run"
+    rows = {r["instance"]: r for r in out["rows"]}
+    assert out["rows"][0]["instance"] == "t/gpu"
+    assert rows["t/gpu"]["wall_s"] == pytest.approx(36.0)
+    assert rows["t/gpu"]["usd"] == pytest.approx(36 / 3600 * 2.0)
+    assert rows["t/cpu"]["usd"] == pytest.approx(1800 / 3600 * 0.5)
+    assert rows["auto (this run's hardware)"]["usd"] == pytest.approx(0.2)
+    spot = _place(cli, setup["train"], "--spot")
+    # 0.5 interruptions/h x (30 min checkpoint / 2 + 12 min restart) = 1.225 hours per hour
+    gpu = next(r for r in spot["rows"] if r["instance"] == "t/gpu")
+    assert gpu["usd"] == pytest.approx(36 / 3600 * 1.0 * 1.225)
+    spot = _place(cli, setup["train"], "--spot", "--checkpoint-minutes", "60")
+    # 0.5 x (60 / 2 + 12 minutes) / 60 = 0.35 extra hours per useful hour
+    gpu = next(r for r in spot["rows"] if r["instance"] == "t/gpu")
+    assert gpu["usd"] == pytest.approx(36 / 3600 * 1.0 * 1.35)
+
+
+def test_a_model_folder_places_its_newest_eval_run(cli: Callable[..., Any], setup: dict) -> None:
+    out = _place(cli, setup["model_dir"])
+    assert out["run_id"] == setup["eval"]
+
+
+def test_host_chip_by_flags_most_specific_wins() -> None:
+    from frugalml.measure import prices
+    from frugalml.measure.roofline import match_chip
+
+    cat = prices.catalog()
+    generic = {"avx2", "fma", "sse4_2"}
+    assert match_chip(cat, cpu_model="Some VM CPU", cpu_flags=generic) == "generic-x86-avx2"
+    spr = generic | {"amx_bf16", "avx512f"}
+    assert match_chip(cat, cpu_model="Intel(R) Xeon(R) Processor", cpu_flags=spr) == (
+        "xeon-sapphire-rapids"
+    )
+    assert match_chip(cat, cpu_model="Some VM CPU", cpu_flags={"neon"}) is None
