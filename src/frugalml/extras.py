@@ -32,6 +32,7 @@ OPTIONAL: dict[str, str | None] = {
     "uvicorn": "serve",
     "prometheus_client": "serve",
     "httpx2": "serve",
+    "ray": "ray",
 }
 # command -> the extra its shared dependencies (torch, transformers, ...) come with
 COMMAND_EXTRA = {"finetune": "train", "tune": "train", "data": "data"}

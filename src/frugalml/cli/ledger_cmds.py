@@ -107,7 +107,7 @@ def measure(
     from frugalml.measure.hardware import environment, hardware
     from frugalml.measure.prices import resolve
     from frugalml.measure.process import run_command
-    from frugalml.measure.track import Heartbeat, UsageMeter
+    from frugalml.measure.track import Heartbeat, UsageMeter, ray_placement
 
     price = resolve(instance, region)
     limits = Limits(max_usd, max_minutes, max_energy_kwh, idle_timeout, idle_below, grace)
@@ -134,7 +134,7 @@ def measure(
             kind="command",
             params={"argv": command},
             hardware=hw,
-            environment=environment(),
+            environment={**environment(), **ray_placement()},
         )
         meter = UsageMeter(price, hw)
         beat = Heartbeat(book, run_id, DEFAULT_HEARTBEAT_S, usage=meter.snapshot)
@@ -492,6 +492,9 @@ def show(
         ("python / torch", f"{env.get('python')} / {env.get('torch')}"),
         ("git commit", str(env.get("git_commit") or "-")),
     ]
+    if isinstance(env.get("node"), dict):  # it ran on a Ray node
+        node = env["node"]
+        rows.append(("Ray node", f"{node.get('node_id') or '-'} on {node.get('host')}"))
     if record.error:
         rows.append(("error", record.error))
     for label, value in rows:

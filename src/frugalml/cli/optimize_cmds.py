@@ -484,6 +484,21 @@ def optimize(
     ledger: LedgerOpt = None,
     json_out: JsonOpt = False,
     overwrite: OverwriteOpt = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="Where candidates are evaluated: local (one process per candidate on this "
+            "machine) or ray (each a Ray task on a cluster; pip install 'frugalml[ray]').",
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option("--address", help="Ray cluster (auto, ray://HOST:10001); --engine ray."),
+    ] = None,
+    max_parallel: Annotated[
+        int, typer.Option("--max-parallel", help="Candidates evaluated at once (--engine ray).")
+    ] = 1,
 ) -> None:
     """Find and save the cheapest variant whose quality stays within a bound.
 
@@ -518,6 +533,9 @@ def optimize(
         passes=[p.strip() for p in passes.split(",") if p.strip()] if passes else None,
         memory_limit_mb=max_memory_mb,
         overwrite=overwrite,
+        engine=engine,
+        address=address,
+        max_parallel=max_parallel,
     )
 
 

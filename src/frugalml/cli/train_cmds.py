@@ -452,6 +452,21 @@ def tune(
     ledger: LedgerOpt = None,
     json_out: JsonOpt = False,
     overwrite: OverwriteOpt = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="local (trials one after another here) or ray (Ray Tune: OptunaSearch + "
+            "ASHA, trials on a Ray cluster; pip install 'frugalml[ray]').",
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option("--address", help="Ray cluster (auto, ray://HOST:10001); --engine ray."),
+    ] = None,
+    max_parallel: Annotated[
+        int, typer.Option("--max-parallel", help="Trials run at once (--engine ray).")
+    ] = 1,
 ) -> None:
     """Search fine-tuning hyperparameters with Optuna, pruning losing trials early.
 
@@ -496,6 +511,7 @@ def tune(
     read = (data_format, text_col, text2_col, label_col, encoding)
     train, dev = _load(data, "--data", *read), _load(eval_data, "--eval", *read)
     where: dict[str, Any] = {"ledger": ledger, "instance": instance, "region": region}
+    where.update(engine=engine, address=address, max_parallel=max_parallel)
     result = run_tune(model, train, dev, config, out=out, progress=not json_out, **where)
     if out is not None:
         guard.mark_written(out)

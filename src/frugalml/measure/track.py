@@ -17,6 +17,7 @@ import contextlib
 import functools
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -39,6 +40,41 @@ from frugalml.measure.prices import Price, cpu_watts, gpu_watts, resolve
 from frugalml.records import Hardware, Usage
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def ray_placement() -> dict[str, Any]:
+    """``{"node": {node_id, host, job_id, actor_id}}`` when this runs in a process where Ray is
+    already imported and initialised (a Ray task or actor, or its driver); else ``{}``. Never
+    imports Ray: the core does not depend on it. A process started by a Ray task (``frugal
+    measure`` run from one) has no Ray of its own: its host, job and raylet, from Ray's
+    environment variables (the node id is not among them)."""
+    ray = sys.modules.get("ray")
+    if ray is None:
+        if "RAY_RAYLET_PID" not in os.environ:
+            return {}
+        return {
+            "node": {
+                "node_id": None,
+                "host": socket.gethostname(),
+                "job_id": os.environ.get("RAY_JOB_ID"),
+                "raylet_pid": os.environ["RAY_RAYLET_PID"],
+            }
+        }
+    try:
+        if not ray.is_initialized():
+            return {}
+        ctx = ray.get_runtime_context()
+        return {
+            "node": {
+                "node_id": ctx.get_node_id(),
+                "host": socket.gethostname(),
+                "job_id": ctx.get_job_id(),
+                "actor_id": ctx.get_actor_id(),
+                "pid": os.getpid(),
+            }
+        }
+    except Exception:  # an odd Ray state must never fail the run it describes
+        return {}
 
 
 def _cpu_seconds() -> float:
@@ -439,7 +475,7 @@ class track:  # used like a function: `with track(...)` / `@track(...)`
                 params=self.params,
                 parent_id=self.parent_id,
                 hardware=hw,
-                environment=environment(),
+                environment={**environment(), **ray_placement()},
                 heartbeat_s=self.heartbeat_s,
             )
         except BaseException:  # refused (over budget) or unreachable: nothing was started

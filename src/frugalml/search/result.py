@@ -93,6 +93,16 @@ class CandidateRecord(TypedDict, total=False):
     final_quality_drop: float
     final_check: str  # passed | failed
     final_error: str
+    # where it ran (--engine ray): every figure carries its node; ratios against the original
+    # timed on the same node (node_baseline), or baseline_note says it was not
+    node_id: str | None
+    host: str | None
+    hardware: dict[str, Any] | None
+    worker_pid: int | None  # the Ray worker process that ran the evaluation task
+    eval_window: list[float | None]  # epoch seconds the evaluation task started and ended
+    engine_overhead_s: float  # scheduling + transfer of its evaluation
+    node_baseline: dict[str, Any]
+    baseline_note: str
 
 
 @dataclass(frozen=True)

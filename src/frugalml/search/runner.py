@@ -46,7 +46,7 @@ from frugalml.search.evaluate import EVAL_KEYS, resolve_data
 from frugalml.search.pareto import pareto_front
 from frugalml.search.result import CandidateRecord, OptimizeResult, ProductionCost, StopReason
 from frugalml.search.space import Candidate, Pipeline, Strategy, base_pipelines
-from frugalml.search.worker import Evaluator, Outcome
+from frugalml.search.worker import Outcome
 from frugalml.tasks import Task, get_task
 
 if TYPE_CHECKING:
@@ -139,13 +139,15 @@ class _Search:
     price: Price
     work: Path
     builder: _Builder
-    evaluator: Evaluator
+    engine: Any  # engines.Engine: where evaluations run (local, ray)
     spec: dict[str, Any]  # what every evaluation shares: data, task, seed, device, prices
     original_spec: str | None  # the original's MODEL spec (evaluated as given), if a spec
     emit: Listener
     keep_candidates: bool = False
     memory_limit_mb: float | None = None
     model_refs: dict[str, str] = field(default_factory=dict)  # candidate id -> folder/spec
+    node_baselines: dict[Any, dict[str, Any]] = field(default_factory=dict)  # ray: per node
+    remote_cpu_s: float = 0.0  # CPU of evaluations on other machines (not reaped here)
     _references: dict[str, str | None] = field(default_factory=dict)
 
     def reference(self, split: str) -> str | None:
@@ -159,18 +161,28 @@ class _Search:
             self._references[split] = str(path)
         return self._references[split]
 
-    def evaluate(
-        self, model_ref: str, name: str, split: str, used: list[Outcome], **over: Any
-    ) -> Any:
-        """Evaluate ``model_ref`` on ``split`` in a fresh process (``worker.run_isolated``)."""
-        from frugalml.search.worker import run_isolated
+    def submit(self, model_ref: str, name: str, split: str, node_id: str | None = None,
+               **over: Any) -> Any:  # fmt: skip
+        """Start evaluating ``model_ref`` on ``split`` in a fresh process (the engine's)."""
+        from frugalml.search.engines import Resources
 
         limit = int(self.memory_limit_mb * 2**20) if self.memory_limit_mb else None
         spec = {**self.spec, **over, "model": model_ref, "split": split,
                 "reference": self.reference(split), "out": str(self.work / name)}  # fmt: skip
-        return run_isolated(
-            spec, self.work, evaluator=self.evaluator, memory_limit_bytes=limit, used=used
-        )
+        resources = Resources.for_spec(spec, limit)
+        resources.node_id = node_id
+        return self.engine.submit(spec, self.work, resources, tag=name)
+
+    def evaluate(
+        self, model_ref: str, name: str, split: str, used: list[Outcome], **over: Any
+    ) -> Any:
+        """Evaluate ``model_ref`` on ``split`` in a fresh process; its ``EvalResult``."""
+        job = self.submit(model_ref, name, split, **over)
+        self.engine.wait([job])
+        try:
+            return job.collect(used)
+        finally:
+            self.remote_cpu_s += sum(o.cpu_s for o in used) if self.engine.name != "local" else 0
 
 
 def optimize(
@@ -198,6 +210,9 @@ def optimize(
     keep_candidates: bool = False,
     reporter: Reporter | None = None,
     overwrite: bool = False,
+    engine: str = "local",
+    address: str | None = None,
+    max_parallel: int = 1,
 ) -> OptimizeResult:
     """Search for the cheapest variant of ``model`` within ``max_quality_drop`` points.
 
@@ -208,9 +223,14 @@ def optimize(
     it try batch sizes); ``memory_limit_mb`` caps each candidate's evaluation process;
     ``runtime_variants``: try other batch sizes for this many of the best candidates;
     ``listener(event, info)`` receives progress; ``reporter(result)`` writes reports (also
-    when interrupted) and returns their paths, which the ledger keeps.
+    when interrupted) and returns their paths, which the ledger keeps. ``engine``: where
+    evaluations run (``local``, or ``ray`` on the cluster at ``address`` with up to
+    ``max_parallel`` at once; ``search.engines``).
     """
     from frugalml.measure.track import track
+    from frugalml.search.engines import get_engine
+
+    the_engine = get_engine(engine, address=address, max_parallel=max_parallel)
 
     started = time.monotonic()
     guard = OutputGuard(ledger=ledger, inputs=[model, data], overwrite=overwrite)
@@ -238,7 +258,7 @@ def optimize(
             task=the_task, base=base, splits=splits, book=book, run_id=run.id, price=price,
             work=work,
             builder=_Builder(base, _pass_context(splits["tune"], work, seed, device, emit)),
-            evaluator=stack.enter_context(Evaluator()).start(),  # imports while we work
+            engine=_started(stack, the_engine),  # the local one imports while we work
             spec={"task": the_task.name, "metric": the_task.metric, "seed": seed,
                   "data": {"path": str(work / "data.jsonl"), "options": {}}, "device": device,
                   "threads": threads, "instance": instance, "region": region, "repeats": repeats},
@@ -252,14 +272,16 @@ def optimize(
         deadline = started + budget_minutes * 60.0
         stop, untried = _loop(search, strategy, records, deadline, max_quality_drop, work.parent)
         best, notes = _choose(search, records, max_quality_drop, final_check=stop != "interrupted")
-        search.evaluator.close()  # reaped: its processes' CPU now counts in the meter
+        search.engine.close()  # reaped: its processes' CPU now counts in the meter
         result = OptimizeResult(
             baseline=_baseline(records), best=best, pareto=pareto_front(records),
             candidates=records, out=work.parent, run_id=run.id, task=the_task.name,
             metric=the_task.metric, max_quality_drop=max_quality_drop,
             budget_s=budget_minutes * 60.0, elapsed_s=time.monotonic() - started,
             untried=untried, stop_reason=stop, rows={k: len(v) for k, v in splits.items()},
-            production_cost=_production_cost(production, run.id, len(records), book, model),
+            production_cost=_production_cost(
+                production, run.id, len(records), book, model, search.remote_cpu_s
+            ),
             model=str(params["model"]), data=str(dataset.source), notes=notes,
         )  # fmt: skip
         _save(result, search, guard)
@@ -271,6 +293,11 @@ def optimize(
         guard.remove(work / "passes")
     guard.mark_written(work.parent)
     return result
+
+
+def _started(stack: contextlib.ExitStack, engine: Any) -> Any:
+    stack.callback(engine.close)
+    return engine.start()
 
 
 def _inputs(
@@ -386,6 +413,16 @@ def _loop(
 ) -> tuple[StopReason, int]:
     """Ask, run, tell until the space is exhausted, the budget is spent or Ctrl-C; the stop
     reason and how many candidates were left untried."""
+    if search.engine.name != "local":  # concurrent evaluations, each where the engine puts it
+        from types import SimpleNamespace
+
+        from frugalml.search.engines.parallel import parallel_loop
+
+        steps = SimpleNamespace(
+            meter=_meter, new_record=_new_record, build=_build, record_run=_record_run,
+            mark=_mark, write_candidates=_write_candidates,
+        )  # fmt: skip
+        return parallel_loop(search, strategy, records, deadline, max_drop, out_dir, steps)
     try:
         while (cand := strategy.ask()) is not None:
             if cand.tier != "baseline" and time.monotonic() > deadline:
@@ -466,6 +503,7 @@ def _build(search: _Search, cand: Candidate, record: CandidateRecord) -> str:
 
 def _record_run(search: _Search, record: CandidateRecord, usage: Usage) -> str:
     from frugalml.measure.hardware import environment, hardware
+    from frugalml.records import Hardware
 
     ok = record["status"] == "ok"
     keep = record["model_dir"] and search.keep_candidates
@@ -483,9 +521,14 @@ def _record_run(search: _Search, record: CandidateRecord, usage: Usage) -> str:
         artifacts={"model": str(record["model_dir"])} if keep else {},
         error=record["error"],
         parent_id=search.run_id,
-        hardware=hardware(),
-        environment=environment(),
+        hardware=Hardware.from_dict(hw) if (hw := record.get("hardware")) else hardware(),
+        environment={**environment(), **_where(record)},
     )
+
+
+def _where(record: CandidateRecord) -> dict[str, Any]:
+    """Where a candidate ran when the engine says (Ray: node id and host)."""
+    return {"node": {k: record.get(k) for k in ("node_id", "host")}} if "node_id" in record else {}
 
 
 def _baseline(records: list[CandidateRecord]) -> CandidateRecord:
@@ -514,9 +557,10 @@ def _mark(records: list[CandidateRecord], max_drop: float) -> None:
             continue
         r["quality_drop"] = bound.drop(r)
         r["meets_bound"] = bound.allows(r)
+        ref: Any = r.get("node_baseline") or baseline  # ray: the original timed on r's node
         cost = float(r["cost_usd_per_1m"])
-        r["cost_ratio"] = float(baseline["cost_usd_per_1m"]) / cost if cost > 0 else math.inf
-        r["throughput_ratio"] = float(r["throughput_per_s"]) / float(baseline["throughput_per_s"])
+        r["cost_ratio"] = float(ref["cost_usd_per_1m"]) / cost if cost > 0 else math.inf
+        r["throughput_ratio"] = float(r["throughput_per_s"]) / float(ref["throughput_per_s"])
 
 
 def _choose(
@@ -551,11 +595,17 @@ def _final_quality(search: _Search, record: CandidateRecord) -> float:
 
 
 def _production_cost(
-    meter: Any, run_id: str, candidates: int, book: Ledger, model: str | Path | Model
+    meter: Any,
+    run_id: str,
+    candidates: int,
+    book: Ledger,
+    model: str | Path | Model,
+    remote_cpu_s: float = 0.0,
 ) -> ProductionCost:
-    """The search's usage (this process + the reaped server and its processes), plus the
-    fine-tune that produced the original when frugal trained it (its manifest's run)."""
-    cost = ProductionCost.of(meter.stop(), run_id, candidates)
+    """The search's usage (this process + the reaped server and its processes, + the CPU of
+    evaluations that ran on Ray workers), plus the fine-tune that produced the original when
+    frugal trained it (its manifest's run)."""
+    cost = ProductionCost.of(meter.stop(extra_cpu_s=remote_cpu_s), run_id, candidates)
     trained = _training_run(book, model)
     if trained is not None and trained.usage is not None:
         cost = cost.plus(trained.usage, trained.id)

@@ -465,8 +465,14 @@ def tune(
     progress: bool = False,
     instance: str | None = None,
     region: str | None = None,
+    engine: str = "local",
+    address: str | None = None,
+    max_parallel: int = 1,
 ) -> TuneResult:
     """Search fine-tune hyperparameters with Optuna; every trial measured in the ledger.
+
+    ``engine="ray"``: the study runs on Ray Tune (``tune_ray``: OptunaSearch + ASHA) on the
+    cluster at ``address``, up to ``max_parallel`` trials at once.
 
     ``out``: keep each completed trial's model under ``out/trial-NNN`` (pruned ones are
     deleted). With ``config.compare_unpruned`` the same study runs again without a pruner
@@ -478,6 +484,10 @@ def tune(
 
     config = config or TuneConfig()
     config.validate()
+    if engine not in ("local", "ray"):
+        raise BadInput(f"unknown engine {engine!r}", hint="known engines: local, ray")
+    if engine == "local" and (address or max_parallel != 1):
+        raise BadInput("--address and --max-parallel need --engine ray")
     check_storage(config.storage, ledger.url if hasattr(ledger, "url") else ledger_url(ledger))
     check_data(train, dev)
     resolve_model(model)
@@ -487,6 +497,14 @@ def tune(
     book = Ledger(ledger) if owned else ledger
 
     def study(pruner: Any, study_name: str, folder: Path | None) -> StudySummary:
+        if engine == "ray":
+            from frugalml.train import tune_ray
+
+            return tune_ray.run_study(
+                str(model), train, dev, config, pruner, book, kit=_kit(), study_name=study_name,
+                out=folder, progress=progress, instance=instance, region=region,
+                address=address, max_parallel=max_parallel,
+            )  # fmt: skip
         return _run_study(
             str(model),
             train,
@@ -520,6 +538,17 @@ def tune(
         storage=_safe_url(config.storage),
         study_name=name,
     )
+
+
+def _kit() -> Any:
+    """What ``tune_ray`` uses of this module (handed in, so it does not import this one)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        suggest=suggest, sampler=_sampler, study_params=_study_params, summarize=_summarize,
+        log_study=_log_study, compute=_compute, pruner_name=pruner_name,
+        TrialSummary=TrialSummary,
+    )  # fmt: skip
 
 
 def _saving(

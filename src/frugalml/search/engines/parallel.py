@@ -1,0 +1,235 @@
+"""The search loop for an engine that runs candidates concurrently (``ray``).
+
+Same ask/build/evaluate/tell as ``runner._loop``, with up to ``engine.max_parallel``
+evaluations in flight. Building stays in this process (candidates share their pipelines'
+prefixes); evaluations run where the engine puts them. The strategy is asked for a new
+candidate only while its queue holds one or nothing is in flight, so the later tiers (runtime
+variants of the best so far) are decided on the same results as in a sequential search.
+
+Timing fairness: the original is evaluated first, alone; then it is timed once more on every
+other node that may run candidates (pinned there). Each candidate's ratios are against the
+baseline timed on its own node (``node_baseline``); one that ran on a node without its own
+baseline (a node that joined later) says so in ``baseline_note``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from frugalml.errors import FrugalError
+from frugalml.search.engines import Resources
+from frugalml.search.result import CandidateRecord, StopReason
+from frugalml.search.space import Strategy
+from frugalml.search.worker import Outcome
+
+_NODE_KEYS = ("throughput_per_s", "cost_usd_per_1m", "latency_p50_ms", "quality")
+
+
+def parallel_loop(
+    search: Any,
+    strategy: Strategy,
+    records: list[CandidateRecord],
+    deadline: float,
+    max_drop: float,
+    out_dir: Path,
+    runner: Any,
+) -> tuple[StopReason, int]:
+    """``runner``: the search's steps (``meter``, ``new_record``, ``build``, ``record_run``,
+    ``mark``, ``write_candidates``), handed in by ``runner`` so this module does not import it."""
+    engine = search.engine
+    inflight: dict[Any, tuple[Any, CandidateRecord, Any, list[Outcome], float]] = {}
+    node_jobs: dict[Any, str] = {}  # baseline timings pinned to other nodes
+    node_todo: list[str] = []  # nodes whose baseline waits for the node to be free
+    baseline_done = False
+    stop: StopReason = "completed"
+    untried = 0
+
+    def finish(job: Any) -> None:
+        nonlocal baseline_done
+        cand, record, meter, used, t1 = inflight.pop(job)
+        try:
+            result = job.collect(used)
+            record["eval_s"] = time.perf_counter() - t1
+            record.update(result.to_dict())
+        except FrugalError as e:
+            record["status"], record["error"] = "failed", str(e)
+        except Exception as e:
+            record["status"], record["error"] = "failed", f"{type(e).__name__}: {e}"[:500]
+        _place(record, job)
+        search.remote_cpu_s += sum(o.cpu_s for o in used)
+        usage = meter.stop(extra_cpu_s=sum(o.cpu_s for o in used))
+        if used and used[-1].peak_rss_bytes > usage.peak_host_bytes:
+            from dataclasses import replace
+
+            usage = replace(usage, peak_host_bytes=used[-1].peak_rss_bytes)
+        record["run_id"] = runner.record_run(search, record, usage)
+        strategy.tell(cand, record)
+        records.append(record)
+        search.emit("done", {"record": record})
+        if cand.tier == "baseline":
+            baseline_done = True
+            if record["status"] == "ok":
+                search.node_baselines[record.get("node_id")] = _figures(record)
+                node_todo.extend(_other_nodes(search))
+        attach_node_baselines(search, records)
+        runner.mark(records, max_drop)
+        runner.write_candidates(out_dir, {"stop_reason": None, "candidates": records})
+
+    try:
+        while True:
+            for nid in [n for n in node_todo if _is_free(engine, n)]:
+                node_todo.remove(nid)
+                base = next(r for r in records if r["tier"] == "baseline")
+                name = f"{base['id']}-node-{nid[:8]}"
+                node_jobs[search.submit(search.model_refs[base["id"]], name, "select", nid)] = nid
+            need = Resources.for_spec(search.spec, None)
+            while (
+                len(inflight) < engine.max_parallel
+                and (not inflight or (baseline_done and strategy.pending() > 0))
+                and (_has_room(engine, need) or not (inflight or node_jobs))
+            ):
+                cand = strategy.ask()
+                if cand is None:
+                    break
+                if cand.tier != "baseline" and time.monotonic() > deadline:
+                    untried = 1 + strategy.untried()
+                    search.emit("budget", {"untried": untried, "done": len(records)})
+                    stop = "budget"
+                    break
+                search.emit("start", {"candidate": cand, "queued": strategy.estimate_remaining()})
+                meter = runner.meter(search.price)
+                record = runner.new_record(cand, search.run_id)
+                t0 = time.perf_counter()
+                try:
+                    search.emit("phase", {"candidate": cand, "text": "applying passes"})
+                    model_ref = runner.build(search, cand, record)
+                except FrugalError as e:
+                    record["status"], record["error"] = "failed", str(e)
+                    record["run_id"] = runner.record_run(search, record, meter.stop())
+                    strategy.tell(cand, record)
+                    records.append(record)
+                    search.emit("done", {"record": record})
+                    if cand.tier == "baseline":
+                        return "completed", 0  # the caller reports the unusable original
+                    runner.mark(records, max_drop)
+                    continue
+                record["prepare_s"] = time.perf_counter() - t0
+                search.emit("phase", {"candidate": cand, "text": "evaluating"})
+                try:
+                    job = search.submit(model_ref, cand.id, "select")
+                except FrugalError as e:  # e.g. no node has the GPU it needs
+                    job = _Refused(e)
+                inflight[job] = (cand, record, meter, [], time.perf_counter())
+            if stop == "budget" and not inflight:
+                break
+            jobs = list(inflight) + list(node_jobs)
+            if not jobs:
+                if node_todo:  # nothing runs, so each of those nodes is free: go round
+                    continue
+                break
+            refused = [j for j in inflight if isinstance(j, _Refused)]
+            job = refused[0] if refused else engine.wait(jobs)
+            if job in node_jobs:
+                _finish_node_baseline(search, job, node_jobs.pop(job))
+                attach_node_baselines(search, records)
+                if records:
+                    runner.mark(records, max_drop)
+            else:
+                finish(job)
+        for job in list(node_jobs):  # a node's baseline still running: wait for it
+            _finish_node_baseline(search, job, node_jobs.pop(job))
+        attach_node_baselines(search, records)
+    except KeyboardInterrupt:
+        if not any(r["tier"] == "baseline" and r["status"] == "ok" for r in records):
+            raise
+        return "interrupted", strategy.untried() + len(inflight)
+    return stop, untried
+
+
+class _Refused:
+    """A submission the engine refused: collected as that error, at once."""
+
+    def __init__(self, error: FrugalError) -> None:
+        self.error = error
+        self.placement: dict[str, Any] = {}
+        self.ref = None
+
+    def collect(self, used: list[Outcome] | None = None) -> Any:
+        raise self.error
+
+
+def _place(record: CandidateRecord, job: Any) -> None:
+    p = getattr(job, "placement", {}) or {}
+    record["node_id"] = p.get("node_id")
+    record["host"] = p.get("host")
+    record["hardware"] = p.get("hardware")
+    record["worker_pid"] = p.get("pid")
+    if "started_at" in p:
+        record["eval_window"] = [p["started_at"], p.get("ended_at")]
+    if getattr(job, "overhead_s", None) is not None:
+        record["engine_overhead_s"] = job.overhead_s
+
+
+def _figures(record: CandidateRecord) -> dict[str, Any]:
+    return {
+        "node_id": record.get("node_id"),
+        "host": record.get("host"),
+        **{k: record.get(k) for k in _NODE_KEYS},
+    }
+
+
+def _other_nodes(search: Any) -> list[str]:
+    """The other nodes that can run candidates: the original is timed once more on each."""
+    need = Resources.for_spec(search.spec, None)
+    out = []
+    for node in search.engine.nodes():
+        res = node.get("resources", {})
+        if node["node_id"] in search.node_baselines or res.get("CPU", 0) < need.num_cpus:
+            continue
+        if need.num_gpus and res.get("GPU", 0) < need.num_gpus:
+            continue
+        out.append(str(node["node_id"]))
+    return out
+
+
+def _is_free(engine: Any, node_id: str) -> bool:
+    return bool(getattr(engine, "is_free", lambda _n: True)(node_id))
+
+
+def _has_room(engine: Any, need: Resources) -> bool:
+    return bool(getattr(engine, "has_room", lambda _r: True)(need))
+
+
+def _finish_node_baseline(search: Any, job: Any, node_id: str) -> None:
+    used: list[Outcome] = []
+    try:
+        result = job.collect(used)
+    except FrugalError as e:
+        search.emit("log", {"text": f"baseline on node {node_id[:8]} failed: {e}"})
+        return
+    finally:
+        search.remote_cpu_s += sum(o.cpu_s for o in used)
+    rec: dict[str, Any] = result.to_dict()
+    _place(rec, job)  # type: ignore[arg-type]
+    search.node_baselines[node_id] = _figures(rec)  # type: ignore[arg-type]
+
+
+def attach_node_baselines(search: Any, records: list[CandidateRecord]) -> None:
+    """Each candidate's baseline: the original timed on the candidate's node, or (a node
+    without one) the first baseline, said in ``baseline_note``."""
+    main = next((r for r in records if r["tier"] == "baseline"), None)
+    for r in records:
+        if r["tier"] == "baseline" or r["status"] != "ok":
+            continue
+        nb = search.node_baselines.get(r.get("node_id"))
+        if nb is not None:
+            r["node_baseline"] = nb
+            r.pop("baseline_note", None)
+        elif main is not None:
+            r.pop("node_baseline", None)
+            r["baseline_note"] = (
+                f"ran on node {str(r.get('node_id'))[:8]} where the original was not timed; "
+                f"ratios are against the original on node {str(main.get('node_id'))[:8]}"
+            )

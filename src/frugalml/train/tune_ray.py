@@ -1,0 +1,311 @@
+"""``tune --engine ray``: the study on Ray Tune, with Optuna's TPE as the searcher and Tune's
+ASHA scheduler for early stopping.
+
+- Searcher: ``OptunaSearch`` over the same space as the local study (``tuning.suggest``,
+  define-by-run), TPE seeded as ``TuneConfig.seed``; with ``--storage`` the study lives in that
+  database (Optuna's ``RDBStorage`` with no connection pool: a connection per operation, closed
+  after it, so a long study never holds idle connections; no heartbeat thread), readable and
+  resumable with ``optuna.load_study``.
+- Scheduler: ``hyperband`` is ASHA (asynchronous successive halving: ``min_resource``
+  checkpoints before a trial can be stopped, ``reduction_factor``), ``median`` the median
+  stopping rule, ``none`` FIFO. The resource is the evaluated checkpoint (1..``evals``).
+- Trial: a Ray Tune trainable that runs ``finetune`` in a thread; each evaluated checkpoint is
+  one Tune iteration, and training waits for Tune's decision before going on. A trial Tune
+  stops ends cleanly (the trainable's ``cleanup`` tells the fine-tune to stop), so its ledger
+  run (kind ``trial``, child of the ``tune`` run) is written with its measured cost like any
+  other; it runs where Ray puts it, and ``track`` records that node.
+- Summary: as the local study (``StudySummary``): each trial's state, curve and steps come
+  back through a small Ray actor; its compute from the ledger.
+
+The ledger must be one every node can reach (PostgreSQL) when the cluster has several hosts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import os
+import queue
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from frugalml.data import Dataset
+from frugalml.errors import BadInput, FrugalError
+from frugalml.train.config import TrainingDiverged
+
+# ``kit``: what this module uses of ``tuning`` (which calls it), handed in by ``tuning.tune`` so
+# that this module does not import it back: ``suggest``, ``sampler``, ``study_params``,
+# ``summarize``, ``log_study``, ``compute``, ``pruner_name``, ``TrialSummary``.
+
+
+def _ray() -> Any:
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        import ray
+        from ray import tune  # noqa: F401
+    except ImportError:
+        raise BadInput("--engine ray needs Ray Tune", hint="pip install 'frugalml[ray]'") from None
+    return ray
+
+
+def _space(trial: Any, tcfg: Any, suggest: Any) -> None:
+    suggest(trial, tcfg)  # define-by-run: the sampled values are the Tune config
+
+
+def optuna_storage(url: str | None) -> Any:
+    """Optuna's RDBStorage for ``url`` without a connection pool (None: in memory)."""
+    if url is None:
+        return None
+    import optuna
+    import sqlalchemy as sa
+
+    return optuna.storages.RDBStorage(url, engine_kwargs={"poolclass": sa.pool.NullPool})
+
+
+def scheduler(name: str, tcfg: Any) -> Any:
+    """Tune's scheduler for a pruner name: hyperband is ASHA, median the median rule."""
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
+
+    if name == "hyperband":
+        return ASHAScheduler(
+            time_attr="training_iteration",
+            metric="accuracy",
+            mode="max",
+            max_t=tcfg.base.evals_per_run,
+            grace_period=tcfg.min_resource,
+            reduction_factor=tcfg.reduction_factor,
+        )
+    if name == "median":
+        return MedianStoppingRule(
+            time_attr="training_iteration", metric="accuracy", mode="max", grace_period=1
+        )
+    if name == "none":
+        return FIFOScheduler()
+    raise BadInput(f"--engine ray takes the pruners hyperband, median or none, not {name}")
+
+
+def _make_trainable(suggest: Any) -> Any:
+    import optuna
+    import ray
+    from ray import tune
+
+    from frugalml.train.finetuning import finetune
+
+    class FinetuneTrial(tune.Trainable):
+        """One trial: ``finetune`` in a thread, one Tune iteration per evaluated checkpoint."""
+
+        def setup(self, config: dict[str, Any], **kw: Any) -> None:
+            self.kw = kw
+            self.params = dict(config)
+            self.cfg = suggest(optuna.trial.FixedTrial(self.params), kw["tcfg"])
+            self.planned = kw["tcfg"].base.evals_per_run
+            self.curve: list[float] = []
+            self.results: queue.Queue[tuple[str, Any, bool]] = queue.Queue()
+            self.decisions: queue.Queue[bool] = queue.Queue()
+            self.waiting = False
+            self.stopping = False
+            self.thread = threading.Thread(target=self._train, daemon=True)
+            self.thread.start()
+
+        def _on_eval(self, _step: int, acc: float) -> bool:
+            self.curve.append(acc)
+            if self.stopping:
+                return True
+            blocks = len(self.curve) < self.planned  # the last one ends the trial anyway
+            self.results.put(("eval", acc, blocks))
+            return self.decisions.get() if blocks else False
+
+        def _train(self) -> None:
+            kw = self.kw
+            summary: dict[str, Any] = {
+                "params": self.params, "state": "failed", "run_id": None, "accuracy": None,
+                "steps": 0, "planned_steps": 0,
+            }  # fmt: skip
+            try:
+                res = finetune(
+                    kw["model"], kw["train"], kw["dev"], self.cfg, ledger=kw["ledger"],
+                    kind="trial", parent=kw["parent_id"], name=f"trial {self.trial_id}",
+                    on_eval=self._on_eval, instance=kw["instance"], region=kw["region"],
+                )  # fmt: skip
+                summary.update(
+                    state="pruned" if res.stopped == "pruned" else "complete",
+                    run_id=res.run_id, accuracy=res.accuracy, steps=res.steps,
+                    planned_steps=res.planned_steps,
+                )  # fmt: skip
+            except TrainingDiverged as e:
+                summary.update(state="diverged", run_id=e.run_id, error=str(e))
+            except FrugalError as e:
+                summary.update(run_id=getattr(e, "run_id", None), error=str(e))
+            except BaseException as e:  # reported as a failed trial, never lost
+                summary["error"] = f"{type(e).__name__}: {e}"[:500]
+            summary["curve"] = list(self.curve)
+            summary["pid"] = os.getpid()
+            summary["node_id"] = ray.get_runtime_context().get_node_id()
+            with contextlib.suppress(Exception):
+                ray.get(kw["collector"].put.remote(self.trial_id, summary))
+            self.results.put(("done", summary, False))
+
+        def step(self) -> dict[str, Any]:
+            if self.waiting:
+                self.decisions.put(False)  # Tune asked for more: go on training
+                self.waiting = False
+            kind, value, blocks = self.results.get()
+            if kind == "eval":
+                self.waiting = blocks
+                return {"accuracy": value}
+            acc = value["accuracy"]
+            if value["state"] == "failed":
+                raise RuntimeError(value.get("error") or "the trial failed")
+            return {"accuracy": acc if acc is not None else math.nan, "done": True}
+
+        def save_checkpoint(self, checkpoint_dir: str) -> dict[str, Any]:
+            return {}  # nothing to restore: a trial is not resumed from the middle
+
+        def load_checkpoint(self, checkpoint: Any) -> None:
+            return None
+
+        def cleanup(self) -> None:
+            self.stopping = True  # Tune stopped it (ASHA) or the study ended: stop cleanly
+            if self.waiting:
+                self.decisions.put(True)
+            self.thread.join(timeout=600)
+
+    return FinetuneTrial
+
+
+def run_study(
+    model: str,
+    train: Dataset,
+    dev: Dataset,
+    tcfg: Any,
+    pruner: Any,
+    book: Any,
+    *,
+    kit: Any,
+    study_name: str,
+    out: Path | None,
+    progress: bool,
+    instance: str | None,
+    region: str | None,
+    address: str | None = None,
+    max_parallel: int = 1,
+) -> Any:
+    """One study on Ray Tune as one ``tune`` run (the driver's); its trials on the cluster."""
+    ray = _ray()
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    from frugalml.measure.track import track
+
+    if out is not None:
+        raise BadInput("--out is not supported with --engine ray yet (the trials' models stay "
+                       "on the nodes that trained them)")  # fmt: skip
+    if max_parallel < 1:
+        raise BadInput("--max-parallel must be at least 1")
+    name = kit.pruner_name(pruner)
+    sched = scheduler(name, tcfg)
+    owns = not ray.is_initialized()
+    if owns:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    params = {**kit.study_params(model, train, dev, tcfg, name, study_name), "engine": "ray",
+              "max_parallel": max_parallel}  # fmt: skip
+    storage = optuna_storage(tcfg.storage)
+    results_dir = tempfile.mkdtemp(prefix="frugal-tune-ray-")
+    collector = ray.remote(num_cpus=0)(_Collector).remote()
+    try:
+        with track(f"tune {Path(model).name} ({name}, ray)", ledger=book, kind="tune",
+                   params=params, instance=instance, region=region) as tune_run:  # fmt: skip
+            search = OptunaSearch(
+                space=functools.partial(_space, tcfg=tcfg, suggest=kit.suggest),
+                metric="accuracy",
+                mode="max",
+                sampler=kit.sampler(tcfg.sampler, tcfg.seed),
+                storage=storage,
+                study_name=study_name,
+            )
+            cpus = 1.0
+            gpu = 1.0 if str(tcfg.base.device).startswith("cuda") else 0.0
+            trainable = tune.with_resources(
+                tune.with_parameters(
+                    _make_trainable(kit.suggest),
+                    model=model,
+                    train=train,
+                    dev=dev,
+                    tcfg=tcfg,
+                    ledger=book.url,
+                    parent_id=tune_run.id,
+                    instance=instance,
+                    region=region,
+                    collector=collector,
+                ),
+                {"cpu": cpus, "gpu": gpu},
+            )
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(
+                    search_alg=search,
+                    scheduler=sched,
+                    num_samples=tcfg.trials,
+                    max_concurrent_trials=max_parallel,
+                    time_budget_s=tcfg.max_minutes * 60 if tcfg.max_minutes else None,
+                ),
+                run_config=tune.RunConfig(
+                    name=study_name,
+                    storage_path=results_dir,
+                    verbose=0,
+                    failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+                ),
+            )
+            tuner.fit()
+            got = ray.get(collector.all.remote())
+            summaries = {
+                n: _trial_summary(kit, n, got[tid], book)
+                for n, tid in enumerate(sorted(got, key=_trial_index))
+            }
+            summary = kit.summarize(name, tune_run.id, summaries)
+            kit.log_study(tune_run, summary)
+    finally:
+        with contextlib.suppress(Exception):
+            ray.kill(collector)
+        shutil.rmtree(results_dir, ignore_errors=True)
+        if storage is not None:
+            storage.engine.dispose()
+        if owns:
+            ray.shutdown()
+    return summary
+
+
+class _Collector:
+    """Each trial's summary, sent by the trial itself (it knows whether Tune stopped it)."""
+
+    def __init__(self) -> None:
+        self.got: dict[str, dict[str, Any]] = {}
+
+    def put(self, trial_id: str, summary: dict[str, Any]) -> None:
+        self.got[trial_id] = summary
+
+    def all(self) -> dict[str, dict[str, Any]]:
+        return self.got
+
+
+def _trial_index(trial_id: str) -> int:
+    tail = trial_id.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def _trial_summary(kit: Any, number: int, s: dict[str, Any], book: Any) -> Any:
+    return kit.TrialSummary(
+        number,
+        s["state"],
+        s["accuracy"] if s["accuracy"] is not None else max(s["curve"], default=None),
+        dict(s["params"]),
+        int(s["steps"]),
+        int(s["planned_steps"]),
+        s["run_id"],
+        kit.compute(book, s["run_id"]),
+        tuple(s["curve"]),
+    )

@@ -1,0 +1,117 @@
+"""A node that disappears mid-search (``Cluster.remove_node``): its candidate is retried on
+another node or recorded as failed, the search finishes, and every run is in the ledger once.
+
+Two simulated worker nodes (1 CPU each) and a head with no CPUs, so every evaluation runs on a
+node the test may remove. The candidate to lose (c01) blocks reading its manifest, swapped for
+a FIFO before its evaluation starts, so it is mid-evaluation when its node goes (whatever the
+machine's speed)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import frugalml
+from frugalml.ledger import Ledger
+from frugalml.passes import OnnxExport, QuantizeDynamic
+
+pytestmark = pytest.mark.timeout(600)
+SMALL_STORE = 80 * 2**20
+
+
+@pytest.fixture(scope="module")
+def cluster(ray_module: Any) -> Iterator[Any]:
+    from ray.cluster_utils import Cluster
+
+    ray = ray_module
+    if ray.is_initialized():
+        ray.shutdown()
+    c = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 0, "object_store_memory": SMALL_STORE,
+                        "include_dashboard": False},
+    )  # fmt: skip
+    for _ in range(2):
+        c.add_node(num_cpus=1, object_store_memory=SMALL_STORE)
+    ray.init(address=c.address, log_to_driver=False)
+    c.wait_for_nodes()
+    try:
+        yield c
+    finally:
+        ray.shutdown()
+        c.shutdown()
+
+
+def _release(fifo: Path) -> None:
+    for _ in range(50):
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as e:
+            if e.errno in (errno.ENXIO, errno.ENOENT):
+                return
+            raise
+        os.close(fd)
+        time.sleep(0.1)
+
+
+def test_a_node_lost_mid_candidate(
+    cluster: Any, tiny_model: Path, texts: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    work = out / ".work"
+    fifo = work / "cands" / "c01" / "frugal.json"
+    removed: list[str] = []
+    saved: dict[str, str] = {}
+
+    def listener(event: str, info: dict[str, Any]) -> None:
+        cand = info.get("candidate")
+        if event == "phase" and info.get("text") == "evaluating" and cand.id == "c01":
+            saved["manifest"] = fifo.read_text()
+            fifo.unlink()
+            os.mkfifo(fifo)
+            _remove_its_node_later(work / "c01.placement.json")
+
+    def _remove_its_node_later(placement: Path) -> None:
+        import threading
+
+        def go() -> None:
+            while not placement.exists():
+                time.sleep(0.05)
+            node_id = json.loads(placement.read_text())["node_id"]
+            node = next(n for n in cluster.worker_nodes if n.node_id == node_id)
+            cluster.remove_node(node)
+            removed.append(node_id)
+            _release(fifo)  # its orphaned evaluation (and a retry already waiting) go on
+            fifo.unlink()
+            fifo.write_text(saved["manifest"])
+
+        threading.Thread(target=go, daemon=True).start()
+
+    ledger = f"sqlite:///{tmp_path / 'l.db'}"
+    tiers = {"convert": [(OnnxExport(),), (OnnxExport(), QuantizeDynamic())]}
+    res = frugalml.optimize(
+        tiny_model, "fidelity", texts, out=out, ledger=ledger, tiers=tiers, repeats=1,
+        runtime_variants=0, max_quality_drop=100.0, engine="ray", max_parallel=2,
+        listener=listener,
+    )  # fmt: skip
+    assert len(removed) == 1
+    by_id = {r["id"]: r for r in res.candidates}
+    c01 = by_id["c01"]
+    if c01["status"] == "ok":  # Ray retried it on the node that is left
+        assert c01["node_id"] != removed[0]
+    else:
+        assert "Ray worker" in c01["error"] or "node" in c01["error"].lower()
+    assert by_id["c00"]["status"] == by_id["c02"]["status"] == "ok"
+    assert res.stop_reason == "completed"
+    with Ledger(ledger) as book:
+        runs = book.runs(kind="candidate")
+    assert sorted(r.name.split()[0] for r in runs) == ["c00", "c01", "c02"]
+    assert all(n == 1 for n in Counter(r.id for r in runs).values())
