@@ -45,6 +45,9 @@ SMALL: dict[str, list[str]] = {
 }
 # exit codes a command may end with, as the README says (gate: 0 pass, 1 fail)
 EXITS = {"frugal gate": {0, 1}}
+# commands that serve until stopped: started in the background, the README's next commands run
+# against them, then they get SIGTERM and must end cleanly (exit 0)
+SERVERS = {"frugal serve"}
 PLACEHOLDER = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b|\b(?:TRAIN|DEV|CMD|MODEL)\b")
 
 
@@ -106,6 +109,35 @@ def _run(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Complete
     )
 
 
+def _start_server(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """Start ``frugal serve ... --port N`` and wait until its /health answers."""
+    import time
+    import urllib.request
+
+    port = argv[argv.index("--port") + 1]
+    proc = subprocess.Popen(
+        argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"{shlex.join(argv)} exited: {proc.communicate()[1][-3000:]}"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5):
+                return proc
+        except OSError:
+            time.sleep(1)
+    proc.kill()
+    raise AssertionError(f"{shlex.join(argv)} did not answer /health within 300 s")
+
+
+def _stop_server(proc: subprocess.Popen[str], argv: list[str]) -> None:
+    import signal
+
+    proc.send_signal(signal.SIGTERM)
+    _out, errs = proc.communicate(timeout=120)
+    assert proc.returncode == 0, f"{shlex.join(argv)} ended {proc.returncode}: {errs[-3000:]}"
+
+
 @pytest.mark.slow
 def test_readme_commands_run_as_written(shared_data: Path, tmp_path: Path) -> None:
     work = tmp_path / "work"
@@ -123,6 +155,25 @@ def test_readme_commands_run_as_written(shared_data: Path, tmp_path: Path) -> No
     }
     env.pop("FRUGAL_LEDGER", None)
     ran = set()
+    servers: list[tuple[subprocess.Popen[str], list[str]]] = []
+    try:
+        _run_all(work, env, ran, servers)
+    finally:
+        for proc, _argv in servers:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    for proc, argv in servers:
+        assert proc.returncode is not None, shlex.join(argv)
+
+
+def _run_all(
+    work: Path,
+    env: dict[str, str],
+    ran: set[str],
+    servers: list[tuple[subprocess.Popen[str], list[str]]],
+) -> None:
+    """Every README command in order; servers in the background, stopped after the last."""
     for argv in commands():
         if " ".join(argv) in SKIP:
             continue
@@ -133,11 +184,16 @@ def test_readme_commands_run_as_written(shared_data: Path, tmp_path: Path) -> No
         ran.add(" ".join(argv))
         name = _name(argv)
         argv = argv + SMALL.get(name, [])
+        if name in SERVERS:
+            servers.append((_start_server(argv, work, env), argv))
+            continue
         done = _run(argv, work, env)
         assert done.returncode in EXITS.get(name, {0}), (
             f"{shlex.join(argv)} exited {done.returncode}:\n{done.stdout[-2000:]}\n"
             f"{done.stderr[-3000:]}"
         )
+    for proc, argv in servers:
+        _stop_server(proc, argv)
     for i, code in enumerate(blocks("python")):
         script = work / f"readme_{i}.py"
         script.write_text(code, encoding="utf-8")

@@ -38,6 +38,11 @@ LedgerOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of tables.")]
+# The Ray cluster for `--engine ray` (optimize's candidates, tune's trials).
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option("--address", help="Ray cluster (auto, ray://HOST:10001); --engine ray."),
+]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP)]  # every writer
 InstanceOpt = Annotated[
     str | None,

@@ -17,6 +17,7 @@ from frugalml.cli.app import (
     LabelColOpt,
     LedgerOpt,
     OverwriteOpt,
+    RayAddressOpt,
     RegionOpt,
     ScoreColOpt,
     Text2ColOpt,
@@ -492,10 +493,7 @@ def optimize(
             "machine) or ray (each a Ray task on a cluster; pip install 'frugalml[ray]').",
         ),
     ] = "local",
-    address: Annotated[
-        str | None,
-        typer.Option("--address", help="Ray cluster (auto, ray://HOST:10001); --engine ray."),
-    ] = None,
+    address: RayAddressOpt = None,
     max_parallel: Annotated[
         int, typer.Option("--max-parallel", help="Candidates evaluated at once (--engine ray).")
     ] = 1,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -11,8 +11,10 @@ from rich.table import Table
 from frugalml.cli import format as fmt
 from frugalml.cli.app import JsonOpt, LedgerOpt, app, console, print_json
 from frugalml.errors import BadInput
-from frugalml.ledger import Ledger
-from frugalml.records import RunRecord
+
+if TYPE_CHECKING:
+    from frugalml.ledger import Ledger
+    from frugalml.records import RunRecord
 
 
 def _latest_eval_of(book: Ledger, model: str) -> RunRecord | None:
@@ -94,6 +96,8 @@ def place(
     from frugalml.report.placement import place as rank
 
     cat = catalog()
+    from frugalml.ledger import Ledger
+
     with Ledger(ledger) as book:
         record = _record(book, target)
     result = rank(

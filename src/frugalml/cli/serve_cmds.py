@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -146,7 +147,7 @@ def loadtest(
         ),
     ],
     data: Annotated[
-        str,
+        Path,
         typer.Option(
             "--data",
             help="Texts to send, one per request (any frugal data file; both sides of "

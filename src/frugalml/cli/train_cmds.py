@@ -18,6 +18,7 @@ from frugalml.cli.app import (
     LabelColOpt,
     LedgerOpt,
     OverwriteOpt,
+    RayAddressOpt,
     RegionOpt,
     Text2ColOpt,
     TextColOpt,
@@ -460,10 +461,7 @@ def tune(
             "ASHA, trials on a Ray cluster; pip install 'frugalml[ray]').",
         ),
     ] = "local",
-    address: Annotated[
-        str | None,
-        typer.Option("--address", help="Ray cluster (auto, ray://HOST:10001); --engine ray."),
-    ] = None,
+    address: RayAddressOpt = None,
     max_parallel: Annotated[
         int, typer.Option("--max-parallel", help="Trials run at once (--engine ray).")
     ] = 1,
