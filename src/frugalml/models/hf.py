@@ -9,6 +9,7 @@ transformers read it as they read any model on the Hub.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,48 @@ ONNX_FILE = "onnx/model.onnx"
 
 
 def quiet_transformers() -> None:
-    """No per-load progress bars or advisory warnings on the user's terminal."""
+    """No per-load progress bars or advisory warnings on the user's terminal; no torchao.
+
+    Called before any model code of transformers is imported (``load_path`` starts with it).
+    """
     from transformers.utils import logging
 
     logging.disable_progress_bar()
     logging.set_verbosity_error()
+    _modeling_without_torchao()
+
+
+def _modeling_without_torchao() -> None:
+    """Import transformers' model code with torchao reported absent, then restore the truth.
+
+    transformers imports torchao whenever it is installed (its torchao quantizer, imported by
+    ``modeling_utils``), and torchao's import prints failed native-library loads and torch
+    deprecation warnings on stderr and costs seconds. No frugal path loads a torchao-quantized
+    Hugging Face checkpoint: encoders never need torchao, and the causal-LM weight-only pass
+    imports it itself (``frugalml.passes.weight_only``, quietly).
+    """
+    if "transformers.modeling_utils" in sys.modules:
+        return  # already imported (by the caller's own code): nothing left to spare
+    import transformers.utils as hf_utils
+    from transformers.utils import import_utils
+
+    real = import_utils.is_torchao_available
+
+    def absent(*_args: Any, **_kwargs: Any) -> bool:
+        return False
+
+    import_utils.is_torchao_available = hf_utils.is_torchao_available = absent
+    try:
+        import transformers.modeling_utils  # noqa: F401
+    finally:
+        import_utils.is_torchao_available = hf_utils.is_torchao_available = real
+        for name in (
+            "transformers.quantizers.quantizer_torchao",
+            "transformers.integrations.torchao",
+        ):
+            module: Any = sys.modules.get(name)
+            if module is not None and getattr(module, "is_torchao_available", None) is absent:
+                module.is_torchao_available = real
 
 
 def first_line(e: BaseException, limit: int = 300) -> str:

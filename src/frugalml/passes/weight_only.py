@@ -43,6 +43,8 @@ class WeightOnlyQuant:
 
     def torchao_config(self) -> Any:
         import torch
+
+        import_torchao()
         from torchao.quantization import Int8WeightOnlyConfig, IntxWeightOnlyConfig
         from torchao.quantization.granularity import PerGroup
 
@@ -56,6 +58,28 @@ class WeightOnlyQuant:
         )
 
 
+#: loggers torchao's import writes to: its native libraries that fail to load (CUDA-only ones
+#: on a CPU build), torch's deprecation of its Enum pytree registrations
+TORCHAO_IMPORT_LOGGERS = ("torchao", "torch.utils._pytree")
+
+
+def import_torchao() -> Any:
+    """``torchao.quantization``, imported without the lines its import logs on stderr.
+
+    Only this pass imports torchao (encoders never do; ``models.hf`` keeps transformers from
+    importing it). Missing, the candidate fails naming the extra that brings it.
+    """
+    try:
+        with quiet_logs(*TORCHAO_IMPORT_LOGGERS):
+            import torchao.quantization
+    except ImportError as e:
+        raise CandidateFailed(
+            "weight-only quantization needs torchao, which is not installed: "
+            "pip install 'frugalml[llm]'"
+        ) from e
+    return torchao.quantization
+
+
 @register(
     WeightOnlyQuant,
     stage=30,
@@ -66,12 +90,7 @@ class WeightOnlyQuant:
 def weight_only_quant(model: Model, cfg: WeightOnlyQuant, ctx: PassContext) -> Model:
     import torch
 
-    try:
-        from torchao.quantization import quantize_
-    except ImportError as e:
-        raise CandidateFailed(
-            "torchao is not installed (python -m pip install torch==<yours> torchao)"
-        ) from e
+    quantize_ = import_torchao().quantize_
 
     def wanted(module: Any, fqn: str) -> bool:
         if not isinstance(module, torch.nn.Linear):

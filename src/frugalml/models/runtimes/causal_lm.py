@@ -32,22 +32,28 @@ WEIGHTS = "model.safetensors"
 
 
 def is_causal_config(raw: dict[str, Any]) -> bool:
-    """True when a ``config.json`` dict describes a decoder-only causal language model."""
+    """True when a ``config.json`` dict says its model is a causal language model.
+
+    Only the saved ``architectures`` decide: a class whose name ends in ``ForCausalLM``, or
+    transformers' causal-LM class of a decoder-only family (``GPT2LMHeadModel``; a family that
+    also has a masked-LM class, BERT's ``BertLMHeadModel`` say, stays an encoder). A config
+    without architectures is never a causal LM: every encoder folder resolves to the runtime it
+    did before causal LMs existed.
+    """
+    archs = [str(a) for a in raw.get("architectures") or []]
+    if not archs or raw.get("is_encoder_decoder"):
+        return False
+    if any(a.endswith("ForCausalLM") for a in archs):
+        return True
     from transformers.models.auto.modeling_auto import (
         MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
         MODEL_FOR_MASKED_LM_MAPPING_NAMES,
     )
 
-    if raw.get("is_encoder_decoder"):
-        return False
-    archs = raw.get("architectures") or []
-    if any(str(a).endswith("ForCausalLM") for a in archs):
-        return True
-    if archs:
-        return False
-    kind = raw.get("model_type")
+    kind = str(raw.get("model_type"))
     return (
-        kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+        kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+        and MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(kind) in archs
     )
 
 
@@ -82,6 +88,13 @@ def _load_module(path: Path) -> tuple[Any, Any]:
 
     hf.quiet_transformers()
     if path.is_file():  # GGUF: dequantized to float32
+        import importlib.util
+
+        if importlib.util.find_spec("gguf") is None:
+            raise BadInput(
+                f"reading {path.name} needs the optional package 'gguf', which is not installed",
+                hint="pip install 'frugalml[llm]' (or 'frugalml[all]')",
+            )
         kwargs: dict[str, Any] = {"gguf_file": path.name}
         where = str(path.parent)
         dtype: Any = torch.float32
