@@ -12,7 +12,8 @@ The package follows the flow measure → ledger → cut → search → prove →
 - ``frugalml.passes``: ``apply(model, Config)`` — one file per technique (ONNX, int8, fp16/bf16,
   pruning, layer dropping + distillation, torch.compile, runtime settings).
 - ``frugalml.search``: ``evaluate`` (the one measurement), ``optimize`` (Pareto search for the
-  cheapest model within a quality bound).
+  cheapest model within a quality bound); a causal LM (``smollm2``, a GGUF file, a
+  ``...ForCausalLM`` folder) is measured per token and searched by its own path.
 
 Heavy dependencies (torch, transformers, onnxruntime) are imported only when used, so
 ``import frugalml`` stays fast and never initialises CUDA. They come with extras: the core
@@ -40,7 +41,7 @@ _LAZY = {
     "load_data": "frugalml.data",
     "time_calls": "frugalml.measure.timing",
     "load": "frugalml.passes.persist",
-    "evaluate": "frugalml.search.evaluate",
+    "evaluate": "frugalml.search.api",  # an encoder's evaluate or a causal LM's
     "apply": "frugalml.passes",
     "optimize": "frugalml.report.markdown",  # the search, with its reports written
     "compare": "frugalml.report.compare",
@@ -74,7 +75,7 @@ if TYPE_CHECKING:
     from frugalml.passes.persist import load
     from frugalml.records import Hardware, RunRecord, Usage
     from frugalml.report.markdown import optimize
-    from frugalml.search.evaluate import evaluate
+    from frugalml.search.api import evaluate
 
 
 def __getattr__(name: str) -> Any:

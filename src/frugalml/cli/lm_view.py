@@ -109,9 +109,7 @@ def lm_eval(
     """``frugal eval`` of a causal LM: measured in an ``eval`` run of the ledger, printed."""
     from frugalml.cli.app import err, print_json
     from frugalml.measure.track import track
-    from frugalml.passes.persist import load
-    from frugalml.search.evaluate import with_runtime
-    from frugalml.search.evaluate_lm import evaluate_lm
+    from frugalml.search.api import evaluate
 
     params = {"model": model, "task": task, "data": str(data)}
     with (
@@ -121,8 +119,10 @@ def lm_eval(
             params=params,
         ) as run,
     ):  # fmt: skip
-        lm = with_runtime(load(model, device=device), threads=threads, batch_size=batch_size)
-        result = evaluate_lm(lm, task, data, instance=instance, region=region, **kwargs)
+        result: Any = evaluate(
+            model, task, data, device=device, threads=threads, batch_size=batch_size,
+            instance=instance, region=region, **kwargs,
+        )  # fmt: skip
         run.log_quality(**{result.metric: result.quality})
         run.log_params(eval=result.to_dict())
     if json_out:

@@ -325,14 +325,9 @@ def _run_optimize(
     **kwargs: Any,
 ) -> None:
     from frugalml.measure.track import install_exit_on_signals
-    from frugalml.models.load import wants_lm_data
     from frugalml.report.markdown import write_reports
-    from frugalml.search.optimize_lm import optimize_lm
-    from frugalml.search.runner import optimize
+    from frugalml.search.api import optimize as search  # a causal LM: search.optimize_lm
 
-    search: Any = optimize_lm if wants_lm_data(model, task) else optimize  # a causal LM
-    if search is optimize:
-        kwargs.pop("task_options", None)
     install_exit_on_signals()  # SIGTERM/SIGHUP: the runs end failed, naming the signal
     with _Progress(total_hint=12) as progress:
         result = search(

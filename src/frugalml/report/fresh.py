@@ -148,6 +148,7 @@ def evaluate_alternating(
     from frugalml.measure.prices import resolve
     from frugalml.measure.track import UsageMeter
     from frugalml.models import resolve_path
+    from frugalml.models.load import wants_lm_data
     from frugalml.passes.persist import load
     from frugalml.search.evaluate import evaluate, reference_outputs
     from frugalml.tasks import get_task
@@ -156,6 +157,12 @@ def evaluate_alternating(
         raise BadInput("--rounds must be at least 1")
     for spec in specs:  # a missing model fails before anything is loaded
         resolve_path(spec)
+    if any(wants_lm_data(spec, task) for spec in specs):  # not measured side by side yet
+        raise BadInput(
+            "compare and gate judge causal language models from their eval runs",
+            hint="run `frugal eval MODEL --task ... --data ...` for each side, then give the "
+            "two run ids",
+        )
     price, hw = resolve(instance, region), hardware()
     the_task = get_task(task, seed=seed)
     dataset = load_data(data)

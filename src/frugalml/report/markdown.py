@@ -191,8 +191,9 @@ def write_reports(result: OptimizeResult) -> list[Path]:
 
 def optimize(*args: Any, **kwargs: Any) -> OptimizeResult:
     """``frugalml.optimize``: ``search.runner.optimize`` (same arguments) with the reports
-    (``report.md``, ``report.html``) written into its output folder at the end."""
-    from frugalml.search.runner import optimize as search
+    (``report.md``, ``report.html``) written into its output folder at the end; a causal LM's
+    search is ``search.optimize_lm`` (``search.api`` routes it)."""
+    from frugalml.search.api import optimize as search
 
     kwargs.setdefault("reporter", write_reports)
     return search(*args, **kwargs)

@@ -196,6 +196,11 @@ class Statement:
 
     # ---- derived ----------------------------------------------------------------------
     @property
+    def per(self) -> str:
+        """What the cost figures count: output tokens for a causal LM's task, else requests."""
+        return "output tokens" if self.baseline.task in ("perplexity", "generation") else "requests"
+
+    @property
     def drop_ci(self) -> tuple[float, float] | None:
         """The CI of ``quality_drop`` (low, high)."""
         if self.ci is None:
@@ -315,7 +320,7 @@ class Statement:
         r = self.ratios
         if r.get("cost") is not None:
             parts.append(
-                f"costs {units.usd(c.cost_usd_per_1m)} per 1M requests against "
+                f"costs {units.usd(c.cost_usd_per_1m)} per 1M {self.per} against "
                 f"{units.usd(b.cost_usd_per_1m)} ({self._ratio_words('cost', change=True)})"
             )
         if r.get("throughput") is not None:
@@ -327,7 +332,7 @@ class Statement:
             parts.append(latency)
         if r.get("energy") is not None:
             parts.append(
-                f"uses {units.joules(c.energy_j_per_1k)} per 1k requests against "
+                f"uses {units.joules(c.energy_j_per_1k)} per 1k {self.per} against "
                 f"{units.joules(b.energy_j_per_1k)} ({self._ratio_words('energy', change=True)}; "
                 f"{_source_words(b, c)})"
             )
@@ -401,16 +406,16 @@ class Statement:
             ("latency p50", "latency_p50", units.ms),
             ("latency p99", "latency_p99", units.ms),
             ("throughput", "throughput", units.per_s),
-            ("$ per 1M requests", "cost", units.usd),
+            (f"$ per 1M {self.per}", "cost", units.usd),
         ):
             figure = RATIO_KEYS[key]
             rows.append(
                 (label, show(getattr(b, figure)), show(getattr(c, figure)), self._change(key))
             )
         rows += [
-            ("energy per 1k requests", _energy(b), _energy(c), self._change("energy")),
+            (f"energy per 1k {self.per}", _energy(b), _energy(c), self._change("energy")),
             (
-                "CO2 per 1k requests",
+                f"CO2 per 1k {self.per}",
                 units.grams(b.co2_g_per_1k),
                 units.grams(c.co2_g_per_1k),
                 self._change("co2"),

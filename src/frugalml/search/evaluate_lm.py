@@ -81,6 +81,8 @@ def as_text(data: Any) -> LMText:
         return data
     if isinstance(data, Dataset):
         return from_texts(data.texts_all(), source=data.source or "")
+    if isinstance(data, (list, tuple)):  # documents given in Python
+        return from_texts([str(t) for t in data], source="")
     return read_text(Path(data))
 
 

@@ -11,7 +11,9 @@ The bound: ``--max-quality-drop`` is points for ``fidelity``/``generation``; for
 ``perplexity`` (lower is better) a relative increase in percent: a candidate is in bound
 when its perplexity is at most the original's x (1 + drop / 100). The chosen model is the
 cheapest in bound that is cheaper than the original; it is saved to OUT/best with
-``candidates.json`` and ``report.md`` next to it.
+``candidates.json`` and ``report.md`` next to it (and what ``reporter`` writes:
+``frugalml.optimize`` and ``frugal optimize`` add ``report.html``). The optimize run in the
+ledger names these files, so ``frugal report`` finds them from the run.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ def optimize_lm(
     task_options: dict[str, Any] | None = None,
     timing: dict[str, Any] | None = None,
     overwrite: bool = False,
+    reporter: Callable[[Any], list[Path]] | None = None,
     **_ignored: Any,
 ) -> Any:
     from frugalml.measure.prices import resolve
@@ -91,7 +94,7 @@ def optimize_lm(
         require_lm(base, task)
     base = with_runtime(base, threads=threads)
     guard = OutputGuard(ledger=ledger, inputs=[model, data], overwrite=overwrite)
-    out_dir = guard.claim_dir(out, writes=["best", "candidates.json", "report.md"])
+    out_dir = guard.claim_dir(out, writes=["best", "candidates.json", "report.md", "report.html"])
     deadline = started + budget_minutes * 60.0
     opts = dict(timing or {})
     fid_task = LMFidelity(seed=seed, windows=FIDELITY_WINDOWS, new_tokens=16)
@@ -185,19 +188,27 @@ def optimize_lm(
         (out_dir / "candidates.json").write_text(
             json.dumps(records, indent=2, default=str) + "\n", encoding="utf-8"
         )
+        as_records: Any = records  # plain dicts with the CandidateRecord keys LM candidates have
+        result = OptimizeResult(
+            baseline=as_records[0], best=cast(Any, best), pareto=cast(Any, front),
+            candidates=as_records, out=out_dir,
+            run_id=run.id, task=task, metric=str(baseline["metric"]),
+            max_quality_drop=max_quality_drop, budget_s=budget_minutes * 60.0,
+            elapsed_s=time.monotonic() - started, model=str(model), data=text.source,
+            untried=untried, stop_reason="budget" if untried else "completed",
+        )  # fmt: skip
+        # the caller's reports (report.html ...), then report.md in per-token terms over theirs
+        paths = [Path(p) for p in (reporter(result) if reporter else [])]
         (out_dir / "report.md").write_text(
             report_md(records, baseline, best, task, max_quality_drop), encoding="utf-8"
         )
-        run_id = run.id
-    as_records: Any = records  # plain dicts with the CandidateRecord keys LM candidates have
-    return OptimizeResult(
-        baseline=as_records[0], best=cast(Any, best), pareto=cast(Any, front),
-        candidates=as_records, out=out_dir,
-        run_id=run_id, task=task, metric=str(baseline["metric"]),
-        max_quality_drop=max_quality_drop, budget_s=budget_minutes * 60.0,
-        elapsed_s=time.monotonic() - started, model=str(model), data=text.source,
-        untried=untried, stop_reason="budget" if untried else "completed",
-    )  # fmt: skip
+        paths = [p for p in paths if p.name != "report.md"] + [out_dir / "report.md"]
+        run.log_artifacts(
+            candidates=str(out_dir / "candidates.json"),
+            **{p.name.replace(".", "_"): str(p) for p in paths},
+            **({"best": str(out_dir / "best")} if best is not None else {}),
+        )
+    return result
 
 
 def _pipeline_of(record: dict[str, Any], space: list[tuple[Any, ...]]) -> tuple[Any, ...]:
@@ -213,6 +224,8 @@ def _rate(rec: dict[str, Any], baseline: dict[str, Any]) -> None:
     rec["quality_drop"] = relative_drop(float(rec["quality"]), float(baseline["quality"]), hib)
     base_tps = float(baseline["throughput_per_s"]) or math.nan
     rec["throughput_ratio"] = float(rec["throughput_per_s"]) / base_tps
+    base_cost = float(baseline["cost_usd_per_1m"]) or math.nan
+    rec["cost_ratio"] = float(rec["cost_usd_per_1m"]) / base_cost
 
 
 def _pick(
