@@ -35,6 +35,7 @@ OPTIONAL: dict[str, str | None] = {
     "ray": "ray",
     "gguf": "llm",
     "torchao": "llm",
+    "onnxruntime_genai": "llm",
 }
 # command -> the extra its shared dependencies (torch, transformers, ...) come with
 COMMAND_EXTRA = {"finetune": "train", "tune": "train", "data": "data"}

@@ -160,6 +160,10 @@ def test_roofline_refuses_a_decode_rate_above_the_bandwidth() -> None:
     assert check_roofline(5e9, 10e9, "x") == pytest.approx(0.5)
     with pytest.raises(CandidateFailed, match="measurement bug"):
         check_roofline(12e9, 10e9, "decoding at 99 tokens/s")
+    with pytest.raises(CandidateFailed, match="measurement bug"):  # 538 MB a token: DRAM
+        check_roofline(12e9, 10e9, "decoding at 22 tokens/s", bytes_per_token=538e6)
+    # 1 MB a token may stay in the CPU caches, faster than the probe's memory: reported
+    assert check_roofline(12e9, 10e9, "decoding at 12000 tokens/s", 1e6) == pytest.approx(1.2)
     assert memory_bandwidth("cpu") > 1e8  # a real copy of 128 MiB, any machine moves 100 MB/s
 
 
@@ -215,3 +219,15 @@ def test_generation_against_another_model_counts_changed_continuations(
     items, figures = task.score(load(other), read_text(data), load(tiny))
     assert figures == {"prompts": 3, "new_tokens": 6}
     assert task.quality_on(items) == 0.0  # an untied random lm_head continues differently
+
+
+def test_a_decode_step_reads_one_row_of_an_untied_input_embedding(tiny: Path, other: Path) -> None:
+    from frugalml.models import load
+
+    tied, untied = load(tiny), load(other)
+    fp32 = 4
+    every = sum(p.numel() for p in tied.module.parameters()) * fp32  # the tied table once
+    assert tied.engine_runtime.weights_bytes(tied) == every
+    table = untied.module.get_input_embeddings().weight
+    rest = sum(p.numel() for p in untied.module.parameters()) * fp32 - table.numel() * fp32
+    assert untied.engine_runtime.weights_bytes(untied) == rest + table.shape[1] * fp32

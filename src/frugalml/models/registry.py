@@ -15,6 +15,7 @@ from frugalml.measure.hardware import usable_cpus
 #: runtime modules imported on first use, in the order ``find`` tries them
 BUILTIN = (
     "frugalml.models.runtimes.causal_lm",
+    "frugalml.models.runtimes.ort_genai",  # before onnxruntime: its folders hold a model.onnx
     "frugalml.models.runtimes.torch",
     "frugalml.models.runtimes.onnxruntime",
 )

@@ -19,6 +19,7 @@ config                 what it does                                           en
 ``HalfPrecision``      float16 / bfloat16                                     torch
 ``TorchCompile``       torch.compile (Inductor)                               torch
 ``WeightOnlyQuant``    int8 / int4 (grouped) Linear weights, torchao          causal_lm
+``OrtGenAIBuild``      ONNX Runtime GenAI builder: int4 MatMulNBits / fp32    causal_lm
 ``RuntimeSettings``    threads, batch size, length-sorted batching            any
 =====================  =====================================================  ===========
 
@@ -30,6 +31,7 @@ from frugalml.passes.half import HalfPrecision, cpu_supports_bf16
 from frugalml.passes.layer_drop import LayerDrop
 from frugalml.passes.onnx_export import OnnxExport
 from frugalml.passes.onnx_optimize import OnnxOptimize
+from frugalml.passes.ort_genai import OrtGenAIBuild
 from frugalml.passes.pipeline import Pipeline, apply, is_valid, problem
 from frugalml.passes.prune_magnitude import MagnitudePrune
 from frugalml.passes.prune_structured import StructuredPrune
@@ -46,6 +48,7 @@ __all__ = [
     "MagnitudePrune",
     "OnnxExport",
     "OnnxOptimize",
+    "OrtGenAIBuild",
     "PassContext",
     "Pipeline",
     "QuantizeDynamic",

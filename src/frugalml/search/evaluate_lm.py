@@ -135,7 +135,6 @@ def evaluate_lm(
     from frugalml.measure.timing import device_sync
     from frugalml.measure.track import UsageMeter
     from frugalml.models import threads_for
-    from frugalml.models.runtimes.causal_lm import state_bytes
     from frugalml.passes.persist import load
     from frugalml.tasks.lm_base import LM_TASKS, require_lm
 
@@ -220,18 +219,21 @@ def evaluate_lm(
     cost_out = 1e6 / batch_rate * usd_per_s if batch_rate > 0 else math.inf
     cost_in = 1e6 / prefill_rate * usd_per_s if prefill_rate > 0 else math.inf
 
-    weights = state_bytes(model.module)
+    weights = runtime.weights_bytes(model)
     mean_context = float(np.mean([len(r) for r in solo])) + new_tokens / 2.0
     kv = kv_bytes_per_position(model) * mean_context
     bytes_per_token = weights + kv  # batch 1: every weight and the cache read per token
     bandwidth = memory_bandwidth(model.device, threads_for(model))
     achieved = bytes_per_token * decode_rate
-    mbu = check_roofline(achieved, bandwidth, f"decoding at {decode_rate:.1f} tokens/s")
+    mbu = check_roofline(
+        achieved, bandwidth, f"decoding at {decode_rate:.1f} tokens/s", bytes_per_token
+    )
     if batch > 1:
         check_roofline(
             (weights + batch * kv) * batch_rate / batch,
             bandwidth,
             f"decoding at {batch_rate:.1f} tokens/s (batch {batch})",
+            weights + batch * kv,
         )
     lat_ms = np.asarray(steps_all or [0.0]) * 1e3
     ttft_ms = np.asarray(ttft) * 1e3

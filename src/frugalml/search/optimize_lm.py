@@ -20,14 +20,23 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
 from frugalml.errors import BadInput, CandidateFailed
-from frugalml.passes import HalfPrecision, RuntimeSettings, WeightOnlyQuant, apply, describe
+from frugalml.passes import (
+    HalfPrecision,
+    OrtGenAIBuild,
+    RuntimeSettings,
+    WeightOnlyQuant,
+    apply,
+    describe,
+)
 from frugalml.passes.pipeline import problem
+from frugalml.passes.registry import PassContext
 from frugalml.search.pareto import pareto_front
 
 LM_SPACE: list[tuple[Any, ...]] = [
@@ -37,6 +46,8 @@ LM_SPACE: list[tuple[Any, ...]] = [
     (WeightOnlyQuant(bits=4, group_size=128),),
     (WeightOnlyQuant(bits=8, keep_lm_head=False),),
     (HalfPrecision("bfloat16"),),
+    (OrtGenAIBuild(precision="int4", block_size=32),),  # the builder's int4, one call
+    (OrtGenAIBuild(precision="int4", block_size=128),),
 ]
 BATCH_SIZES = (4, 8)
 FIDELITY_WINDOWS = 2
@@ -116,10 +127,15 @@ def optimize_lm(
     records: list[dict[str, Any]] = []
     variants: dict[str, Any] = {}
     params = {"model": str(model), "task": task, "max_quality_drop": max_quality_drop}
-    with track(
-        f"optimize {model}", kind="optimize", ledger=ledger, instance=instance, region=region,
-        params=params,
-    ) as run:  # fmt: skip
+    # builds (ONNX Runtime GenAI folders) go to a scratch folder, removed when the search ends
+    with (
+        tempfile.TemporaryDirectory(prefix="frugal-lm-") as scratch,
+        track(
+            f"optimize {model}", kind="optimize", ledger=ledger, instance=instance,
+            region=region, params=params,
+        ) as run,
+    ):  # fmt: skip
+        ctx = PassContext(work_dir=Path(scratch), seed=seed, device=device)
         queue = [Candidate("c00", (), "baseline")]
         queue += [
             Candidate(f"c{i + 1:02d}", p, "convert")
@@ -139,7 +155,7 @@ def optimize_lm(
                 break
             emit("start", {"candidate": cand, "queued": len(queue)})
             try:
-                variant = apply(base, list(cand.pipeline)) if cand.pipeline else base
+                variant = apply(base, list(cand.pipeline), ctx) if cand.pipeline else base
                 rec = measure(cand, variant)
                 variants[cand.id] = variant
             except (CandidateFailed, BadInput) as e:

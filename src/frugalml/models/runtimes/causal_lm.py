@@ -262,6 +262,19 @@ class CausalLMRuntime:
         source = model.source if model.source is not None else model.module
         return state_bytes(source)
 
+    def weights_bytes(self, model: Model) -> int:
+        """Bytes of weights a decode step reads: the network as it runs (quantized or not),
+        but of an input embedding table not tied to the output projection only one row."""
+        module = model.module
+        total = state_bytes(module)
+        try:
+            emb = module.get_input_embeddings().weight
+            head = module.get_output_embeddings()
+            tied = head is not None and head.weight.data_ptr() == emb.data_ptr()
+        except (AttributeError, RuntimeError):  # pragma: no cover - an unusual network
+            return total
+        return total if tied else total - tensor_bytes(emb) + tensor_bytes(emb[0])
+
 
 def _cache_arg(module: Any) -> str:
     """The keyword a network's ``forward`` takes its KV cache by (``cache`` in transformers 5)."""
