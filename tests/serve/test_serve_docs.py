@@ -22,7 +22,7 @@ def _options(command: str) -> set[str]:
     return {opt for p in cmd.params for opt in getattr(p, "opts", [])}
 
 
-@pytest.mark.parametrize("command", ["serve", "loadtest"])
+@pytest.mark.parametrize("command", ["serve", "loadtest", "compare", "gate", "report"])
 def test_every_option_the_docs_show_exists(command: str) -> None:
     text = DOC.read_text(encoding="utf-8") + (ROOT / "README.md").read_text(encoding="utf-8")
     lines = [ln for ln in text.splitlines() if ln.strip().startswith(f"frugal {command} ")]
