@@ -377,7 +377,7 @@ def targets(result: dict[str, Any], by: dict[str, dict], args: argparse.Namespac
         "optimized_rps": get("optimized-dynamic", "sustained_rps_at_slo2"),
         "infinity_rps": get("infinity", "sustained_rps_at_slo2"),
         "ratio": inf,
-        "met": None if inf is None else inf >= 5.0,
+        "met": None if inf is None else inf >= 5.0,  # None: an arm missing, or 0 req/s
     }
     graceful = {}
     for arm in ("fp32-dynamic", "optimized-dynamic", "infinity"):
