@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -492,7 +493,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "benchmark": "serve_minilm",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": "python bench/serve_minilm.py " + " ".join(sys.argv[1:]),
+        "command": "python bench/serve_minilm.py " + shlex.join(sys.argv[1:]),
         "hardware": {
             "cpu": hw.cpu_model,
             "logical_cores": hw.cpu_logical_cores,
