@@ -373,7 +373,8 @@ def _print_result(result: OptimizeResult) -> None:
     best, base = result.best, result.baseline
     if best:
         console.print(
-            f"[bold green]best:[/] {best['label']} — {units.versus(best['cost_ratio'])} "
+            f"[bold green]best:[/] {best['label']} — "
+            f"{units.versus(best['cost_usd_per_1m'] / base['cost_usd_per_1m'])} "
             f"({_fmt_usd(best['cost_usd_per_1m'])} vs {_fmt_usd(base['cost_usd_per_1m'])} per "
             f"1M requests), {units.ratio(best['throughput_ratio'])} the throughput, "
             f"{result.metric} {best['quality']:.2f} vs {base['quality']:.2f} (select split), "
