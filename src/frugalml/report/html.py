@@ -206,8 +206,13 @@ def _cards(data: ReportData) -> tuple[str, list[_Card]]:
             )
             if t
         ),
-        # red only for a loss the interval tells apart from no change
-        "bad" if drop is not None and drop > 0 and not (drop_ci and drop_ci[0] <= 0) else "",
+        # red only for a loss the interval tells apart from no change, and above the tolerance
+        # within which qualities are ties (float noise of an fp16 copy is not a loss)
+        "bad"
+        if drop is not None
+        and drop >= pareto.QUALITY_TOLERANCE
+        and not (drop_ci and drop_ci[0] <= 0)
+        else "",
     )
     chosen_card = _Card(chosen.key or chosen.name, "chosen", chosen.name if chosen.key else "")
     ci = _ci_text(
