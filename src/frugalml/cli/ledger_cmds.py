@@ -105,11 +105,10 @@ def measure(
     from frugalml.ledger.store import DEFAULT_HEARTBEAT_S
     from frugalml.measure.guard import Limits, Stop
     from frugalml.measure.hardware import environment, hardware
-    from frugalml.measure.prices import resolve
     from frugalml.measure.process import run_command
-    from frugalml.measure.track import Heartbeat, UsageMeter, ray_placement
+    from frugalml.measure.track import Heartbeat, UsageMeter, price_here, ray_placement
 
-    price = resolve(instance, region)
+    price = price_here(instance, region)  # from a Ray task: the node's declared instance
     limits = Limits(max_usd, max_minutes, max_energy_kwh, idle_timeout, idle_below, grace)
     limits.check()
     stopped: list[Stop] = []

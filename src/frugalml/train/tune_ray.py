@@ -13,7 +13,8 @@ ASHA scheduler for early stopping.
   one Tune iteration, and training waits for Tune's decision before going on. A trial Tune
   stops ends cleanly (the trainable's ``cleanup`` tells the fine-tune to stop), so its ledger
   run (kind ``trial``, child of the ``tune`` run) is written with its measured cost like any
-  other; it runs where Ray puts it, and ``track`` records that node.
+  other; it runs where Ray puts it, and ``track`` records that node. It is priced at the
+  instance that node declares (``FRUGAL_INSTANCE``), else the study's ``--instance``.
 - Summary: as the local study (``StudySummary``): each trial's state, curve and steps come
   back through a small Ray actor; its compute from the ledger.
 
@@ -93,6 +94,7 @@ def _make_trainable(suggest: Any) -> Any:
     import ray
     from ray import tune
 
+    from frugalml.measure.track import node_instance
     from frugalml.train.finetuning import finetune
 
     class FinetuneTrial(tune.Trainable):
@@ -129,7 +131,8 @@ def _make_trainable(suggest: Any) -> Any:
                 res = finetune(
                     kw["model"], kw["train"], kw["dev"], self.cfg, ledger=kw["ledger"],
                     kind="trial", parent=kw["parent_id"], name=f"trial {self.trial_id}",
-                    on_eval=self._on_eval, instance=kw["instance"], region=kw["region"],
+                    on_eval=self._on_eval, instance=node_instance() or kw["instance"],
+                    region=kw["region"],
                 )  # fmt: skip
                 summary.update(
                     state="pruned" if res.stopped == "pruned" else "complete",
@@ -210,7 +213,9 @@ def run_study(
     sched = scheduler(name, tcfg)
     owns = not ray.is_initialized()
     if owns:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        from frugalml.search.engines.ray import init_address
+
+        ray.init(address=init_address(address), include_dashboard=False, log_to_driver=False)
     params = {**kit.study_params(model, train, dev, tcfg, name, study_name), "engine": "ray",
               "max_parallel": max_parallel}  # fmt: skip
     storage = optuna_storage(tcfg.storage)
