@@ -16,7 +16,12 @@ ASHA scheduler for early stopping.
   other; it runs where Ray puts it, and ``track`` records that node. It is priced at the
   instance that node declares (``FRUGAL_INSTANCE``), else the study's ``--instance``.
 - Summary: as the local study (``StudySummary``): each trial's state, curve and steps come
-  back through a small Ray actor; its compute from the ledger.
+  back through a small Ray actor (on the driver's node); its compute from the ledger. Trials
+  are numbered in the order they started; one whose worker or node died is a failed trial,
+  and the ledger run its dead process left ``running`` is closed as failed.
+- ``--out``: each completed or diverged trial trains into a temporary folder on its node; the
+  driver then copies it to ``out/trial-NNN`` (same machine) or receives it through Ray (a node
+  on another host), as the local study keeps them (``_place_models``).
 
 The ledger must be one every node can reach (PostgreSQL) when the cluster has several hosts.
 """
