@@ -104,10 +104,9 @@ def measure(
     from frugalml.ledger.budgets import guard_for
     from frugalml.measure.guard import Limits, Stop
     from frugalml.measure.hardware import environment, hardware
-    from frugalml.measure.prices import resolve
-    from frugalml.measure.track import ray_placement
+    from frugalml.measure.track import price_here, ray_placement
 
-    price = resolve(instance, region)
+    price = price_here(instance, region)  # from a Ray task: the node's declared instance
     limits = Limits(max_usd, max_minutes, max_energy_kwh, idle_timeout, idle_below, grace)
     limits.check()
     stopped: list[Stop] = []
@@ -337,7 +336,7 @@ _COLORS = {
     "running": "yellow",
     "stopped": "red",
 }
-_OPTIONAL = ("wall", "cost", "started", "kind", "energy", "quality")  # dropped last to first
+_OPTIONAL = ("wall", "cost", "started", "kind", "energy", "quality", "where")  # dropped last first
 _RIGHT = ("wall", "cost", "energy")
 _NAME_MIN = 12
 
@@ -354,7 +353,16 @@ def _cells(r: RunRecord) -> dict[str, str]:
         "cost": fmt.usd(u.cost_usd) if u else "-",
         "energy": fmt.joules(u.energy_j, u.energy_source) if u else "-",
         "quality": ", ".join(f"{k}={v:.4g}" for k, v in list(r.quality.items())[:3]) or "-",
+        "where": _where(r),
     }
+
+
+def _where(r: RunRecord) -> str:
+    """The Ray node a run ran on (host, node id's start), or "" for a run outside Ray."""
+    node = (r.environment or {}).get("node")
+    if not isinstance(node, dict):
+        return ""
+    return f"{node.get('host') or '?'} node {str(node.get('node_id') or '-')[:8]}"
 
 
 def _fit(widths: dict[str, int], room: int) -> list[str]:
@@ -363,10 +371,11 @@ def _fit(widths: dict[str, int], room: int) -> list[str]:
     chosen = ["id", "name", "status"]
     used = 1 + sum(widths[c] + 3 for c in chosen) - widths["name"] + min(widths["name"], _NAME_MIN)
     for col in _OPTIONAL:
-        if used + widths[col] + 3 <= room:
+        if col in widths and used + widths[col] + 3 <= room:
             chosen.append(col)
             used += widths[col] + 3
-    order = ("id", "name", "kind", "status", "started", "wall", "cost", "energy", "quality")
+    order = ("id", "name", "kind", "status", "started", "wall", "cost", "energy", "quality",
+             "where")  # fmt: skip
     return [c for c in order if c in chosen]
 
 
@@ -380,7 +389,10 @@ def _terminal_columns() -> int:
 
 def _print_runs(records: list[RunRecord], shown: str) -> None:
     rows = [_cells(r) for r in records]
-    names = ("id", "name", "kind", "status", "started", "wall", "cost", "energy", "quality")
+    names: tuple[str, ...] = ("id", "name", "kind", "status", "started", "wall", "cost",
+                              "energy", "quality")  # fmt: skip
+    if any(row["where"] for row in rows):  # some ran on a Ray node: say where each ran
+        names = (*names, "where")
     widths = {c: max(len(c), *(len(row[c]) for row in rows)) for c in names}
     room = _terminal_columns()
     columns = _fit(widths, room)

@@ -10,6 +10,9 @@ Timing fairness: the original is evaluated first, alone; then it is timed once m
 other node that may run candidates (pinned there). Each candidate's ratios are against the
 baseline timed on its own node (``node_baseline``); one that ran on a node without its own
 baseline (a node that joined later) says so in ``baseline_note``.
+
+Prices: a candidate that ran on a node declaring its instance type (``FRUGAL_INSTANCE``) is
+priced as that node, both its cost per 1M requests (in the task) and its ledger run.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ def parallel_loop(
             record["status"], record["error"] = "failed", f"{type(e).__name__}: {e}"[:500]
         _place(record, job)
         search.remote_cpu_s += sum(o.cpu_s for o in used)
+        meter.price = _node_price(job) or meter.price
         usage = meter.stop(extra_cpu_s=sum(o.cpu_s for o in used))
         if used and used[-1].peak_rss_bytes > usage.peak_host_bytes:
             from dataclasses import replace
@@ -170,6 +174,18 @@ def _place(record: CandidateRecord, job: Any) -> None:
         record["eval_window"] = [p["started_at"], p.get("ended_at")]
     if getattr(job, "overhead_s", None) is not None:
         record["engine_overhead_s"] = job.overhead_s
+
+
+def _node_price(job: Any) -> Any:
+    """The price of the node the job ran on when that node declares its instance type (as the
+    node priced it, with its own catalog): the candidate's run, whose hardware is that node's,
+    is priced as that machine."""
+    price = (getattr(job, "placement", {}) or {}).get("price")
+    if not price:
+        return None
+    from frugalml.measure.prices import Price
+
+    return Price(**price)
 
 
 def _figures(record: CandidateRecord) -> dict[str, Any]:
