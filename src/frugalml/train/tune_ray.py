@@ -96,13 +96,47 @@ def scheduler(name: str, tcfg: Any) -> Any:
     raise BadInput(f"--engine ray takes the pruners hyperband, median or none, not {name}")
 
 
+def _finetune_trial(
+    kw: dict[str, Any],
+    cfg: Any,
+    params: dict[str, Any],
+    model_dir: Path | None,
+    trial_id: str,
+    on_eval: Any,
+) -> dict[str, Any]:
+    """Run one trial's ``finetune`` on this node (priced as its declared instance) and sum it
+    up: state, ledger run, accuracy, steps. Every failure is a summary, never lost."""
+    from frugalml.measure.track import node_instance
+    from frugalml.train.finetuning import finetune
+
+    summary: dict[str, Any] = {
+        "params": params, "state": "failed", "run_id": None, "accuracy": None,
+        "steps": 0, "planned_steps": 0,
+    }  # fmt: skip
+    try:
+        res = finetune(
+            kw["model"], kw["train"], kw["dev"], cfg, ledger=kw["ledger"], out=model_dir,
+            kind="trial", parent=kw["parent_id"], name=f"trial {trial_id}",
+            on_eval=on_eval, instance=node_instance() or kw["instance"], region=kw["region"],
+        )  # fmt: skip
+        summary.update(
+            state="pruned" if res.stopped == "pruned" else "complete",
+            run_id=res.run_id, accuracy=res.accuracy, steps=res.steps,
+            planned_steps=res.planned_steps,
+        )  # fmt: skip
+    except TrainingDiverged as e:
+        summary.update(state="diverged", run_id=e.run_id, error=str(e))
+    except FrugalError as e:
+        summary.update(run_id=getattr(e, "run_id", None), error=str(e))
+    except BaseException as e:  # reported as a failed trial, never lost
+        summary["error"] = f"{type(e).__name__}: {e}"[:500]
+    return summary
+
+
 def _make_trainable(suggest: Any) -> Any:
     import optuna
     import ray
     from ray import tune
-
-    from frugalml.measure.track import node_instance
-    from frugalml.train.finetuning import finetune
 
     class FinetuneTrial(tune.Trainable):
         """One trial: ``finetune`` in a thread, one Tune iteration per evaluated checkpoint."""
@@ -137,29 +171,9 @@ def _make_trainable(suggest: Any) -> Any:
 
         def _train(self) -> None:
             kw = self.kw
-            summary: dict[str, Any] = {
-                "params": self.params, "state": "failed", "run_id": None, "accuracy": None,
-                "steps": 0, "planned_steps": 0,
-            }  # fmt: skip
-            try:
-                res = finetune(
-                    kw["model"], kw["train"], kw["dev"], self.cfg, ledger=kw["ledger"],
-                    out=self.model_dir,
-                    kind="trial", parent=kw["parent_id"], name=f"trial {self.trial_id}",
-                    on_eval=self._on_eval, instance=node_instance() or kw["instance"],
-                    region=kw["region"],
-                )  # fmt: skip
-                summary.update(
-                    state="pruned" if res.stopped == "pruned" else "complete",
-                    run_id=res.run_id, accuracy=res.accuracy, steps=res.steps,
-                    planned_steps=res.planned_steps,
-                )  # fmt: skip
-            except TrainingDiverged as e:
-                summary.update(state="diverged", run_id=e.run_id, error=str(e))
-            except FrugalError as e:
-                summary.update(run_id=getattr(e, "run_id", None), error=str(e))
-            except BaseException as e:  # reported as a failed trial, never lost
-                summary["error"] = f"{type(e).__name__}: {e}"[:500]
+            summary = _finetune_trial(
+                kw, self.cfg, self.params, self.model_dir, self.trial_id, self._on_eval
+            )
             summary["curve"] = list(self.curve)
             summary["pid"] = os.getpid()
             summary["node_id"] = ray.get_runtime_context().get_node_id()
@@ -229,7 +243,6 @@ def run_study(
 ) -> Any:
     """One study on Ray Tune as one ``tune`` run (the driver's); its trials on the cluster."""
     ray = _ray()
-    from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
     from frugalml.measure.track import track
@@ -260,41 +273,10 @@ def run_study(
                 storage=storage,
                 study_name=study_name,
             )
-            cpus = 1.0
-            gpu = 1.0 if str(tcfg.base.device).startswith("cuda") else 0.0
-            trainable = tune.with_resources(
-                tune.with_parameters(
-                    _make_trainable(kit.suggest),
-                    model=model,
-                    train=train,
-                    dev=dev,
-                    tcfg=tcfg,
-                    ledger=book.url,
-                    parent_id=tune_run.id,
-                    instance=instance,
-                    region=region,
-                    collector=collector,
-                    keep_models=out is not None,
-                    ship=ship,
-                ),
-                {"cpu": cpus, "gpu": gpu},
-            )
-            tuner = tune.Tuner(
-                trainable,
-                tune_config=tune.TuneConfig(
-                    search_alg=search,
-                    scheduler=sched,
-                    num_samples=tcfg.trials,
-                    max_concurrent_trials=max_parallel,
-                    time_budget_s=tcfg.max_minutes * 60 if tcfg.max_minutes else None,
-                ),
-                run_config=tune.RunConfig(
-                    name=study_name,
-                    storage_path=results_dir,
-                    verbose=0,
-                    failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
-                ),
-            )
+            tuner = _tuner(
+                kit, tcfg, search, sched, model, train, dev, book, tune_run.id, instance,
+                region, collector, out is not None, ship, study_name, results_dir, max_parallel,
+            )  # fmt: skip
             tuner.fit()
             started, got = ray.get(collector.all.remote())
             numbers = {
@@ -319,6 +301,67 @@ def run_study(
         if owns:
             ray.shutdown()
     return summary
+
+
+def _tuner(
+    kit: Any,
+    tcfg: Any,
+    search: Any,
+    sched: Any,
+    model: str,
+    train: Dataset,
+    dev: Dataset,
+    book: Any,
+    parent_id: str,
+    instance: str | None,
+    region: str | None,
+    collector: Any,
+    keep_models: bool,
+    ship: bool,
+    study_name: str,
+    results_dir: str,
+    max_parallel: int,
+) -> Any:
+    """The Tune ``Tuner``: one fine-tune per trial on 1 CPU (and a GPU for a CUDA study),
+    at most ``max_parallel`` at once, failures recorded and never retried."""
+    from ray import tune
+
+    cpus = 1.0
+    gpu = 1.0 if str(tcfg.base.device).startswith("cuda") else 0.0
+    trainable = tune.with_resources(
+        tune.with_parameters(
+            _make_trainable(kit.suggest),
+            model=model,
+            train=train,
+            dev=dev,
+            tcfg=tcfg,
+            ledger=book.url,
+            parent_id=parent_id,
+            instance=instance,
+            region=region,
+            collector=collector,
+            keep_models=keep_models,
+            ship=ship,
+        ),
+        {"cpu": cpus, "gpu": gpu},
+    )
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=search,
+            scheduler=sched,
+            num_samples=tcfg.trials,
+            max_concurrent_trials=max_parallel,
+            time_budget_s=tcfg.max_minutes * 60 if tcfg.max_minutes else None,
+        ),
+        run_config=tune.RunConfig(
+            name=study_name,
+            storage_path=results_dir,
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+        ),
+    )
+    return tuner
 
 
 SHIP_MODELS: bool | None = None  # tests: force models through Ray (None: when hosts differ)
