@@ -275,7 +275,8 @@ def report(
 
     A chart of quality against $ per 1M requests with the Pareto front, the baseline and the
     chosen candidate marked; the candidate table; the cost breakdown (instance time against
-    electricity); hardware, method and estimate-vs-reading notes.
+    electricity); the ledger's spend over time by project and kind (when it has runs);
+    hardware, method and estimate-vs-reading notes.
     """
     from frugalml.ledger import Ledger
     from frugalml.outputs import OutputGuard
@@ -288,8 +289,10 @@ def report(
         overwrite=overwrite,
     )
     guard.claim_file(out)  # never the ledger, the source, or a file frugal did not write
+    from frugalml.report.spend import with_spend
+
     with Ledger(ledger) as book:
-        data = collect.report_data(book, source)
+        data = with_spend(book, collect.report_data(book, source))  # + spend over time
     path = write(data, out)
     guard.mark_written(path)
     if json_out:

@@ -74,6 +74,7 @@ class ReportData:
     stop_reason: str | None = None
     untried: int | None = None
     quality_tolerance: float | None = None
+    spend: Any = None  # frugalml.report.spend.Spend: the ledger's spend over time, if any
 
 
 def usable(p: Point) -> bool:

@@ -357,6 +357,23 @@ def _notes(data: ReportData) -> list[tuple[str, str]]:
     return items
 
 
+def _spend(data: ReportData) -> dict[str, Any] | None:
+    """The spend-over-time section (:mod:`frugalml.report.spend`), when the ledger had runs."""
+    spend = data.spend
+    if spend is None:
+        return None
+    from frugalml.report import spend as spend_mod
+
+    return {
+        "chart": Markup(spend_mod.chart(spend)),  # built from escaped parts in its template
+        "summary": f"{units.usd(spend.total)} over the last {spend.days} days, "
+        f"{spend.runs} top-level run{'s' if spend.runs != 1 else ''}, by {spend.per} (UTC), "
+        "split by project and kind (untagged runs: kind alone). Each run counts on the "
+        "day it started, at the cost the ledger recorded (frugal budget report prints "
+        "the figures).",
+    }
+
+
 # ---- rendering ------------------------------------------------------------------------------
 @cache
 def _env() -> jinja2.Environment:
@@ -395,6 +412,7 @@ def render(data: ReportData) -> str:
             rows=_rows(data),
             breakdown=_breakdown(data),
             notes=_notes(data),
+            spend=_spend(data),
         )
     )
 
