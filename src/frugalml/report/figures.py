@@ -75,6 +75,7 @@ class ReportData:
     untried: int | None = None
     quality_tolerance: float | None = None
     spend: Any = None  # frugalml.report.spend.Spend: the ledger's spend over time, if any
+    placement: dict[str, Any] | None = None  # a PlacementChange.to_dict(), where computed
 
 
 def usable(p: Point) -> bool:

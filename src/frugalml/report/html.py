@@ -374,6 +374,35 @@ def _spend(data: ReportData) -> dict[str, Any] | None:
     }
 
 
+def _placement(data: ReportData) -> dict[str, Any] | None:
+    """The placement section: the statement and its two rows (measured or predicted), where
+    a placement was computed (``frugal report --place-to``)."""
+    change = data.placement
+    if not change:
+        return None
+    rows = []
+    for key, head in (("from", "from"), ("to", "to")):
+        r = change[key]
+        rows.append(
+            {
+                "head": head,
+                "instance": r["instance"],
+                "label": r["label"] + (" (approx)" if r.get("approx") else ""),
+                "usd_per_hour": units.usd(r.get("usd_per_hour")),
+                "throughput": units.per_s(r.get("throughput_per_s")),
+                "p99": units.ms(r.get("latency_ms_p99")),
+                "usd": units.usd(r.get("usd")),
+                "meets": "yes" if r.get("meets") else f"no: {r.get('reason') or '-'}",
+            }
+        )
+    return {
+        "statement": change["statement"],
+        "unit": change["unit"],
+        "catalog_age": change["catalog_age"],
+        "rows": rows,
+    }
+
+
 # ---- rendering ------------------------------------------------------------------------------
 @cache
 def _env() -> jinja2.Environment:
@@ -413,6 +442,7 @@ def render(data: ReportData) -> str:
             breakdown=_breakdown(data),
             notes=_notes(data),
             spend=_spend(data),
+            placement=_placement(data),
         )
     )
 
