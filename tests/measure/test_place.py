@@ -373,5 +373,13 @@ def test_compare_states_the_candidate_s_placement(cli: Callable[..., Any], setup
     assert human.returncode == 0, human.stderr
     assert "Placement" in human.stdout and "with no SLO given" in human.stdout
     assert "prices checked 2026-11" in human.stdout
+    # the cost-delta statement names the catalog's age too: t/cpu's 2026-10 and, for the
+    # "auto" side, the built-in per-vCPU rate of the shipped catalog (2025-06)
+    notes = json.loads(proc.stdout)["notes"]
+    assert any(
+        n.startswith("$ figures at the catalog's prices for t/cpu, auto: prices checked 2025-06")
+        for n in notes
+    ), notes
+    assert "prices checked 2025-06" in human.stdout
     bad = cli("compare", setup["on_cpu"], setup["eval"], "--place-to", "nope/x")
     assert bad.returncode == 2 and "unknown instance 'nope/x'" in bad.stderr

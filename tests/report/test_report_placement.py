@@ -113,6 +113,10 @@ def test_report_states_the_chosen_candidate_s_placement(
     assert ">measured<" in section and ">predicted<" in section
     assert "17.7 ms" in section and "150 ms" in section  # p99 predicted / measured
     assert "$0.328" in section and "$0.556" in section
+    # the notes name the age of the prices behind the report's dollars: "auto" (the shipped
+    # catalog's per-vCPU rate) in region "world", both 2025-06
+    notes = html.unescape(page[page.index('id="notes"') :])
+    assert "The catalog's prices checked 2025-06 (" in notes
     # no placement asked for: no section
     plain = _report(cli, search, tmp_path / "plain.html")
     assert 'id="placement"' not in plain

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from frugalml.errors import BadInput
+from frugalml.measure.prices import price_note
 from frugalml.report import fresh
 from frugalml.report import sources as src
 from frugalml.report.bootstrap import DEFAULT_RESAMPLES
@@ -94,6 +95,7 @@ def compare(
             "One side was measured now and the other read from the ledger: the cost "
             "ratios include any difference between the two moments (and machines)."
         )
+    notes.append(price_note([base.instance, cand.instance], [base.region, cand.region]))
     ci = src.ci_between(base, cand, resamples=resamples)
     if ci is None and base.items_path and cand.items_path:
         notes.append(

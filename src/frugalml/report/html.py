@@ -296,6 +296,14 @@ def _breakdown(data: ReportData) -> list[dict[str, Any]]:
     ]
 
 
+def _price_age(price: dict[str, Any]) -> str:
+    """How old the catalog's prices behind the report's dollars are."""
+    from frugalml.measure.prices import price_age
+
+    age = price_age([price.get("instance")], [price.get("region")])
+    return f"The catalog's {age[0].lower()}{age[1:]}."
+
+
 def _notes(data: ReportData) -> list[tuple[str, str]]:
     items: list[tuple[str, str]] = []
     hw = data.hardware or {}
@@ -320,7 +328,7 @@ def _notes(data: ReportData) -> list[tuple[str, str]]:
                 + (f" ({pr['region_source']})" if pr.get("region_source") else "")
                 + ". $ per 1M requests is instance time per request × the hourly price; for a "
                 "cloud instance that price already includes its electricity, so the electricity "
-                "bar shows the energy's share, not an extra charge.",
+                "bar shows the energy's share, not an extra charge. " + _price_age(pr),
             )
         )
     sources = sorted(
