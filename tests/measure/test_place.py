@@ -342,6 +342,14 @@ def test_moving_from_the_measured_instance_uses_the_measurement(
     assert "with no SLO given (prices checked 2026-10" in out["statement"]
 
 
+def test_moving_back_to_the_measured_hardware(cli: Callable[..., Any], setup: dict) -> None:
+    # "auto" is no catalog instance: it names the run's own (measured) row
+    out = _place(cli, setup["eval"], "--from", "t/gpu", "--to", "auto")
+    assert out["change"]["to"]["label"] == "measured"
+    assert out["change"]["cut"] == pytest.approx(1 - MEASURED_USD_1M / GPU_USD_1M)  # < 0
+    assert "raises $ per 1M requests by 69%" in out["statement"]  # 0.556 / 0.328 = 1.69
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -393,19 +393,24 @@ def placement_change(
     wanted = [p for p in (instances, target) if p]
     if not wanted:
         wanted = ["*"]  # the cheapest in the whole catalog
-    names = [n.strip() for n in ",".join(wanted).split(",") if n.strip()]
+    here = _recorded_instance(record)  # the measured row's name: placed in any case
+    names = [
+        n.strip()
+        for n in ",".join(wanted).split(",")
+        if n.strip() and (n.strip() != here or n.strip() in cat["instances"])
+    ]
     if origin is not None and origin in cat["instances"] and origin != "local":
         names.append(origin)
-    elif origin is not None and origin != _recorded_instance(record):
+    elif origin is not None and origin != here:
         raise BadInput(
             f"unknown instance '{origin}' to move from",
-            hint="name a catalog instance (`frugal prices`) or the one the run was measured on "
-            f"({_recorded_instance(record)})",
+            hint=f"name a catalog instance (`frugal prices`) or the one the run was measured on "
+            f"({here})",
         )
     placement = place(
         record,
         cat,
-        instances=",".join(dict.fromkeys(names)),
+        instances=",".join(dict.fromkeys(names)) or None,
         require_one=target is not None,
         **options,
     )
