@@ -164,3 +164,4 @@ def test_price_age_names_the_entries_that_priced_a_figure(
     assert prices.price_age(["auto"], today=today) == "prices: user config (no date)"
     note = prices.price_note(["auto", None, "auto"])
     assert note == "$ figures at the catalog's prices for auto: prices: user config (no date)."
+    assert prices.price_note([None, "gone/x"]) == ""  # nothing the catalog priced: no note

@@ -102,8 +102,11 @@ def price_age(
 
 
 def price_note(instances: Sequence[str | None], regions: Sequence[str | None] = ()) -> str:
-    """One line for a statement whose dollars came from the catalog: which prices, how old."""
-    names = ", ".join(dict.fromkeys(i for i in instances if i)) or AUTO
+    """One line for a statement whose dollars came from the catalog: which prices, how old
+    ("" when none of ``instances`` is priced by the catalog: nothing to date)."""
+    if not price_entries(instances):
+        return ""
+    names = ", ".join(dict.fromkeys(i for i in instances if i))
     return f"$ figures at the catalog's prices for {names}: {price_age(instances, regions)}."
 
 

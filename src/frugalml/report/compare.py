@@ -95,7 +95,8 @@ def compare(
             "One side was measured now and the other read from the ledger: the cost "
             "ratios include any difference between the two moments (and machines)."
         )
-    notes.append(price_note([base.instance, cand.instance], [base.region, cand.region]))
+    if note := price_note([base.instance, cand.instance], [base.region, cand.region]):
+        notes.append(note)
     ci = src.ci_between(base, cand, resamples=resamples)
     if ci is None and base.items_path and cand.items_path:
         notes.append(
