@@ -102,12 +102,10 @@ def measure(
     """
     from frugalml.ledger import Ledger
     from frugalml.ledger.budgets import guard_for
-    from frugalml.ledger.store import DEFAULT_HEARTBEAT_S
     from frugalml.measure.guard import Limits, Stop
     from frugalml.measure.hardware import environment, hardware
     from frugalml.measure.prices import resolve
-    from frugalml.measure.process import run_command
-    from frugalml.measure.track import Heartbeat, UsageMeter, ray_placement
+    from frugalml.measure.track import ray_placement
 
     price = resolve(instance, region)
     limits = Limits(max_usd, max_minutes, max_energy_kwh, idle_timeout, idle_below, grace)
@@ -136,21 +134,7 @@ def measure(
             hardware=hw,
             environment={**environment(), **ray_placement()},
         )
-        meter = UsageMeter(price, hw)
-        beat = Heartbeat(book, run_id, DEFAULT_HEARTBEAT_S, usage=meter.snapshot)
-        beat.start()
-        received: list[int] = []
-        try:
-            code, usage = run_command(
-                command, meter, received=received, limits=limits, stopped=stopped
-            )
-        except BaseException as e:
-            beat.stop()
-            with contextlib.suppress(LedgerError):
-                book.finish_run(run_id, status="failed", error=f"{type(e).__name__}: {e}")
-            raise
-        beat.stop()
-        code, error = _outcome(code, received)
+        code, usage, error = _run_measured(book, run_id, command, price, hw, limits, stopped)
         if stopped:  # a guardrail stopped it: the child's exit code still wins
             error = stopped[0].text(limits.grace_s) + (f"; {error}" if error else "")
         status = "stopped" if stopped else None
@@ -162,6 +146,37 @@ def measure(
     else:
         _print_summary(record, code)
     raise typer.Exit(code)
+
+
+def _run_measured(
+    book: Any,
+    run_id: str,
+    command: list[str],
+    price: Any,
+    hw: Any,
+    limits: Any,
+    stopped: list[Any],
+) -> tuple[int, Any, str | None]:
+    """Run the command with a heartbeat; (exit code, usage, error). A crash here ends the
+    run as failed before it propagates."""
+    from frugalml.ledger.store import DEFAULT_HEARTBEAT_S
+    from frugalml.measure.process import run_command
+    from frugalml.measure.track import Heartbeat, UsageMeter
+
+    meter = UsageMeter(price, hw)
+    beat = Heartbeat(book, run_id, DEFAULT_HEARTBEAT_S, usage=meter.snapshot)
+    beat.start()
+    received: list[int] = []
+    try:
+        code, usage = run_command(command, meter, received=received, limits=limits, stopped=stopped)
+    except BaseException as e:
+        beat.stop()
+        with contextlib.suppress(LedgerError):
+            book.finish_run(run_id, status="failed", error=f"{type(e).__name__}: {e}")
+        raise
+    beat.stop()
+    code, error = _outcome(code, received)
+    return code, usage, error
 
 
 def _outcome(code: int, received: list[int]) -> tuple[int, str | None]:

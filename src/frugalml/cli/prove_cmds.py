@@ -29,6 +29,7 @@ from frugalml.cli.place_cmds import (
 )
 
 if TYPE_CHECKING:
+    from frugalml.report.loadtest import LoadStatement
     from frugalml.report.statement import Statement
 
 SideArg = Annotated[
@@ -84,7 +85,9 @@ def _progress() -> Any:
     return progress_bar(remaining=False, transient=True, console=err)
 
 
-def _statement(baseline: str, candidate: str, *, quiet: bool, **options: Any) -> Statement:
+def _statement(
+    baseline: str, candidate: str, *, quiet: bool, **options: Any
+) -> Statement | LoadStatement:
     """``frugalml.compare`` with a progress bar on stderr while models are evaluated."""
     from frugalml.report.compare import compare
 
@@ -99,7 +102,7 @@ def _statement(baseline: str, candidate: str, *, quiet: bool, **options: Any) ->
         return compare(baseline, candidate, on_step=step, **options)
 
 
-def _print_statement(st: Statement) -> None:
+def _print_statement(st: Statement | LoadStatement) -> None:
     console.print(f"\n[bold]Cost-delta statement[/]: {st.candidate.name} vs {st.baseline.name}\n")
     console.print(st.paragraph(), highlight=False, soft_wrap=False)
     table = Table(box=None, pad_edge=False, show_edge=False)
@@ -195,13 +198,13 @@ def gate(
         ),
     ],
     max_quality_drop: Annotated[
-        float,
+        float | None,
         typer.Option(
             help="Largest allowed quality drop, in the metric's points (baseline − candidate when "
-            "higher is better).",
+            "higher is better). Needed for evaluations; loadtest runs are gated on cost alone.",
             show_default=False,
         ),
-    ],
+    ] = None,
     cost_metric: Annotated[
         str,
         typer.Option(
@@ -239,6 +242,10 @@ def gate(
     from frugalml.report.gate import gate as judge
 
     check_limits(max_cost_ratio, max_quality_drop, cost_metric)  # before any evaluation
+    if max_quality_drop is None and task is not None:
+        from frugalml.errors import BadInput
+
+        raise BadInput("--max-quality-drop is needed to gate evaluations", hint="e.g. 1.0")
     st = _statement(
         baseline,
         candidate,
@@ -282,7 +289,8 @@ def report(
         str | None,
         typer.Argument(
             help="An optimize run id or a `frugal optimize` output folder (default: the newest "
-            "optimize run in the ledger).",
+            "optimize run in the ledger), or a loadtest run id (its rates, latency and $ per 1k "
+            "requests).",
             show_default=False,
         ),
     ] = None,
@@ -307,6 +315,8 @@ def report(
     from frugalml.outputs import OutputGuard
     from frugalml.report import collect
     from frugalml.report.html import write
+    from frugalml.report.loadtest import loadtest_record
+    from frugalml.report.loadtest import write_report as write_loadtest
 
     guard = OutputGuard(
         ledger=ledger,
@@ -319,6 +329,14 @@ def report(
     from frugalml.report.spend import with_spend
 
     with Ledger(ledger) as book:
+        if (served := loadtest_record(book, source)) is not None:  # a loadtest run's page
+            path = write_loadtest(book, served, out)
+            guard.mark_written(path)
+            if json_out:
+                _print_json({"out": str(path), "run_id": served.id, "kind": served.kind})
+            else:
+                console.print(f"Wrote {path} (loadtest run {served.id[:12]}).")
+            return
         data = with_spend(book, collect.report_data(book, source))  # + spend over time
     if place_to is not None:
         chosen = next((p for p in data.points if p.chosen), None)
