@@ -19,6 +19,14 @@ from frugalml.cli.app import (
     err,
 )
 from frugalml.cli.app import print_json as _print_json
+from frugalml.cli.place_cmds import (
+    PlaceFromOpt,
+    PlaceSloOpt,
+    PlaceToOpt,
+    check_place_options,
+    placement_of_run,
+    print_placement,
+)
 
 if TYPE_CHECKING:
     from frugalml.report.loadtest import LoadStatement
@@ -134,6 +142,9 @@ def compare(
     region: RegionOpt = None,
     ledger: LedgerOpt = None,
     json_out: JsonOpt = False,
+    place_to: PlaceToOpt = None,
+    place_from: PlaceFromOpt = None,
+    slo_p99_ms: PlaceSloOpt = None,
 ) -> None:
     """Print the cost-delta statement of CANDIDATE against BASELINE.
 
@@ -143,8 +154,10 @@ def compare(
     plus a table (--json for machines). Models are evaluated now with --task/--data over
     interleaved rounds (timing ratios get a 95% interval from the paired rounds) and
     recorded as eval runs (their ids in --json: recorded_run_ids), so `frugal compare RUN_A
-    RUN_B` later rebuilds the same statement from the ledger.
+    RUN_B` later rebuilds the same statement from the ledger. --place-to adds a placement
+    statement for CANDIDATE's workload (docs/finops.md).
     """
+    check_place_options(place_to, place_from, slo_p99_ms)
     st = _statement(
         baseline,
         candidate,
@@ -160,10 +173,17 @@ def compare(
         region=region,
         quiet=json_out,
     )
+    placed = None
+    if place_to is not None:
+        what = f"the candidate ({st.candidate.name})"
+        run_id = st.candidate.run_id
+        placed = placement_of_run(ledger, run_id, what, place_to, place_from, slo_p99_ms)
     if json_out:
-        _print_json(st.to_dict())
+        _print_json(st.to_dict() | ({"placement": placed} if placed else {}))
     else:
         _print_statement(st)
+        if placed:
+            print_placement(placed)
 
 
 @app.command()
@@ -278,13 +298,19 @@ def report(
     ledger: LedgerOpt = None,
     json_out: JsonOpt = False,
     overwrite: OverwriteOpt = False,
+    place_to: PlaceToOpt = None,
+    place_from: PlaceFromOpt = None,
+    slo_p99_ms: PlaceSloOpt = None,
 ) -> None:
     """Write one self-contained HTML report (opens with no network).
 
     A chart of quality against $ per 1M requests with the Pareto front, the baseline and the
     chosen candidate marked; the candidate table; the cost breakdown (instance time against
-    electricity); hardware, method and estimate-vs-reading notes.
+    electricity); the ledger's spend over time by project and kind (when it has runs);
+    hardware, method and estimate-vs-reading notes. --place-to adds a placement statement
+    for the chosen candidate's workload (docs/finops.md).
     """
+    check_place_options(place_to, place_from, slo_p99_ms)
     from frugalml.ledger import Ledger
     from frugalml.outputs import OutputGuard
     from frugalml.report import collect
@@ -298,6 +324,10 @@ def report(
         overwrite=overwrite,
     )
     guard.claim_file(out)  # never the ledger, the source, or a file frugal did not write
+    from dataclasses import replace
+
+    from frugalml.report.spend import with_spend
+
     with Ledger(ledger) as book:
         if (served := loadtest_record(book, source)) is not None:  # a loadtest run's page
             path = write_loadtest(book, served, out)
@@ -307,7 +337,14 @@ def report(
             else:
                 console.print(f"Wrote {path} (loadtest run {served.id[:12]}).")
             return
-        data = collect.report_data(book, source)
+        data = with_spend(book, collect.report_data(book, source))  # + spend over time
+    if place_to is not None:
+        chosen = next((p for p in data.points if p.chosen), None)
+        what = f"the chosen candidate ({chosen.name})" if chosen else "the report (no chosen one)"
+        placed = placement_of_run(
+            ledger, chosen.run_id if chosen else None, what, place_to, place_from, slo_p99_ms
+        )
+        data = replace(data, placement=placed)
     path = write(data, out)
     guard.mark_written(path)
     if json_out:

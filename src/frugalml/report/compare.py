@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from frugalml.errors import BadInput
+from frugalml.measure.prices import price_note
 from frugalml.report import fresh
 from frugalml.report import loadtest as load
 from frugalml.report import sources as src
@@ -102,6 +103,8 @@ def compare(
             "One side was measured now and the other read from the ledger: the cost "
             "ratios include any difference between the two moments (and machines)."
         )
+    if note := price_note([base.instance, cand.instance], [base.region, cand.region]):
+        notes.append(note)
     ci = src.ci_between(base, cand, resamples=resamples)
     if ci is None and base.items_path and cand.items_path:
         notes.append(
