@@ -138,6 +138,12 @@ def place(
             out |= {"statement": change.statement(), "change": change.to_dict()}
         print_json(out)
         return
+    _print_ranking(result, change)
+
+
+def _print_ranking(result: Any, change: Any) -> None:
+    """The ranking as a table (measured and predicted rows, those missing the SLO dimmed),
+    then the statement: the placement change when --from/--to asked for one."""
     training = result.unit == "training run"
     table = Table(title=f"$ per {result.unit} — {result.catalog_age}", title_justify="left")
     cols = (

@@ -77,6 +77,13 @@ def ray_placement() -> dict[str, Any]:
         return {}
 
 
+def ray_address(address: str | None) -> str:
+    """What ``ray.init`` is given for ``--address``: None is ``$RAY_ADDRESS`` (set for a
+    ``ray job submit`` entrypoint) or else a new single-machine Ray, never whatever cluster
+    happens to run on this machine (Ray's own default for None); ``auto`` joins that one."""
+    return address or os.environ.get("RAY_ADDRESS") or "local"
+
+
 def node_instance() -> str | None:
     """The instance type the Ray node this process runs on declares: ``FRUGAL_INSTANCE`` in
     the environment ``ray start`` ran with on that node (Ray passes it to the node's workers and

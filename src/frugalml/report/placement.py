@@ -512,54 +512,76 @@ def _serving_rows(
         f"{measured.describe()}: {batch_s * 1e3:.2f} ms per batch of {batch} (run {record.id[:12]})"
     )
     for name in names:
-        peak = rl.instance_peak(cat, name, precision)
-        usd_h, factor, reason = _price(cat, name, spot, peak, False)
-        if peak is None:
-            rows.append(_excluded(name, spot, usd_h, "no chip figures in the catalog"))
-            continue
-        replicas = peak.units if peak.kind == "gpu" else 1.0
-        unit_peak = (
-            rl.chip_peak(peak.chip, cat["chips"][peak.chip], precision, 1.0, peak.memory_bytes)
-            if peak.kind == "gpu"
-            else peak
-        )
-        if need and unit_peak.memory_bytes and need > unit_peak.memory_bytes:
-            rows.append(_excluded(name, spot, usd_h, "the model does not fit in its memory"))
-            continue
-        t = rl.batch_time_s(work, unit_peak, eff, overhead_s)
-        rate = batch / t * replicas
-        p99 = p99_ms * t / batch_s
-        cost = usd_h * factor / (rate * 3600.0) * 1e6 if usd_h is not None else None
-        why = reason or _meets(rate, p99, slo)
         rows.append(
-            Row(
-                instance=name,
-                label="predicted",
-                price="spot" if spot else "on-demand",
-                usd_per_hour=usd_h,
-                throughput_per_s=rate,
-                latency_ms_p99=p99,
-                wall_s=None,
-                usd=cost,
-                meets=not why and cost is not None,
-                reason=why,
-                approx=unit_peak.approx or bool(cat["instances"][name].get("approx")),
-                inputs={
-                    "model": "roofline",
-                    "chip": peak.describe(),
-                    "bound": work.bound(unit_peak),
-                    "efficiency": eff,
-                    "overhead_ms": overhead_s * 1e3,
-                    "flops_per_request": work.flops_per_request,
-                    "tokens_per_request": tokens,
-                    "weight_bytes": work.weight_bytes,
-                    "replicas": replicas,
-                    "spot_hours_per_useful_hour": factor,
-                    "calibrated_on": calibrated_on,
-                },
+            _predicted_row(
+                cat, name, spot, precision, work, eff, overhead_s, need, batch, batch_s,
+                p99_ms, slo, tokens, calibrated_on,
             )
-        )
+        )  # fmt: skip
     return rows
+
+
+def _predicted_row(
+    cat: dict[str, Any],
+    name: str,
+    spot: bool,
+    precision: str,
+    work: rl.Workload,
+    eff: float,
+    overhead_s: float,
+    need: float,
+    batch: int,
+    batch_s: float,
+    p99_ms: float,
+    slo: dict[str, float],
+    tokens: int,
+    calibrated_on: str,
+) -> Row:
+    """One catalog instance, predicted by the roofline calibrated on the measured run
+    (GPU instances: one replica per GPU), or excluded with the reason."""
+    peak = rl.instance_peak(cat, name, precision)
+    usd_h, factor, reason = _price(cat, name, spot, peak, False)
+    if peak is None:
+        return _excluded(name, spot, usd_h, "no chip figures in the catalog")
+    replicas = peak.units if peak.kind == "gpu" else 1.0
+    unit_peak = (
+        rl.chip_peak(peak.chip, cat["chips"][peak.chip], precision, 1.0, peak.memory_bytes)
+        if peak.kind == "gpu"
+        else peak
+    )
+    if need and unit_peak.memory_bytes and need > unit_peak.memory_bytes:
+        return _excluded(name, spot, usd_h, "the model does not fit in its memory")
+    t = rl.batch_time_s(work, unit_peak, eff, overhead_s)
+    rate = batch / t * replicas
+    p99 = p99_ms * t / batch_s
+    cost = usd_h * factor / (rate * 3600.0) * 1e6 if usd_h is not None else None
+    why = reason or _meets(rate, p99, slo)
+    return Row(
+        instance=name,
+        label="predicted",
+        price="spot" if spot else "on-demand",
+        usd_per_hour=usd_h,
+        throughput_per_s=rate,
+        latency_ms_p99=p99,
+        wall_s=None,
+        usd=cost,
+        meets=not why and cost is not None,
+        reason=why,
+        approx=unit_peak.approx or bool(cat["instances"][name].get("approx")),
+        inputs={
+            "model": "roofline",
+            "chip": peak.describe(),
+            "bound": work.bound(unit_peak),
+            "efficiency": eff,
+            "overhead_ms": overhead_s * 1e3,
+            "flops_per_request": work.flops_per_request,
+            "tokens_per_request": tokens,
+            "weight_bytes": work.weight_bytes,
+            "replicas": replicas,
+            "spot_hours_per_useful_hour": factor,
+            "calibrated_on": calibrated_on,
+        },
+    )
 
 
 def _excluded(name: str, spot: bool, usd_h: float | None, reason: str) -> Row:

@@ -253,9 +253,9 @@ def run_study(
     sched = scheduler(name, tcfg)
     owns = not ray.is_initialized()
     if owns:
-        from frugalml.search.engines.ray import init_address
+        from frugalml.measure.track import ray_address
 
-        ray.init(address=init_address(address), include_dashboard=False, log_to_driver=False)
+        ray.init(address=ray_address(address), include_dashboard=False, log_to_driver=False)
     params = {**kit.study_params(model, train, dev, tcfg, name, study_name), "engine": "ray",
               "max_parallel": max_parallel}  # fmt: skip
     storage = optuna_storage(tcfg.storage)

@@ -50,13 +50,6 @@ def _ray() -> Any:
     return ray
 
 
-def init_address(address: str | None) -> str:
-    """What ``ray.init`` is given for ``--address``: None is ``$RAY_ADDRESS`` (set for a
-    ``ray job submit`` entrypoint) or else a new single-machine Ray, never whatever cluster
-    happens to run on this machine (Ray's own default for None); ``auto`` joins that one."""
-    return address or os.environ.get("RAY_ADDRESS") or "local"
-
-
 def _placement() -> dict[str, Any]:
     """Where this process runs: Ray node id, host, pid, the machine's fingerprint and the
     instance type the node declares (``FRUGAL_INSTANCE``; None: it declares none)."""
@@ -206,10 +199,12 @@ class RayEngine:
         self._remote: Any = None
 
     def start(self) -> RayEngine:
+        from frugalml.measure.track import ray_address
+
         ray = _ray()
         if not ray.is_initialized():
             try:
-                ray.init(address=init_address(self.address), include_dashboard=False,
+                ray.init(address=ray_address(self.address), include_dashboard=False,
                          log_to_driver=False)  # fmt: skip
             except (ConnectionError, ValueError, RuntimeError) as e:
                 raise BadInput(f"cannot connect to Ray at {self.address or 'a new local cluster'}: "
