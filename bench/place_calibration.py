@@ -13,6 +13,11 @@
    (target: within 25%), once for the medians and once for the best rounds. The load
    average before and after is printed: on a shared machine
    the measurement, not the model, may be what moved.
+4. A variant that `frugal place` cannot use (it has one measured batch size), reported beside
+   the stated model: on a CPU the fraction of peak reached rises with the batch (bigger
+   matrix products), so let efficiency follow a power of the batch, eff(b) = e1 x (b/b1)^g,
+   with e1 and g solved from TWO batch sizes (same roofline, same fixed overhead), and
+   predict the third: 8 and 128 -> 32 (interpolation), 8 and 32 -> 128 (extrapolation).
 
 usage: python bench/place_calibration.py [--rows 400] [--rounds 5] [--out FILE]
 Run it under ``flock /tmp/frugal-cpu.lock`` on a shared machine.
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import time
@@ -121,6 +127,24 @@ def main() -> None:
             )
         return eff, used, out
 
+    def two_point(figures: dict[int, float], fit: tuple[int, int], target: int) -> dict[str, Any]:
+        (b1, b2), effs = fit, []
+        for b in fit:
+            e, used = rl.calibrate(work(b), peak, b / figures[b], overhead)
+            effs.append((e, used))
+        (e1, o1), (e2, _) = effs
+        gamma = math.log(e2 / e1) / math.log(b2 / b1)
+        eff_t = e1 * (target / b1) ** gamma
+        predicted = target / rl.batch_time_s(work(target), peak, eff_t, o1)
+        return {
+            "fit_on_batches": list(fit),
+            "efficiency_exponent": round(gamma, 3),
+            "batch_size": target,
+            "measured_per_s": round(figures[target], 2),
+            "predicted_per_s": round(predicted, 2),
+            "error_pct": round((predicted - figures[target]) / figures[target] * 100.0, 1),
+        }
+
     eff, overhead_used, rows = predict(measured)
     best = {b: max(v) for b, v in rates.items()}
     eff_best, _, rows_best = predict(best)
@@ -141,6 +165,8 @@ def main() -> None:
         "efficiency_best": round(eff_best, 4),
         "rows_best_round": rows_best,
         "max_abs_error_pct_best_round": max(abs(r["error_pct"]) for r in rows_best),
+        "two_point_median": [two_point(measured, (8, 128), 32), two_point(measured, (8, 32), 128)],
+        "two_point_best_round": [two_point(best, (8, 128), 32), two_point(best, (8, 32), 128)],
         "rounds_per_s": {str(b): [round(x, 2) for x in v] for b, v in rates.items()},
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after],

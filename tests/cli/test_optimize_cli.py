@@ -55,9 +55,11 @@ def test_optimize_writes_best_candidates_and_report(
     texts: Path,  # type: ignore[no-untyped-def]
     tmp_path: Path,
 ) -> None:
-    """The bundled MiniLM, whose int8 variants run 2-3x faster than fp32 on a CPU: a
-    cheaper candidate within the bound exists whatever the machine's load (the tiny test
-    model is too small for int8 to be reliably faster)."""
+    """The bundled MiniLM with a bound that admits any quality, and passes that include
+    dropping half its blocks on top of ONNX int8 (about 4-5x less work than fp32 on a CPU):
+    a candidate cheaper beyond the timing noise exists unless the machine's load changes by
+    that much between two evaluations. (int8 alone, ~2x, was not enough margin on a machine
+    at load 12; the tiny test model is too small for int8 to be reliably faster at all.)"""
     out = tmp_path / "out"
     proc = cli(
         "optimize",
@@ -69,10 +71,10 @@ def test_optimize_writes_best_candidates_and_report(
         "--out",
         str(out),
         "--passes",
-        "onnx_export,quantize_dynamic",
+        "layer_drop,onnx_export,quantize_dynamic",
         "--max-quality-drop",
-        "10",
-        "--repeats",
+        "100",
+        "--rounds",
         "1",
         "--json",
     )

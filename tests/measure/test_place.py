@@ -76,6 +76,7 @@ GPU_RATE = 2 * 10 / GPU_BATCH_S
 CPU_BATCH_S = 0.01 + 0.025 * 0.09 / 0.05
 CPU_RATE = 10 / CPU_BATCH_S
 MEASURED_USD_1M = 0.2 / (100 * 3600) * 1e6
+ON_CPU_USD_1M = 0.5 / (100 * 3600) * 1e6  # measured on t/cpu: 100/s at 0.50 $/h
 
 
 @pytest.fixture
@@ -103,6 +104,9 @@ def setup(_isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, An
         "cost_usd_per_1m": MEASURED_USD_1M,
         "instance": "auto",
         "model": "original (torch, float32, cpu)",
+        "task": "similarity",
+        "metric": "spearman",
+        "quality": 80.0,
     }
     model_dir = _isolated_home / "my-model"
     model_dir.mkdir()
@@ -115,6 +119,15 @@ def setup(_isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, An
             hardware=hw,
         )
         cmd_id = book.record("sleep", kind="command", status="finished", hardware=hw)
+        # the same workload measured on t/cpu itself (its catalog price): a measured t/cpu row
+        on_cpu = book.record(
+            "eval m on t/cpu",
+            kind="eval",
+            status="finished",
+            params={"eval": {**ev, "instance": "t/cpu", "usd_per_hour": 0.5,
+                             "cost_usd_per_1m": ON_CPU_USD_1M}, "model": "m-on-cpu"},
+            hardware=hw,
+        )  # fmt: skip
         train_id = book.record(
             "finetune m",
             kind="finetune",
@@ -123,7 +136,13 @@ def setup(_isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, An
             usage=_usage(wall_s=3600.0, usd_per_hour=0.2),
             hardware=hw,
         )
-    return {"eval": eval_id, "command": cmd_id, "train": train_id, "model_dir": str(model_dir)}
+    return {
+        "eval": eval_id,
+        "command": cmd_id,
+        "train": train_id,
+        "model_dir": str(model_dir),
+        "on_cpu": on_cpu,
+    }
 
 
 def _usage(wall_s: float, usd_per_hour: float) -> Usage:
@@ -266,3 +285,109 @@ def test_host_chip_by_flags_most_specific_wins() -> None:
         "xeon-sapphire-rapids"
     )
     assert match_chip(cat, cpu_model="Some VM CPU", cpu_flags={"neon"}) is None
+
+
+# ---- placement statements: one move, each side labelled, at the same SLO --------------------
+GPU_USD_1M = 2.0 / (GPU_RATE * 3600) * 1e6  # 0.328 $: 1694.9 requests/s at 2.00 $/h
+CPU_USD_1M = 0.5 / (CPU_RATE * 3600) * 1e6  # 0.764 $: 181.8 requests/s at 0.50 $/h
+
+
+def test_place_from_to_states_one_move(cli: Callable[..., Any], setup: dict) -> None:
+    out = _place(cli, setup["eval"], "--from", "t/cpu", "--to", "t/gpu", "--slo-p99-ms", "100")
+    change = out["change"]
+    assert change["from"]["instance"] == "t/cpu" and change["from"]["label"] == "predicted"
+    assert change["to"]["instance"] == "t/gpu" and change["to"]["label"] == "predicted"
+    assert change["cut"] == pytest.approx(1 - GPU_USD_1M / CPU_USD_1M)  # 57 %
+    assert out["statement"] == change["statement"]
+    assert change["statement"].startswith(
+        f"moving this workload from t/cpu (predicted, ${CPU_USD_1M:.4g} per 1M requests) to "
+        f"t/gpu (predicted, ${GPU_USD_1M:.4g}) cuts $ per 1M requests by 57% at the same SLO "
+        "(p99 ≤ 100 ms) (prices checked 2026-10 ("
+    )
+
+
+def test_place_to_a_slower_instance_says_it_misses_the_slo(
+    cli: Callable[..., Any], setup: dict
+) -> None:
+    # from the measured hardware (p99 150 ms) to t/cpu (82.5 ms) at p99 ≤ 50 ms: both miss it
+    out = _place(cli, setup["eval"], "--to", "t/cpu", "--slo-p99-ms", "50")
+    st = out["change"]["statement"]
+    assert st.startswith(
+        f"moving this workload from auto (this run's hardware) (measured, "
+        f"${MEASURED_USD_1M:.4g} per 1M requests) to t/cpu (predicted, ${CPU_USD_1M:.4g}) "
+        "raises $ per 1M requests by "
+    )
+    assert out["change"]["cut"] == pytest.approx(-0.375)  # 0.764 / 0.556 = 1.375
+    assert "not at the same SLO (p99 ≤ 50 ms; t/cpu misses it: p99 82.5 ms > 50 ms" in st
+    assert "auto (this run's hardware) misses it: p99 150.0 ms > 50 ms" in st
+    assert "prices checked 2026-10" in st
+
+
+def test_place_to_a_glob_takes_its_cheapest_meeting_the_slo(
+    cli: Callable[..., Any], setup: dict
+) -> None:
+    out = _place(cli, setup["eval"], "--to", "t/*", "--slo-p99-ms", "100")
+    assert out["change"]["to"]["instance"] == "t/gpu"
+    assert out["change"]["from"]["label"] == "measured"
+
+
+def test_moving_from_the_measured_instance_uses_the_measurement(
+    cli: Callable[..., Any], setup: dict
+) -> None:
+    # run measured on t/cpu: "from t/cpu" is its measured row (exact), not the prediction
+    out = _place(cli, setup["on_cpu"], "--from", "t/cpu", "--to", "t/gpu")
+    assert out["change"]["from"]["label"] == "measured"
+    assert out["change"]["from"]["usd"] == pytest.approx(ON_CPU_USD_1M)
+    assert out["change"]["cut"] == pytest.approx(1 - GPU_USD_1M / ON_CPU_USD_1M)
+    assert "with no SLO given (prices checked 2026-10" in out["statement"]
+
+
+def test_moving_back_to_the_measured_hardware(cli: Callable[..., Any], setup: dict) -> None:
+    # "auto" is no catalog instance: it names the run's own (measured) row
+    out = _place(cli, setup["eval"], "--from", "t/gpu", "--to", "auto")
+    assert out["change"]["to"]["label"] == "measured"
+    assert out["change"]["cut"] == pytest.approx(1 - MEASURED_USD_1M / GPU_USD_1M)  # < 0
+    assert "raises $ per 1M requests by 69%" in out["statement"]  # 0.556 / 0.328 = 1.69
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--from", "nope/x"], "unknown instance 'nope/x' to move from"),
+        (["--to", "nope/x"], "unknown instance 'nope/x'"),
+    ],
+)
+def test_bad_move_is_one_line_and_exit_2(
+    cli: Callable[..., Any], setup: dict, args: list[str], message: str
+) -> None:
+    proc = cli("place", setup["eval"], *args)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_compare_states_the_candidate_s_placement(cli: Callable[..., Any], setup: dict) -> None:
+    proc = cli(
+        "compare", setup["on_cpu"], setup["eval"], "--place-to", "t/gpu",
+        "--slo-p99-ms", "200", "--json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    placed = json.loads(proc.stdout)["placement"]
+    assert placed["run_id"] == setup["eval"]  # the candidate's workload
+    assert placed["from"]["label"] == "measured" and placed["to"]["label"] == "predicted"
+    assert placed["cut"] == pytest.approx(1 - GPU_USD_1M / MEASURED_USD_1M)  # 41 %
+    assert "cuts $ per 1M requests by 41% at the same SLO (p99 ≤ 200 ms)" in placed["statement"]
+    assert "prices checked 2026-11" in placed["statement"]  # t/gpu's: the only entry used
+    human = cli("compare", setup["on_cpu"], setup["eval"], "--place-to", "t/gpu")
+    assert human.returncode == 0, human.stderr
+    assert "Placement" in human.stdout and "with no SLO given" in human.stdout
+    assert "prices checked 2026-11" in human.stdout
+    # the cost-delta statement names the catalog's age too: t/cpu's 2026-10 and, for the
+    # "auto" side, the built-in per-vCPU rate of the shipped catalog (2025-06)
+    notes = json.loads(proc.stdout)["notes"]
+    assert any(
+        n.startswith("$ figures at the catalog's prices for t/cpu, auto: prices checked 2025-06")
+        for n in notes
+    ), notes
+    assert "prices checked 2025-06" in human.stdout
+    bad = cli("compare", setup["on_cpu"], setup["eval"], "--place-to", "nope/x")
+    assert bad.returncode == 2 and "unknown instance 'nope/x'" in bad.stderr

@@ -139,3 +139,29 @@ def test_user_config_adds_a_chip(_isolated_home: Path, monkeypatch: pytest.Monke
     chips = prices.catalog()["chips"]
     assert chips["my-npu"]["source"] == "user config"
     assert chips["L4"]["mem_bw_gbs"] == 299.0 and chips["L4"]["bf16_tflops"] == 121.0
+
+
+def test_price_age_names_the_entries_that_priced_a_figure(
+    _isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import date
+
+    today = date(2026, 12, 1)
+    cfg = _isolated_home / "config.toml"
+    cfg.write_text('[instances."my/box"]\nusd_per_hour = 1.0\nchecked = "2026-10"\n')
+    monkeypatch.setenv("FRUGAL_CONFIG", str(cfg))
+    assert prices.price_age(["my/box"], today=today) == "prices checked 2026-10 (2 months ago)"
+    # "auto" is priced at the shipped catalog's per-vCPU rate: dated by the catalog's version
+    version = prices.catalog()["meta"]["catalog_version"]
+    assert prices.price_age(["my/box", "auto", "unknown/x"], today=today).startswith(
+        f"prices checked {version} ("
+    )
+    assert prices.price_age(["my/box:spot"], ["world"], today=today).startswith(
+        f"prices checked {prices.catalog()['regions']['world']['checked']}"
+    )
+    # a rate the user set is theirs: undated
+    cfg.write_text("[defaults]\ncpu_usd_per_vcpu_hour = 0.05\n")
+    assert prices.price_age(["auto"], today=today) == "prices: user config (no date)"
+    note = prices.price_note(["auto", None, "auto"])
+    assert note == "$ figures at the catalog's prices for auto: prices: user config (no date)."
+    assert prices.price_note([None, "gone/x"]) == ""  # nothing the catalog priced: no note

@@ -239,3 +239,16 @@ def test_too_few_rounds_give_no_timing_interval_and_say_so() -> None:
     assert any("5 rounds are too few" in n for n in st.notes)
     strict = gate(st, max_cost_ratio=1, max_quality_drop=1, strict=True)
     assert "5 rounds are too few" in strict.failed[0].text
+
+
+def test_a_tiny_real_difference_reads_as_no_change_in_practice() -> None:
+    """An fp16 copy agrees 99.99999 vs 100: the interval excludes zero but the whole of it is
+    inside the 0.05-point tolerance; the demo of 2026-12-01 called that "a real loss"."""
+    b = dataclasses.replace(BASE, metric="agreement", quality=100.0)
+    c = dataclasses.replace(CAND, metric="agreement", quality=99.99999)
+    ci = dataclasses.replace(CI, delta=-0.00001, low=-0.00002, high=-0.000005)
+    text = build_statement(b, c, ci).paragraph()
+    assert "a real loss" not in text and "no change in practice" in text, text
+    # just outside the tolerance it is a loss again
+    ci = dataclasses.replace(CI, delta=-0.06, low=-0.08, high=-0.051)
+    assert "a real loss" in build_statement(b, c, ci).paragraph()

@@ -40,7 +40,8 @@ def ray_local(ray_module: Any) -> Iterator[Any]:
     if ray.is_initialized():
         ray.shutdown()
     os.environ["OMP_NUM_THREADS"] = "1"  # the workers inherit it: tiny models, shared machine
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # "local": a new cluster, never one another test or process runs on this machine
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield ray
     finally:

@@ -140,9 +140,11 @@ def _release_readers(fifo: Path) -> None:
         time.sleep(0.1)
 
 
-def test_placement_is_recorded_by_track_inside_a_ray_task(ray_local: Any, tmp_path: Path) -> None:
+def test_placement_is_recorded_by_track_inside_a_ray_task(
+    ray_local: Any, tmp_path: Path, cli: Any
+) -> None:
     """``frugalml.track`` inside a Ray task records the node it ran on (the core reads Ray's
-    context only because Ray is already imported there)."""
+    context only because Ray is already imported there), and ``frugal runs`` shows it."""
     ledger = f"sqlite:///{tmp_path / 'l.db'}"
 
     @ray_local.remote(num_cpus=1)
@@ -157,6 +159,9 @@ def test_placement_is_recorded_by_track_inside_a_ray_task(ray_local: Any, tmp_pa
         rec = book.get(run_id)
     assert rec.environment["node"]["node_id"] == node
     assert rec.environment["node"]["host"] == rec.hardware.hostname
+    listed = cli("runs", "--ledger", ledger, env={"COLUMNS": "200"})
+    assert listed.returncode == 0 and "where" in listed.stdout
+    assert f"{rec.hardware.hostname} node {node[:8]}" in listed.stdout
 
 
 def test_track_without_ray_records_no_node(tmp_path: Path) -> None:

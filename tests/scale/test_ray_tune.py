@@ -86,7 +86,7 @@ def _connections(admin_url: str, databases: list[str]) -> int:
 
 
 def test_tune_on_ray_with_asha_and_a_postgres_study(
-    ray_local: Any, sst2: tuple[Any, Any], postgres_url: str, optuna_db: str
+    ray_local: Any, sst2: tuple[Any, Any], postgres_url: str, optuna_db: str, tmp_path: Path
 ) -> None:
     import sqlalchemy as sa
 
@@ -112,7 +112,10 @@ def test_tune_on_ray_with_asha_and_a_postgres_study(
     # the bundled MiniLM, not the tiny model: its trials learn at different speeds with their
     # learning rates, so their accuracies differ (the tiny model's all sit at chance: a tie
     # at every rung, and ASHA stops nothing)
-    result = tune("minilm", train, dev, cfg, ledger=postgres_url, engine="ray", max_parallel=2)
+    out = tmp_path / "out"
+    result = tune(
+        "minilm", train, dev, cfg, ledger=postgres_url, engine="ray", max_parallel=2, out=out
+    )
 
     study = result.study
     assert len(study.trials) == 4
@@ -120,6 +123,9 @@ def test_tune_on_ray_with_asha_and_a_postgres_study(
     assert early, [(t.state, t.curve) for t in study.trials]  # ASHA stopped one early
     assert all(len(t.curve) < 3 and t.steps < t.planned_steps for t in early)
     assert result.saved_basis == "estimate" and 0 < (result.saved_fraction or 0) < 1
+    # --out as with the local engine: the completed trials' models, none of the pruned ones
+    kept = {f"trial-{t.number:03d}" for t in study.trials if t.state == "complete"}
+    assert kept and {p.name for p in out.iterdir()} == kept
 
     with Ledger(postgres_url) as book:
         trials = book.runs(kind="trial")

@@ -102,14 +102,11 @@ def measure(
     """
     from frugalml.ledger import Ledger
     from frugalml.ledger.budgets import guard_for
-    from frugalml.ledger.store import DEFAULT_HEARTBEAT_S
     from frugalml.measure.guard import Limits, Stop
     from frugalml.measure.hardware import environment, hardware
-    from frugalml.measure.prices import resolve
-    from frugalml.measure.process import run_command
-    from frugalml.measure.track import Heartbeat, UsageMeter, ray_placement
+    from frugalml.measure.track import price_here, ray_placement
 
-    price = resolve(instance, region)
+    price = price_here(instance, region)  # from a Ray task: the node's declared instance
     limits = Limits(max_usd, max_minutes, max_energy_kwh, idle_timeout, idle_below, grace)
     limits.check()
     stopped: list[Stop] = []
@@ -136,21 +133,7 @@ def measure(
             hardware=hw,
             environment={**environment(), **ray_placement()},
         )
-        meter = UsageMeter(price, hw)
-        beat = Heartbeat(book, run_id, DEFAULT_HEARTBEAT_S, usage=meter.snapshot)
-        beat.start()
-        received: list[int] = []
-        try:
-            code, usage = run_command(
-                command, meter, received=received, limits=limits, stopped=stopped
-            )
-        except BaseException as e:
-            beat.stop()
-            with contextlib.suppress(LedgerError):
-                book.finish_run(run_id, status="failed", error=f"{type(e).__name__}: {e}")
-            raise
-        beat.stop()
-        code, error = _outcome(code, received)
+        code, usage, error = _run_measured(book, run_id, command, price, hw, limits, stopped)
         if stopped:  # a guardrail stopped it: the child's exit code still wins
             error = stopped[0].text(limits.grace_s) + (f"; {error}" if error else "")
         status = "stopped" if stopped else None
@@ -162,6 +145,37 @@ def measure(
     else:
         _print_summary(record, code)
     raise typer.Exit(code)
+
+
+def _run_measured(
+    book: Any,
+    run_id: str,
+    command: list[str],
+    price: Any,
+    hw: Any,
+    limits: Any,
+    stopped: list[Any],
+) -> tuple[int, Any, str | None]:
+    """Run the command with a heartbeat; (exit code, usage, error). A crash here ends the
+    run as failed before it propagates."""
+    from frugalml.ledger.store import DEFAULT_HEARTBEAT_S
+    from frugalml.measure.process import run_command
+    from frugalml.measure.track import Heartbeat, UsageMeter
+
+    meter = UsageMeter(price, hw)
+    beat = Heartbeat(book, run_id, DEFAULT_HEARTBEAT_S, usage=meter.snapshot)
+    beat.start()
+    received: list[int] = []
+    try:
+        code, usage = run_command(command, meter, received=received, limits=limits, stopped=stopped)
+    except BaseException as e:
+        beat.stop()
+        with contextlib.suppress(LedgerError):
+            book.finish_run(run_id, status="failed", error=f"{type(e).__name__}: {e}")
+        raise
+    beat.stop()
+    code, error = _outcome(code, received)
+    return code, usage, error
 
 
 def _outcome(code: int, received: list[int]) -> tuple[int, str | None]:
@@ -322,7 +336,7 @@ _COLORS = {
     "running": "yellow",
     "stopped": "red",
 }
-_OPTIONAL = ("wall", "cost", "started", "kind", "energy", "quality")  # dropped last to first
+_OPTIONAL = ("wall", "cost", "started", "kind", "energy", "quality", "where")  # dropped last first
 _RIGHT = ("wall", "cost", "energy")
 _NAME_MIN = 12
 
@@ -339,7 +353,16 @@ def _cells(r: RunRecord) -> dict[str, str]:
         "cost": fmt.usd(u.cost_usd) if u else "-",
         "energy": fmt.joules(u.energy_j, u.energy_source) if u else "-",
         "quality": ", ".join(f"{k}={v:.4g}" for k, v in list(r.quality.items())[:3]) or "-",
+        "where": _where(r),
     }
+
+
+def _where(r: RunRecord) -> str:
+    """The Ray node a run ran on (host, node id's start), or "" for a run outside Ray."""
+    node = (r.environment or {}).get("node")
+    if not isinstance(node, dict):
+        return ""
+    return f"{node.get('host') or '?'} node {str(node.get('node_id') or '-')[:8]}"
 
 
 def _fit(widths: dict[str, int], room: int) -> list[str]:
@@ -348,10 +371,11 @@ def _fit(widths: dict[str, int], room: int) -> list[str]:
     chosen = ["id", "name", "status"]
     used = 1 + sum(widths[c] + 3 for c in chosen) - widths["name"] + min(widths["name"], _NAME_MIN)
     for col in _OPTIONAL:
-        if used + widths[col] + 3 <= room:
+        if col in widths and used + widths[col] + 3 <= room:
             chosen.append(col)
             used += widths[col] + 3
-    order = ("id", "name", "kind", "status", "started", "wall", "cost", "energy", "quality")
+    order = ("id", "name", "kind", "status", "started", "wall", "cost", "energy", "quality",
+             "where")  # fmt: skip
     return [c for c in order if c in chosen]
 
 
@@ -365,7 +389,10 @@ def _terminal_columns() -> int:
 
 def _print_runs(records: list[RunRecord], shown: str) -> None:
     rows = [_cells(r) for r in records]
-    names = ("id", "name", "kind", "status", "started", "wall", "cost", "energy", "quality")
+    names: tuple[str, ...] = ("id", "name", "kind", "status", "started", "wall", "cost",
+                              "energy", "quality")  # fmt: skip
+    if any(row["where"] for row in rows):  # some ran on a Ray node: say where each ran
+        names = (*names, "where")
     widths = {c: max(len(c), *(len(row[c]) for row in rows)) for c in names}
     room = _terminal_columns()
     columns = _fit(widths, room)

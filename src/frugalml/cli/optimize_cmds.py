@@ -390,7 +390,8 @@ def _print_result(result: OptimizeResult) -> None:
     best, base = result.best, result.baseline
     if best:
         console.print(
-            f"[bold green]best:[/] {best['label']} — {units.versus(best['cost_ratio'])} "
+            f"[bold green]best:[/] {best['label']} — "
+            f"{units.versus(best['cost_usd_per_1m'] / base['cost_usd_per_1m'])} "
             f"({_fmt_usd(best['cost_usd_per_1m'])} vs {_fmt_usd(base['cost_usd_per_1m'])} per "
             f"1M requests), {units.ratio(best['throughput_ratio'])} the throughput, "
             f"{result.metric} {best['quality']:.2f} vs {base['quality']:.2f} (select split), "
@@ -408,6 +409,28 @@ def _print_result(result: OptimizeResult) -> None:
             f"stopped early ({result.stop_reason}): {result.untried} candidate(s) not tried"
         )
     console.print(f"report: {result.out / 'report.html'} (and report.md)")
+
+
+MaxMemoryOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-memory-mb",
+        min=1,
+        help="Cap each candidate's evaluation process at this much "
+        "memory (address space); a candidate that needs more fails alone.",
+    ),
+]
+SearchEngineOpt = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="Where candidates are evaluated: local (one process per candidate on this "
+        "machine) or ray (each a Ray task on a cluster; pip install 'frugalml[ray]').",
+    ),
+]
+CandidatesAtOnceOpt = Annotated[
+    int, typer.Option("--max-parallel", help="Candidates evaluated at once (--engine ray).")
+]
 
 
 @app.command(no_args_is_help=True)
@@ -462,15 +485,7 @@ def optimize(
             "sizes). Default: every pass that suits the model and device.",
         ),
     ] = None,
-    max_memory_mb: Annotated[
-        float | None,
-        typer.Option(
-            "--max-memory-mb",
-            min=1,
-            help="Cap each candidate's evaluation process at this much "
-            "memory (address space); a candidate that needs more fails alone.",
-        ),
-    ] = None,
+    max_memory_mb: MaxMemoryOpt = None,
     text_col: TextColOpt = None,
     text2_col: Text2ColOpt = None,
     label_col: LabelColOpt = None,
@@ -480,18 +495,9 @@ def optimize(
     ledger: LedgerOpt = None,
     json_out: JsonOpt = False,
     overwrite: OverwriteOpt = False,
-    engine: Annotated[
-        str,
-        typer.Option(
-            "--engine",
-            help="Where candidates are evaluated: local (one process per candidate on this "
-            "machine) or ray (each a Ray task on a cluster; pip install 'frugalml[ray]').",
-        ),
-    ] = "local",
+    engine: SearchEngineOpt = "local",
     address: RayAddressOpt = None,
-    max_parallel: Annotated[
-        int, typer.Option("--max-parallel", help="Candidates evaluated at once (--engine ray).")
-    ] = 1,
+    max_parallel: CandidatesAtOnceOpt = 1,
 ) -> None:
     """Find and save the cheapest variant whose quality stays within a bound.
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -83,6 +83,21 @@ def place(
             help="Training on spot: minutes between checkpoints (default: the catalog's, 30).",
         ),
     ] = None,
+    origin: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="State the move from this instance (default: the run's measured hardware).",
+        ),
+    ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            help="State the move to this instance, or to the cheapest of these names/globs "
+            "that meets the SLO (default: the cheapest ranked).",
+        ),
+    ] = None,
     ledger: LedgerOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -90,29 +105,45 @@ def place(
 
     The run's own hardware is measured; every other row is a roofline prediction calibrated
     on it, shown with its inputs (docs/finops.md). Prices come from the catalog (`frugal
-    prices`, your config file overrides it); its age is printed with the ranking.
+    prices`, your config file overrides it); its age is printed with the ranking and the
+    statement. --from/--to state one placement change ("moving this workload from X to Y
+    cuts $ per 1M requests by Z% at the same SLO"), each side labelled measured or predicted.
     """
     from frugalml.measure.prices import catalog
     from frugalml.report.placement import place as rank
+    from frugalml.report.placement import placement_change
 
     cat = catalog()
     from frugalml.ledger import Ledger
 
     with Ledger(ledger) as book:
         record = _record(book, target)
-    result = rank(
-        record,
-        cat,
-        slo_p99_ms=slo_p99_ms,
-        min_throughput=min_throughput,
-        instances=instances,
-        spot=spot,
-        tokens_per_request=tokens,
-        checkpoint_minutes=checkpoint_minutes,
-    )
+    options: dict[str, Any] = {
+        "slo_p99_ms": slo_p99_ms,
+        "min_throughput": min_throughput,
+        "spot": spot,
+        "tokens_per_request": tokens,
+        "checkpoint_minutes": checkpoint_minutes,
+    }
+    change = None
+    if origin is not None or to is not None:
+        result, change = placement_change(
+            record, cat, origin=origin, target=to, instances=instances, **options
+        )
+    else:
+        result = rank(record, cat, instances=instances, **options)
     if json_out:
-        print_json(result.to_dict())
+        out = result.to_dict()
+        if change is not None:
+            out |= {"statement": change.statement(), "change": change.to_dict()}
+        print_json(out)
         return
+    _print_ranking(result, change)
+
+
+def _print_ranking(result: Any, change: Any) -> None:
+    """The ranking as a table (measured and predicted rows, those missing the SLO dimmed),
+    then the statement: the placement change when --from/--to asked for one."""
     training = result.unit == "training run"
     table = Table(title=f"$ per {result.unit} — {result.catalog_age}", title_justify="left")
     cols = (
@@ -147,5 +178,88 @@ def place(
             style=None if r.meets else "dim",
         )
     console.print(table)
-    console.print(result.statement(), highlight=False)
+    console.print(change.statement() if change is not None else result.statement(), highlight=False)
     console.print(f"[dim]model: {result.model}[/]", highlight=False)
+
+
+# ---- a placement statement for `frugal compare` and `frugal report` (prove_cmds.py) -----------
+PlaceToOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--place-to",
+        help="Also state moving the candidate's workload to this instance (or to the cheapest "
+        "of these names/globs that meets the SLO), as `frugal place --to` does.",
+    ),
+]
+PlaceFromOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--place-from",
+        help="With --place-to: move from this instance (default: the run's measured hardware).",
+    ),
+]
+PlaceSloOpt = Annotated[
+    float | None,
+    typer.Option("--slo-p99-ms", help="With --place-to: the SLO, largest p99 batch latency."),
+]
+
+
+def check_place_options(
+    place_to: str | None, place_from: str | None, slo_p99_ms: float | None
+) -> None:
+    """Refuse bad placement options before any evaluation (unknown names: exit 2)."""
+    if place_to is None:
+        if place_from is not None or slo_p99_ms is not None:
+            raise BadInput("--place-from and --slo-p99-ms go with --place-to")
+        return
+    from frugalml.measure.prices import catalog
+    from frugalml.report.placement import select_instances
+
+    select_instances(catalog(), place_to)
+    if slo_p99_ms is not None and not slo_p99_ms > 0:
+        raise BadInput("--slo-p99-ms must be positive")
+
+
+def placement_of_run(
+    ledger: str | None,
+    run_id: str | None,
+    what: str,
+    place_to: str,
+    place_from: str | None,
+    slo_p99_ms: float | None,
+) -> dict[str, Any]:
+    """The placement change of run ``run_id`` (``what`` names it in errors), as a dict:
+    :meth:`frugalml.report.placement.PlacementChange.to_dict`."""
+    from frugalml.ledger import Ledger
+    from frugalml.measure.prices import catalog
+    from frugalml.report.placement import placement_change
+
+    if not run_id:
+        raise BadInput(
+            f"{what} has no run in the ledger to place",
+            hint="place a recorded eval or candidate run with `frugal place RUN --to ...`",
+        )
+    with Ledger(ledger) as book:
+        record = book.get(run_id)
+    _, change = placement_change(
+        record, catalog(), origin=place_from, target=place_to, slo_p99_ms=slo_p99_ms
+    )
+    return change.to_dict()
+
+
+def print_placement(change: dict[str, Any]) -> None:
+    """The placement statement and its two rows, after a comparison."""
+    console.print("\n[bold]Placement[/]", highlight=False)
+    console.print(change["statement"], highlight=False, soft_wrap=True)
+    for key in ("from", "to"):
+        r = change[key]
+        figures = (
+            f"{r['throughput_per_s']:.1f}/s, p99 {r['latency_ms_p99']:.1f} ms"
+            if r.get("throughput_per_s") is not None and r.get("latency_ms_p99") is not None
+            else (fmt.seconds(r["wall_s"]) if r.get("wall_s") is not None else "-")
+        )
+        console.print(
+            f"[dim]  {key:>4}: {r['instance']} — {r['label']}, {fmt.usd(r['usd_per_hour'])}/h, "
+            f"{figures}[/]",
+            highlight=False,
+        )

@@ -19,8 +19,17 @@ from frugalml.cli.app import (
     err,
 )
 from frugalml.cli.app import print_json as _print_json
+from frugalml.cli.place_cmds import (
+    PlaceFromOpt,
+    PlaceSloOpt,
+    PlaceToOpt,
+    check_place_options,
+    placement_of_run,
+    print_placement,
+)
 
 if TYPE_CHECKING:
+    from frugalml.report.loadtest import LoadStatement
     from frugalml.report.statement import Statement
 
 SideArg = Annotated[
@@ -76,7 +85,9 @@ def _progress() -> Any:
     return progress_bar(remaining=False, transient=True, console=err)
 
 
-def _statement(baseline: str, candidate: str, *, quiet: bool, **options: Any) -> Statement:
+def _statement(
+    baseline: str, candidate: str, *, quiet: bool, **options: Any
+) -> Statement | LoadStatement:
     """``frugalml.compare`` with a progress bar on stderr while models are evaluated."""
     from frugalml.report.compare import compare
 
@@ -91,7 +102,7 @@ def _statement(baseline: str, candidate: str, *, quiet: bool, **options: Any) ->
         return compare(baseline, candidate, on_step=step, **options)
 
 
-def _print_statement(st: Statement) -> None:
+def _print_statement(st: Statement | LoadStatement) -> None:
     console.print(f"\n[bold]Cost-delta statement[/]: {st.candidate.name} vs {st.baseline.name}\n")
     console.print(st.paragraph(), highlight=False, soft_wrap=False)
     table = Table(box=None, pad_edge=False, show_edge=False)
@@ -131,6 +142,9 @@ def compare(
     region: RegionOpt = None,
     ledger: LedgerOpt = None,
     json_out: JsonOpt = False,
+    place_to: PlaceToOpt = None,
+    place_from: PlaceFromOpt = None,
+    slo_p99_ms: PlaceSloOpt = None,
 ) -> None:
     """Print the cost-delta statement of CANDIDATE against BASELINE.
 
@@ -140,8 +154,10 @@ def compare(
     plus a table (--json for machines). Models are evaluated now with --task/--data over
     interleaved rounds (timing ratios get a 95% interval from the paired rounds) and
     recorded as eval runs (their ids in --json: recorded_run_ids), so `frugal compare RUN_A
-    RUN_B` later rebuilds the same statement from the ledger.
+    RUN_B` later rebuilds the same statement from the ledger. --place-to adds a placement
+    statement for CANDIDATE's workload (docs/finops.md).
     """
+    check_place_options(place_to, place_from, slo_p99_ms)
     st = _statement(
         baseline,
         candidate,
@@ -157,10 +173,17 @@ def compare(
         region=region,
         quiet=json_out,
     )
+    placed = None
+    if place_to is not None:
+        what = f"the candidate ({st.candidate.name})"
+        run_id = st.candidate.run_id
+        placed = placement_of_run(ledger, run_id, what, place_to, place_from, slo_p99_ms)
     if json_out:
-        _print_json(st.to_dict())
+        _print_json(st.to_dict() | ({"placement": placed} if placed else {}))
     else:
         _print_statement(st)
+        if placed:
+            print_placement(placed)
 
 
 @app.command()
@@ -175,13 +198,13 @@ def gate(
         ),
     ],
     max_quality_drop: Annotated[
-        float,
+        float | None,
         typer.Option(
             help="Largest allowed quality drop, in the metric's points (baseline − candidate when "
-            "higher is better).",
+            "higher is better). Needed for evaluations; loadtest runs are gated on cost alone.",
             show_default=False,
         ),
-    ],
+    ] = None,
     cost_metric: Annotated[
         str,
         typer.Option(
@@ -219,6 +242,10 @@ def gate(
     from frugalml.report.gate import gate as judge
 
     check_limits(max_cost_ratio, max_quality_drop, cost_metric)  # before any evaluation
+    if max_quality_drop is None and task is not None:
+        from frugalml.errors import BadInput
+
+        raise BadInput("--max-quality-drop is needed to gate evaluations", hint="e.g. 1.0")
     st = _statement(
         baseline,
         candidate,
@@ -262,7 +289,8 @@ def report(
         str | None,
         typer.Argument(
             help="An optimize run id or a `frugal optimize` output folder (default: the newest "
-            "optimize run in the ledger).",
+            "optimize run in the ledger), or a loadtest run id (its rates, latency and $ per 1k "
+            "requests).",
             show_default=False,
         ),
     ] = None,
@@ -270,17 +298,25 @@ def report(
     ledger: LedgerOpt = None,
     json_out: JsonOpt = False,
     overwrite: OverwriteOpt = False,
+    place_to: PlaceToOpt = None,
+    place_from: PlaceFromOpt = None,
+    slo_p99_ms: PlaceSloOpt = None,
 ) -> None:
     """Write one self-contained HTML report (opens with no network).
 
     A chart of quality against $ per 1M requests with the Pareto front, the baseline and the
     chosen candidate marked; the candidate table; the cost breakdown (instance time against
-    electricity); hardware, method and estimate-vs-reading notes.
+    electricity); the ledger's spend over time by project and kind (when it has runs);
+    hardware, method and estimate-vs-reading notes. --place-to adds a placement statement
+    for the chosen candidate's workload (docs/finops.md).
     """
+    check_place_options(place_to, place_from, slo_p99_ms)
     from frugalml.ledger import Ledger
     from frugalml.outputs import OutputGuard
     from frugalml.report import collect
     from frugalml.report.html import write
+    from frugalml.report.loadtest import loadtest_record
+    from frugalml.report.loadtest import write_report as write_loadtest
 
     guard = OutputGuard(
         ledger=ledger,
@@ -288,8 +324,27 @@ def report(
         overwrite=overwrite,
     )
     guard.claim_file(out)  # never the ledger, the source, or a file frugal did not write
+    from dataclasses import replace
+
+    from frugalml.report.spend import with_spend
+
     with Ledger(ledger) as book:
-        data = collect.report_data(book, source)
+        if (served := loadtest_record(book, source)) is not None:  # a loadtest run's page
+            path = write_loadtest(book, served, out)
+            guard.mark_written(path)
+            if json_out:
+                _print_json({"out": str(path), "run_id": served.id, "kind": served.kind})
+            else:
+                console.print(f"Wrote {path} (loadtest run {served.id[:12]}).")
+            return
+        data = with_spend(book, collect.report_data(book, source))  # + spend over time
+    if place_to is not None:
+        chosen = next((p for p in data.points if p.chosen), None)
+        what = f"the chosen candidate ({chosen.name})" if chosen else "the report (no chosen one)"
+        placed = placement_of_run(
+            ledger, chosen.run_id if chosen else None, what, place_to, place_from, slo_p99_ms
+        )
+        data = replace(data, placement=placed)
     path = write(data, out)
     guard.mark_written(path)
     if json_out:

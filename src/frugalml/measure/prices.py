@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import math
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from importlib import resources
@@ -67,6 +68,46 @@ def catalog_age(entries: list[dict[str, Any]] | None = None, today: date | None 
         return f"prices checked {oldest}"
     age = (today.year - year) * 12 + today.month - month
     return f"prices checked {oldest} ({age} month{'s' if age != 1 else ''} ago)"
+
+
+def price_entries(instances: Sequence[str | None]) -> list[dict[str, Any]]:
+    """The catalog entries behind the prices of ``instances`` (names as recorded, ``:spot``
+    allowed): an instance's own entry; for ``auto``, the catalog's per-vCPU rate (dated by
+    the catalog's version, or undated when the user's config sets the rate). Names the
+    catalog does not know are left out."""
+    cat = catalog()
+    user_defaults = load_config().get("defaults") or {}
+    out: list[dict[str, Any]] = []
+    for inst in instances:
+        name = (inst or "").partition(":")[0]
+        if name == AUTO:
+            if "cpu_usd_per_vcpu_hour" in user_defaults:
+                out.append({"source": "user config"})
+            else:
+                out.append({"checked": cat["meta"].get("catalog_version")})
+        elif name in cat["instances"]:
+            out.append(cat["instances"][name])
+    return out
+
+
+def price_age(
+    instances: Sequence[str | None], regions: Sequence[str | None] = (), today: date | None = None
+) -> str:
+    """:func:`catalog_age` of the entries that priced ``instances`` in ``regions`` (their
+    electricity and grid figures): "prices checked 2025-06 (18 months ago)"."""
+    cat = catalog()
+    entries = price_entries(instances)
+    entries += [cat["regions"][r] for r in dict.fromkeys(regions) if r in cat["regions"]]
+    return catalog_age(entries, today)
+
+
+def price_note(instances: Sequence[str | None], regions: Sequence[str | None] = ()) -> str:
+    """One line for a statement whose dollars came from the catalog: which prices, how old
+    ("" when none of ``instances`` is priced by the catalog: nothing to date)."""
+    if not price_entries(instances):
+        return ""
+    names = ", ".join(dict.fromkeys(i for i in instances if i))
+    return f"$ figures at the catalog's prices for {names}: {price_age(instances, regions)}."
 
 
 @dataclass(frozen=True)

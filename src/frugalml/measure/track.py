@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import psutil
 
-from frugalml.errors import LedgerError
+from frugalml.errors import BadInput, LedgerError
 from frugalml.ledger import Ledger
 from frugalml.ledger.store import DEFAULT_HEARTBEAT_S
 from frugalml.measure import memory
@@ -75,6 +75,38 @@ def ray_placement() -> dict[str, Any]:
         }
     except Exception:  # an odd Ray state must never fail the run it describes
         return {}
+
+
+def ray_address(address: str | None) -> str:
+    """What ``ray.init`` is given for ``--address``: None is ``$RAY_ADDRESS`` (set for a
+    ``ray job submit`` entrypoint) or else a new single-machine Ray, never whatever cluster
+    happens to run on this machine (Ray's own default for None); ``auto`` joins that one."""
+    return address or os.environ.get("RAY_ADDRESS") or "local"
+
+
+def node_instance() -> str | None:
+    """The instance type the Ray node this process runs on declares: ``FRUGAL_INSTANCE`` in
+    the environment ``ray start`` ran with on that node (Ray passes it to the node's workers and
+    they to their children; a ``runtime_env`` ``env_vars`` entry sets it too). None outside Ray
+    or when the node declares none. Runs on that node are priced at it (``price_here``)."""
+    if not ray_placement():
+        return None
+    return os.environ.get("FRUGAL_INSTANCE") or None
+
+
+def price_here(instance: str | None, region: str | None) -> Price:
+    """The price of a run in this process: ``instance`` when given, else the instance the Ray
+    node declares (``node_instance``), else the config's or ``auto``. ``BadInput`` names the
+    node's variable when that is the unknown instance."""
+    declared = None if instance else node_instance()
+    try:
+        return resolve(instance or declared, region)
+    except BadInput as e:
+        if declared is None:
+            raise
+        raise BadInput(
+            f"FRUGAL_INSTANCE={declared} on this Ray node: {e.message}", hint=e.hint
+        ) from None
 
 
 def _cpu_seconds() -> float:
@@ -440,7 +472,7 @@ class track:  # used like a function: `with track(...)` / `@track(...)`
             self._fn, name = name, getattr(name, "__qualname__", "job")
         self.name = name or "job"
         self._ledger_arg = ledger
-        self.price = resolve(instance, region)  # unknown names fail before any work starts
+        self.price = price_here(instance, region)  # unknown names fail before any work
         self.kind, self.params, self.heartbeat_s = kind, dict(params or {}), heartbeat_s
         self.parent_id = parent.id if isinstance(parent, Run) else parent
         self._state: list[tuple[Run, UsageMeter, Heartbeat, bool]] = []

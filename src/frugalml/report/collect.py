@@ -173,7 +173,7 @@ def from_folder(
         if flags["baseline"] and ok:
             baseline = side
         if flags["chosen"]:
-            chosen = _with_training(book, side) if book is not None else side
+            chosen = _with_training(book, side, entry) if book is not None else side
     first = next((s for s in (baseline, chosen) if s is not None), None) or next(
         (src.side_from_entry(e, source="") for e in entries if e.get("metric")), None
     )
@@ -212,13 +212,17 @@ def _number(value: Any) -> float | None:
         return None
 
 
-def _with_training(book: Ledger, side: Side) -> Side:
-    if not side.run_id:
+def _with_training(book: Ledger, side: Side, entry: dict[str, Any]) -> Side:
+    """The chosen side with what producing it cost: the search's production cost from its
+    best/ manifest (written before the reports), else what the ledger knows."""
+    manifest = src.manifest_of(entry.get("best_dir"))
+    if not side.run_id and manifest is None:
         return side
     try:
-        return replace(side, training=src.training_of(book, book.get(side.run_id), None))
+        record = book.get(side.run_id) if side.run_id else None
     except NotFound:
-        return side
+        record = None
+    return replace(side, training=src.training_of(book, record, manifest))
 
 
 def _constraint(run: RunRecord | None) -> str | None:

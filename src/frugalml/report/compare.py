@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from frugalml.errors import BadInput
+from frugalml.measure.prices import price_note
 from frugalml.report import fresh
+from frugalml.report import loadtest as load
 from frugalml.report import sources as src
 from frugalml.report.bootstrap import DEFAULT_RESAMPLES
 from frugalml.report.statement import Side, Statement, build_statement
@@ -64,8 +66,11 @@ def compare(
     instance: str | None = None,
     region: str | None = None,
     on_step: OnStep | None = None,
-) -> Statement:
+) -> Statement | load.LoadStatement:
     """The cost-delta statement of ``candidate`` against ``baseline`` (see the module).
+
+    Two ``frugal loadtest`` runs give a :class:`~frugalml.report.loadtest.LoadStatement`
+    instead: $ per 1k requests at the SLO, p99 and goodput, with each side's server settings.
 
     ``task``/``data`` go together: with them, models (and optimize folders' ``best/``) are
     evaluated now over ``rounds`` interleaved rounds on ``device`` (``threads``,
@@ -77,6 +82,10 @@ def compare(
     from frugalml.ledger import Ledger
 
     specs = [src.classify(baseline), src.classify(candidate)]
+    if task is None and all(s.kind == "run" for s in specs):
+        with Ledger(ledger) if not isinstance(ledger, Ledger) else nullcontext(ledger) as book:
+            if (served := load.compare_runs(book, baseline, candidate)) is not None:
+                return served
     settings = _settings(specs, task, data, rounds, device, threads, batch_size, instance, region)
     now = [i for i, s in enumerate(specs) if s.kind == "model" or (s.kind == "folder" and task)]
     opened = Ledger(ledger) if not isinstance(ledger, Ledger) else nullcontext(ledger)
@@ -94,6 +103,8 @@ def compare(
             "One side was measured now and the other read from the ledger: the cost "
             "ratios include any difference between the two moments (and machines)."
         )
+    if note := price_note([base.instance, cand.instance], [base.region, cand.region]):
+        notes.append(note)
     ci = src.ci_between(base, cand, resamples=resamples)
     if ci is None and base.items_path and cand.items_path:
         notes.append(

@@ -74,6 +74,8 @@ class ReportData:
     stop_reason: str | None = None
     untried: int | None = None
     quality_tolerance: float | None = None
+    spend: Any = None  # frugalml.report.spend.Spend: the ledger's spend over time, if any
+    placement: dict[str, Any] | None = None  # a PlacementChange.to_dict(), where computed
 
 
 def usable(p: Point) -> bool:

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from frugalml.errors import BadInput
 from frugalml.report import units
+from frugalml.report.loadtest import LoadStatement, cost_condition
 from frugalml.report.statement import Statement
 
 CostMetric = Literal["cost", "energy", "latency"]
@@ -61,7 +62,7 @@ class Verdict:
         return {"passed": self.passed, "conditions": [c.to_dict() for c in self.conditions]}
 
 
-def check_limits(max_cost_ratio: float, max_quality_drop: float, cost_metric: str) -> None:
+def check_limits(max_cost_ratio: float, max_quality_drop: float | None, cost_metric: str) -> None:
     if cost_metric not in COST_METRICS:
         raise BadInput(
             f"unknown cost metric '{cost_metric}'", hint=f"use one of {', '.join(COST_METRICS)}"
@@ -71,7 +72,7 @@ def check_limits(max_cost_ratio: float, max_quality_drop: float, cost_metric: st
             f"--max-cost-ratio must be a positive number, not {max_cost_ratio}",
             hint="e.g. 0.5 for half the baseline's cost, 1.0 for no more than it",
         )
-    if not math.isfinite(max_quality_drop):
+    if max_quality_drop is not None and not math.isfinite(max_quality_drop):
         raise BadInput(
             f"--max-quality-drop must be a number of points, not {max_quality_drop}",
             hint="e.g. 1.0 to allow one point less than the baseline",
@@ -79,16 +80,27 @@ def check_limits(max_cost_ratio: float, max_quality_drop: float, cost_metric: st
 
 
 def gate(
-    statement: Statement,
+    statement: Statement | LoadStatement,
     *,
     max_cost_ratio: float,
-    max_quality_drop: float,
+    max_quality_drop: float | None,
     cost_metric: str = "cost",
     strict: bool = False,
 ) -> Verdict:
     """Check a statement against the limits. A missing cost figure fails its condition; with
-    ``strict``, so does a missing interval (the worst end of each interval is judged)."""
+    ``strict``, so does a missing interval (the worst end of each interval is judged).
+    Two loadtest runs (a ``LoadStatement``) are judged on cost alone: $ per 1k requests at the
+    SLO (``cost``) or p99 there (``latency``); ``max_quality_drop`` is not used."""
     check_limits(max_cost_ratio, max_quality_drop, cost_metric)
+    if isinstance(statement, LoadStatement):
+        value, ok, text = cost_condition(statement, max_cost_ratio, cost_metric, strict)
+        cond = Condition(f"{cost_metric} ratio", value, max_cost_ratio, ok, text)
+        return Verdict(passed=ok, conditions=(cond,))
+    if max_quality_drop is None:
+        raise BadInput(
+            "--max-quality-drop is needed to gate evaluations",
+            hint="e.g. --max-quality-drop 1.0 (only loadtest runs are gated on cost alone)",
+        )
     conditions = (
         _cost_condition(statement, max_cost_ratio, cost_metric, strict),
         _quality_condition(statement, max_quality_drop, strict),

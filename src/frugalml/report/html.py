@@ -206,8 +206,13 @@ def _cards(data: ReportData) -> tuple[str, list[_Card]]:
             )
             if t
         ),
-        # red only for a loss the interval tells apart from no change
-        "bad" if drop is not None and drop > 0 and not (drop_ci and drop_ci[0] <= 0) else "",
+        # red only for a loss the interval tells apart from no change, and above the tolerance
+        # within which qualities are ties (float noise of an fp16 copy is not a loss)
+        "bad"
+        if drop is not None
+        and drop >= pareto.QUALITY_TOLERANCE
+        and not (drop_ci and drop_ci[0] <= 0)
+        else "",
     )
     chosen_card = _Card(chosen.key or chosen.name, "chosen", chosen.name if chosen.key else "")
     ci = _ci_text(
@@ -296,6 +301,14 @@ def _breakdown(data: ReportData) -> list[dict[str, Any]]:
     ]
 
 
+def _price_age(price: dict[str, Any]) -> str:
+    """How old the catalog's prices behind the report's dollars are."""
+    from frugalml.measure.prices import price_age
+
+    age = price_age([price.get("instance")], [price.get("region")])
+    return f"The catalog's {age[0].lower()}{age[1:]}."
+
+
 def _notes(data: ReportData) -> list[tuple[str, str]]:
     items: list[tuple[str, str]] = []
     hw = data.hardware or {}
@@ -320,7 +333,7 @@ def _notes(data: ReportData) -> list[tuple[str, str]]:
                 + (f" ({pr['region_source']})" if pr.get("region_source") else "")
                 + ". $ per 1M requests is instance time per request × the hourly price; for a "
                 "cloud instance that price already includes its electricity, so the electricity "
-                "bar shows the energy's share, not an extra charge.",
+                "bar shows the energy's share, not an extra charge. " + _price_age(pr),
             )
         )
     sources = sorted(
@@ -355,6 +368,52 @@ def _notes(data: ReportData) -> list[tuple[str, str]]:
         )
     )
     return items
+
+
+def _spend(data: ReportData) -> dict[str, Any] | None:
+    """The spend-over-time section (:mod:`frugalml.report.spend`), when the ledger had runs."""
+    spend = data.spend
+    if spend is None:
+        return None
+    from frugalml.report import spend as spend_mod
+
+    return {
+        "chart": Markup(spend_mod.chart(spend)),  # built from escaped parts in its template
+        "summary": f"{units.usd(spend.total)} over the last {spend.days} days, "
+        f"{spend.runs} top-level run{'s' if spend.runs != 1 else ''}, by {spend.per} (UTC), "
+        "split by project and kind (untagged runs: kind alone). Each run counts on the "
+        "day it started, at the cost the ledger recorded (frugal budget report prints "
+        "the figures).",
+    }
+
+
+def _placement(data: ReportData) -> dict[str, Any] | None:
+    """The placement section: the statement and its two rows (measured or predicted), where
+    a placement was computed (``frugal report --place-to``)."""
+    change = data.placement
+    if not change:
+        return None
+    rows = []
+    for key, head in (("from", "from"), ("to", "to")):
+        r = change[key]
+        rows.append(
+            {
+                "head": head,
+                "instance": r["instance"],
+                "label": r["label"] + (" (approx)" if r.get("approx") else ""),
+                "usd_per_hour": units.usd(r.get("usd_per_hour")),
+                "throughput": units.per_s(r.get("throughput_per_s")),
+                "p99": units.ms(r.get("latency_ms_p99")),
+                "usd": units.usd(r.get("usd")),
+                "meets": "yes" if r.get("meets") else f"no: {r.get('reason') or '-'}",
+            }
+        )
+    return {
+        "statement": change["statement"],
+        "unit": change["unit"],
+        "catalog_age": change["catalog_age"],
+        "rows": rows,
+    }
 
 
 # ---- rendering ------------------------------------------------------------------------------
@@ -395,6 +454,8 @@ def render(data: ReportData) -> str:
             rows=_rows(data),
             breakdown=_breakdown(data),
             notes=_notes(data),
+            spend=_spend(data),
+            placement=_placement(data),
         )
     )
 

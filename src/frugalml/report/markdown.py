@@ -91,7 +91,8 @@ def _verdict(result: OptimizeResult) -> list[str]:
         f"- {units.versus(best['throughput_ratio'], 'throughput')} of the original "
         f"({best['throughput_per_s']:.0f} vs {base['throughput_per_s']:.0f} texts/s)",
         f"- cost per 1M requests {_usd(best['cost_usd_per_1m'])} vs "
-        f"{_usd(base['cost_usd_per_1m'])} ({units.versus(best['cost_ratio'])})",
+        f"{_usd(base['cost_usd_per_1m'])} "
+        f"({units.versus(best['cost_usd_per_1m'] / base['cost_usd_per_1m'])})",
         f"- {result.metric} on the select split {best['quality']:.2f} vs "
         f"{base['quality']:.2f} ({-best['quality_drop']:+.2f} points); on the final split "
         f"{_num(best.get('final_quality'))} vs {_num(base.get('final_quality'))} "

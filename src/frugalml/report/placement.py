@@ -53,6 +53,74 @@ class Row:
     inputs: dict[str, Any] = field(default_factory=dict)
 
 
+HERE = " (this run's hardware)"
+
+
+def _bare(row: Row) -> str:
+    """The instance name of a row (the measured row's without its suffix)."""
+    return row.instance.removesuffix(HERE)
+
+
+@dataclass(frozen=True)
+class PlacementChange:
+    """Moving a workload from one instance to another: both rows, labelled measured or
+    predicted, at the placement's SLO, with the catalog's age."""
+
+    origin: Row
+    target: Row
+    unit: str
+    slo: dict[str, float]
+    catalog_age: str
+    run_id: str
+
+    @property
+    def cut(self) -> float | None:
+        """The fraction of $ per unit the move saves (negative: it costs more)."""
+        a, b = self.origin.usd, self.target.usd
+        return None if a is None or b is None or a <= 0 else 1.0 - b / a
+
+    def statement(self) -> str:
+        """ "moving this workload from X (measured, $a per 1M requests) to Y (predicted, $b)
+        cuts $ per 1M requests by Z% at the same SLO (...) (prices checked ...)"."""
+        o, t = self.origin, self.target
+        age = f"({self.catalog_age})"
+        if o.usd is None or t.usd is None:
+            missing = o if o.usd is None else t
+            return (
+                f"moving this workload from {o.instance} ({o.label}) to {t.instance} "
+                f"({t.label}) cannot be priced: {missing.instance} has no $ per {self.unit} "
+                f"({missing.reason or 'no price'}) {age}"
+            )
+        cut = self.cut
+        verb = "cuts" if cut is None or cut >= 0 else "raises"
+        by = f"by {abs(cut):.0%}" if cut is not None else "(from $0)"
+        head = (
+            f"moving this workload from {o.instance} ({o.label}, ${o.usd:.4g} per "
+            f"{self.unit}) to {t.instance} ({t.label}, ${t.usd:.4g}) {verb} $ per "
+            f"{self.unit} {by}"
+        )
+        if not self.slo:
+            return f"{head} with no SLO given {age}"
+        slo = _slo_text(self.slo)
+        misses = [r for r in (t, o) if not r.meets]
+        if not misses:
+            return f"{head} at the same SLO ({slo}) {age}"
+        why = "; ".join(f"{r.instance} misses it: {r.reason or 'no figures'}" for r in misses)
+        return f"{head}, not at the same SLO ({slo}; {why}) {age}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "statement": self.statement(),
+            "run_id": self.run_id,
+            "unit": self.unit,
+            "slo": self.slo,
+            "catalog_age": self.catalog_age,
+            "cut": self.cut,
+            "from": asdict(self.origin),
+            "to": asdict(self.target),
+        }
+
+
 @dataclass(frozen=True)
 class Placement:
     run_id: str
@@ -68,21 +136,68 @@ class Placement:
         return self.rows[0]
 
     def statement(self) -> str:
-        """The placement change, each side labelled measured or predicted (one sentence)."""
+        """The placement change from this run's hardware to the cheapest instance that meets
+        the SLO, each side labelled measured or predicted (one sentence, the catalog's age
+        at its end)."""
         here = next((r for r in self.rows if r.label == "measured"), None)
         best = self.best
-        slo = f"at the same SLO ({_slo_text(self.slo)})" if self.slo else "with no SLO given"
         if here is None or best is here or here.usd is None or best.usd is None:
+            slo = f"at the same SLO ({_slo_text(self.slo)})" if self.slo else "with no SLO given"
             return (
                 f"this run's hardware is the cheapest that meets the SLO, {slo} "
                 f"({self.catalog_age})"
             )
-        cut = 1.0 - best.usd / here.usd
-        verb = "cuts" if cut >= 0 else "raises"
-        return (
-            f"moving this workload from {here.instance} (measured, ${here.usd:.4g} per "
-            f"{self.unit}) to {best.instance} ({best.label}, ${best.usd:.4g}) {verb} $ per "
-            f"{self.unit} by {abs(cut):.0%} {slo} ({self.catalog_age})"
+        return self.change().statement()
+
+    def find(self, name: str) -> Row:
+        """The row of instance ``name``: the measured row when ``name`` is the instance the
+        run was measured on (measured hardware is exact), else its predicted row."""
+        rows = [r for r in self.rows if r.instance == name or _bare(r) == name]
+        if not rows:
+            raise BadInput(
+                f"instance '{name}' is not in this placement",
+                hint="run `frugal prices` for the catalog's names",
+            )
+        return next((r for r in rows if r.label == "measured"), rows[0])
+
+    def change(self, origin: str | None = None, target: str | None = None) -> PlacementChange:
+        """Moving the workload from ``origin`` (default: this run's measured hardware) to
+        ``target``: an instance name, or names/globs (``aws/*,gcp/g2-*``) of which the
+        cheapest that meets the SLO is taken (default: the cheapest of the placement)."""
+        here = next((r for r in self.rows if r.label == "measured"), None)
+        if origin is None and here is None:
+            raise BadInput("this placement has no measured row to move from")
+        start = self.find(origin) if origin is not None else here
+        assert start is not None
+        if target is None:
+            ok = [r for r in self.rows if r.meets and r is not start]
+        elif any(c in target for c in "*?[,"):
+            patterns = [p.strip() for p in target.split(",") if p.strip()]
+            ok = [
+                r
+                for r in self.rows
+                if r is not start and any(fnmatch.fnmatchcase(_bare(r), p) for p in patterns)
+            ]
+            if not ok:
+                raise BadInput(
+                    f"no instance of this placement matches '{target}'",
+                    hint="run `frugal prices` for the catalog's names",
+                )
+            ok = sorted(ok, key=lambda r: (not r.meets, r.usd is None, r.usd or 0.0, r.instance))
+        else:
+            ok = [self.find(target)]
+        if not ok:
+            raise BadInput(
+                f"no other instance meets the SLO ({_slo_text(self.slo) or 'none'})",
+                hint="name one with --to, or loosen the SLO",
+            )
+        return PlacementChange(
+            origin=start,
+            target=ok[0],
+            unit=self.unit,
+            slo=self.slo,
+            catalog_age=self.catalog_age,
+            run_id=self.run_id,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -200,11 +315,13 @@ def place(
     spot: bool = False,
     tokens_per_request: int | None = None,
     checkpoint_minutes: float | None = None,
+    require_one: bool = True,
 ) -> Placement:
     """Rank ``instances`` of catalog ``cat`` for the workload measured by ``record``.
 
     Raises ``BadInput`` (one line) for a run with no throughput or wall time, unknown
-    instance names, hardware with no peak figures, or an SLO no instance meets.
+    instance names, hardware with no peak figures, or an SLO no instance meets (unless
+    ``require_one`` is False: the rows are then returned, none meeting it).
     """
     from frugalml.measure.prices import catalog_age
 
@@ -230,7 +347,7 @@ def place(
         rows = _serving_rows(record, cat, names, spot, slo, tokens_per_request)
         unit = "1M requests"
     ok = sorted((r for r in rows if r.meets), key=lambda r: (r.usd or math.inf, r.instance))
-    if not ok:
+    if not ok and require_one:
         near = [r for r in rows if r.reason and r.usd is not None]
         hint = "; ".join(f"{r.instance}: {r.reason}" for r in near[:3]) or "loosen the SLO"
         raise BadInput(
@@ -256,6 +373,56 @@ def place(
         model=model,
         rows=tuple(ok + rest),
     )
+
+
+def placement_change(
+    record: RunRecord,
+    cat: dict[str, Any],
+    *,
+    origin: str | None = None,
+    target: str | None = None,
+    instances: str | None = None,
+    **options: Any,
+) -> tuple[Placement, PlacementChange]:
+    """The placement of ``record``'s workload and the change from ``origin`` (an instance
+    name; default: the run's measured hardware) to ``target`` (a name, or names/globs whose
+    cheapest row meeting the SLO is taken; default: the cheapest of ``instances``, every
+    catalog instance when None). ``options``: :func:`place`'s (SLO, spot, ...). The
+    instances named by ``origin``/``target`` are placed even outside ``instances``; a
+    target that misses the SLO is stated as missing it."""
+    wanted = [p for p in (instances, target) if p]
+    if not wanted:
+        wanted = ["*"]  # the cheapest in the whole catalog
+    here = _recorded_instance(record)  # the measured row's name: placed in any case
+    names = [
+        n.strip()
+        for n in ",".join(wanted).split(",")
+        if n.strip() and (n.strip() != here or n.strip() in cat["instances"])
+    ]
+    if origin is not None and origin in cat["instances"] and origin != "local":
+        names.append(origin)
+    elif origin is not None and origin != here:
+        raise BadInput(
+            f"unknown instance '{origin}' to move from",
+            hint=f"name a catalog instance (`frugal prices`) or the one the run was measured on "
+            f"({here})",
+        )
+    placement = place(
+        record,
+        cat,
+        instances=",".join(dict.fromkeys(names)) or None,
+        require_one=target is not None,
+        **options,
+    )
+    return placement, placement.change(origin, target)
+
+
+def _recorded_instance(record: RunRecord) -> str:
+    """The instance a run was priced at (its measured row's name)."""
+    ev = record.params.get("eval") if isinstance(record.params.get("eval"), dict) else None
+    if ev is not None and record.kind not in TRAINING_KINDS:
+        return str(ev.get("instance") or "auto")
+    return record.usage.instance if record.usage is not None else "auto"
 
 
 def _slo_text(slo: dict[str, float]) -> str:
@@ -328,7 +495,7 @@ def _serving_rows(
     why = reason or _meets(tput, p99_ms, slo)
     rows.append(
         Row(
-            instance=f"{instance} (this run's hardware)",
+            instance=f"{instance}{HERE}",
             label="measured",
             price="spot" if spot else "on-demand",
             usd_per_hour=usd_h,
@@ -345,54 +512,76 @@ def _serving_rows(
         f"{measured.describe()}: {batch_s * 1e3:.2f} ms per batch of {batch} (run {record.id[:12]})"
     )
     for name in names:
-        peak = rl.instance_peak(cat, name, precision)
-        usd_h, factor, reason = _price(cat, name, spot, peak, False)
-        if peak is None:
-            rows.append(_excluded(name, spot, usd_h, "no chip figures in the catalog"))
-            continue
-        replicas = peak.units if peak.kind == "gpu" else 1.0
-        unit_peak = (
-            rl.chip_peak(peak.chip, cat["chips"][peak.chip], precision, 1.0, peak.memory_bytes)
-            if peak.kind == "gpu"
-            else peak
-        )
-        if need and unit_peak.memory_bytes and need > unit_peak.memory_bytes:
-            rows.append(_excluded(name, spot, usd_h, "the model does not fit in its memory"))
-            continue
-        t = rl.batch_time_s(work, unit_peak, eff, overhead_s)
-        rate = batch / t * replicas
-        p99 = p99_ms * t / batch_s
-        cost = usd_h * factor / (rate * 3600.0) * 1e6 if usd_h is not None else None
-        why = reason or _meets(rate, p99, slo)
         rows.append(
-            Row(
-                instance=name,
-                label="predicted",
-                price="spot" if spot else "on-demand",
-                usd_per_hour=usd_h,
-                throughput_per_s=rate,
-                latency_ms_p99=p99,
-                wall_s=None,
-                usd=cost,
-                meets=not why and cost is not None,
-                reason=why,
-                approx=unit_peak.approx or bool(cat["instances"][name].get("approx")),
-                inputs={
-                    "model": "roofline",
-                    "chip": peak.describe(),
-                    "bound": work.bound(unit_peak),
-                    "efficiency": eff,
-                    "overhead_ms": overhead_s * 1e3,
-                    "flops_per_request": work.flops_per_request,
-                    "tokens_per_request": tokens,
-                    "weight_bytes": work.weight_bytes,
-                    "replicas": replicas,
-                    "spot_hours_per_useful_hour": factor,
-                    "calibrated_on": calibrated_on,
-                },
+            _predicted_row(
+                cat, name, spot, precision, work, eff, overhead_s, need, batch, batch_s,
+                p99_ms, slo, tokens, calibrated_on,
             )
-        )
+        )  # fmt: skip
     return rows
+
+
+def _predicted_row(
+    cat: dict[str, Any],
+    name: str,
+    spot: bool,
+    precision: str,
+    work: rl.Workload,
+    eff: float,
+    overhead_s: float,
+    need: float,
+    batch: int,
+    batch_s: float,
+    p99_ms: float,
+    slo: dict[str, float],
+    tokens: int,
+    calibrated_on: str,
+) -> Row:
+    """One catalog instance, predicted by the roofline calibrated on the measured run
+    (GPU instances: one replica per GPU), or excluded with the reason."""
+    peak = rl.instance_peak(cat, name, precision)
+    usd_h, factor, reason = _price(cat, name, spot, peak, False)
+    if peak is None:
+        return _excluded(name, spot, usd_h, "no chip figures in the catalog")
+    replicas = peak.units if peak.kind == "gpu" else 1.0
+    unit_peak = (
+        rl.chip_peak(peak.chip, cat["chips"][peak.chip], precision, 1.0, peak.memory_bytes)
+        if peak.kind == "gpu"
+        else peak
+    )
+    if need and unit_peak.memory_bytes and need > unit_peak.memory_bytes:
+        return _excluded(name, spot, usd_h, "the model does not fit in its memory")
+    t = rl.batch_time_s(work, unit_peak, eff, overhead_s)
+    rate = batch / t * replicas
+    p99 = p99_ms * t / batch_s
+    cost = usd_h * factor / (rate * 3600.0) * 1e6 if usd_h is not None else None
+    why = reason or _meets(rate, p99, slo)
+    return Row(
+        instance=name,
+        label="predicted",
+        price="spot" if spot else "on-demand",
+        usd_per_hour=usd_h,
+        throughput_per_s=rate,
+        latency_ms_p99=p99,
+        wall_s=None,
+        usd=cost,
+        meets=not why and cost is not None,
+        reason=why,
+        approx=unit_peak.approx or bool(cat["instances"][name].get("approx")),
+        inputs={
+            "model": "roofline",
+            "chip": peak.describe(),
+            "bound": work.bound(unit_peak),
+            "efficiency": eff,
+            "overhead_ms": overhead_s * 1e3,
+            "flops_per_request": work.flops_per_request,
+            "tokens_per_request": tokens,
+            "weight_bytes": work.weight_bytes,
+            "replicas": replicas,
+            "spot_hours_per_useful_hour": factor,
+            "calibrated_on": calibrated_on,
+        },
+    )
 
 
 def _excluded(name: str, spot: bool, usd_h: float | None, reason: str) -> Row:
@@ -438,7 +627,7 @@ def _training_rows(
         )
     rows.append(
         Row(
-            instance=f"{usage.instance} (this run's hardware)",
+            instance=f"{usage.instance}{HERE}",
             label="measured",
             price="spot" if spot else "on-demand",
             usd_per_hour=usd_h,
@@ -484,4 +673,12 @@ def _training_rows(
     return rows
 
 
-__all__ = ["Placement", "Row", "place", "precision_of", "select_instances"]
+__all__ = [
+    "Placement",
+    "PlacementChange",
+    "Row",
+    "place",
+    "placement_change",
+    "precision_of",
+    "select_instances",
+]

@@ -264,9 +264,16 @@ def _candidate_entry(book: Ledger, record: RunRecord) -> tuple[Path, dict[str, A
 def training_of(
     book: Ledger, record: RunRecord | None, manifest: dict[str, Any] | None
 ) -> TrainingCost | None:
-    """What producing the model cost, where the ledger knows it: the run named by the model's
-    manifest (``train_run_id``, ``candidate_run_id``, ``run_id``), else the candidate run
-    itself (the search's candidate runs measure building and evaluating the variant)."""
+    """What producing the model cost, where the ledger knows it.
+
+    A model an optimize search chose costs its whole lineage: the search (every candidate,
+    the final checks) plus the fine-tune of its original, as the search summed it in the
+    manifest's ``production_cost`` (the figure its report.md shows) or in the optimize run
+    of a candidate run. Otherwise the run named by the manifest (``train_run_id``,
+    ``run_id``), else a training run itself."""
+    lineage = _production_cost_of(book, record, manifest)
+    if lineage is not None:
+        return lineage
     producer: RunRecord | None = None
     for key in ("train_run_id", "candidate_run_id", "run_id"):
         if manifest and manifest.get(key):
@@ -293,6 +300,42 @@ def training_of(
         energy_source=u.energy_source,
         what=what,
     )
+
+
+def _production_cost_of(
+    book: Ledger, record: RunRecord | None, manifest: dict[str, Any] | None
+) -> TrainingCost | None:
+    """The optimize search's ``production_cost`` for the model it chose (from its manifest,
+    or from the optimize run above a candidate run)."""
+    cost, run_id = None, None
+    if manifest and isinstance(manifest.get("production_cost"), dict):
+        cost, run_id = manifest["production_cost"], manifest.get("optimize_run_id")
+    elif record is not None and record.kind == "candidate" and record.parent_id:
+        try:
+            parent = book.get(record.parent_id)
+        except (BadInput, NotFound):
+            return None
+        if isinstance(parent.params.get("production_cost"), dict):
+            cost, run_id = parent.params["production_cost"], parent.id
+    if cost is None:
+        return None
+    try:
+        runs = list(cost.get("runs") or [])
+        what = f"the whole search, {int(cost.get('candidates', 0))} candidates" + (
+            ", and the fine-tune of its original" if len(runs) > 1 else ""
+        )
+        return TrainingCost(
+            run_id=str(run_id or (runs[0] if runs else "")),
+            kind="optimize",
+            wall_hours=float(cost["wall_s"]) / 3600,
+            device_hours=0.0,
+            cost_usd=float(cost["cost_usd"]),
+            energy_j=float(cost["energy_j"]),
+            energy_source=str(cost.get("energy_source", "estimate")),
+            what=what,
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def manifest_of(model: Any) -> dict[str, Any] | None:

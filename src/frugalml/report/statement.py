@@ -24,6 +24,7 @@ from frugalml.report.bootstrap import (
     paired_ratio,
     paired_ratio_ci,
 )
+from frugalml.search.pareto import QUALITY_TOLERANCE
 
 # Serving figures of one side (keys of an evaluation), in the order the table shows them.
 FIGURE_KEYS: tuple[str, ...] = (
@@ -273,6 +274,11 @@ class Statement:
             )
             if self.ci.contains(0.0):
                 text += ", not distinguishable from no change"
+            elif max(abs(self.ci.low), abs(self.ci.high)) < QUALITY_TOLERANCE:
+                text += (
+                    f", a difference the interval tells apart from zero but within "
+                    f"±{QUALITY_TOLERANCE:g} points: no change in practice"
+                )
             elif self.quality_drop > 0:
                 text += ", a real loss"
             else:

@@ -84,7 +84,7 @@ class CandidateRecord(TypedDict, total=False):
     # against the original, on the select split
     quality_drop: float  # points lost (negative: better)
     meets_bound: bool
-    cost_ratio: float  # original's cost / this one's
+    cost_ratio: float  # original's cost / this one's (how many times cheaper: >1 is cheaper)
     throughput_ratio: float  # this one's throughput / original's
     on_pareto: bool
     chosen: bool

@@ -231,16 +231,13 @@ def optimize(
     from frugalml.search.engines import get_engine
 
     the_engine = get_engine(engine, address=address, max_parallel=max_parallel)
-
     started = time.monotonic()
     guard = OutputGuard(ledger=ledger, inputs=[model, data], overwrite=overwrite)
     guard.claim_dir(out, writes=[".work", "best", "candidates.json", "report.md", "report.html"])
     price, the_task, dataset = _inputs(
         task, data, metric, seed, instance, region, budget_minutes, data_options
     )
-    splits = dict(
-        zip(("tune", "select", "final"), the_task.search_split(dataset, seed), strict=True)
-    )
+    splits = _splits(the_task, dataset, seed)
     base = _load_base(model, device, threads)
     work = Path(out).expanduser().absolute() / ".work"
     work.mkdir(parents=True, exist_ok=True)
@@ -259,9 +256,7 @@ def optimize(
             work=work,
             builder=_Builder(base, _pass_context(splits["tune"], work, seed, device, emit)),
             engine=_started(stack, the_engine),  # the local one imports while we work
-            spec={"task": the_task.name, "metric": the_task.metric, "seed": seed,
-                  "data": {"path": str(work / "data.jsonl"), "options": {}}, "device": device,
-                  "threads": threads, "instance": instance, "region": region, "repeats": repeats},
+            spec=_worker_spec(the_task, seed, work, device, threads, instance, region, repeats),
             original_spec=str(model) if not isinstance(model, Model) else None, emit=emit,
             keep_candidates=keep_candidates, memory_limit_mb=memory_limit_mb,
         )  # fmt: skip
@@ -288,11 +283,39 @@ def optimize(
         _log_result(run, result, reporter(result) if reporter else [])
         if stop == "interrupted":
             raise KeyboardInterrupt
+    _tidy(guard, work, keep_candidates)
+    return result
+
+
+def _splits(task: Task, dataset: Dataset, seed: int) -> dict[str, Dataset]:
+    """optimize's three-way split, by name (``Task.search_split``)."""
+    return dict(zip(("tune", "select", "final"), task.search_split(dataset, seed), strict=True))
+
+
+def _tidy(guard: OutputGuard, work: Path, keep_candidates: bool) -> None:
+    """Remove the candidates' model folders (unless kept) and mark OUT as frugal's."""
     if not keep_candidates:
         guard.remove(work / "cands")
         guard.remove(work / "passes")
     guard.mark_written(work.parent)
-    return result
+
+
+def _worker_spec(
+    task: Task,
+    seed: int,
+    work: Path,
+    device: str,
+    threads: int | None,
+    instance: str | None,
+    region: str | None,
+    repeats: int,
+) -> dict[str, Any]:
+    """What every candidate's evaluation process needs to rebuild the task and its data."""
+    return {
+        "task": task.name, "metric": task.metric, "seed": seed,
+        "data": {"path": str(work / "data.jsonl"), "options": {}}, "device": device,
+        "threads": threads, "instance": instance, "region": region, "repeats": repeats,
+    }  # fmt: skip
 
 
 def _started(stack: contextlib.ExitStack, engine: Any) -> Any:

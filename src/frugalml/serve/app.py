@@ -187,13 +187,11 @@ def create_app(
     return app
 
 
-def _add_embedding_routes(
-    app: FastAPI,
-    backend: EmbeddingBackend,
-    batcher: Batcher,
-    stats: ServeStats,
-    config: ServeConfig,
-) -> None:
+def _embedder(
+    backend: EmbeddingBackend, batcher: Batcher
+) -> Callable[[str, list[str], Oversize], Any]:
+    """Texts in, embeddings out through the batcher: (rows, tokens kept, truncated inputs)."""
+
     async def embed(
         path: str, texts: list[str], oversize: Oversize
     ) -> tuple[list[np.ndarray], int, list[dict[str, int]]]:
@@ -222,6 +220,13 @@ def _add_embedding_routes(
             raise HTTPProblem(503, f"server is shutting down: {e}") from e
         return rows, sum(kept), over
 
+    return embed
+
+
+def _admission(stats: ServeStats, config: ServeConfig) -> Callable[[Request, Any], Any]:
+    """Back-pressure and error mapping around a route's handler: 429 above the cap, the
+    handler's HTTPProblem as its status, a model failure as 500; counted either way."""
+
     async def admitted(request: Request, handle: Callable[[], Any]) -> Response:
         path = request.url.path
         t0 = time.perf_counter()
@@ -247,6 +252,19 @@ def _add_embedding_routes(
         finally:
             stats.inflight -= 1
             stats.on_response(path, code, time.perf_counter() - t0)
+
+    return admitted
+
+
+def _add_embedding_routes(
+    app: FastAPI,
+    backend: EmbeddingBackend,
+    batcher: Batcher,
+    stats: ServeStats,
+    config: ServeConfig,
+) -> None:
+    embed = _embedder(backend, batcher)
+    admitted = _admission(stats, config)
 
     def truncation_headers(over: list[dict[str, int]]) -> dict[str, str]:
         return {"X-Frugal-Truncated": ",".join(str(o["index"]) for o in over)} if over else {}

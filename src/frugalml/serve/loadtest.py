@@ -168,23 +168,32 @@ async def resolve_target(
         pass
     if model is None:
         model = "default"
-        try:
-            r = await client.get(base + "/v1/models")
-            if r.status_code == 200:
-                model = r.json()["data"][0]["id"]
-        except Exception:
-            pass
+        lists = [path + "/v1/models", path + "/models"]  # OpenAI's route; Infinity's default
+        if path.endswith("/embeddings"):
+            lists.insert(0, path[: -len("/embeddings")] + "/models")
+        for route in lists:
+            try:
+                r = await client.get(base + route)
+                if r.status_code == 200:
+                    model = r.json()["data"][0]["id"]
+                    break
+            except Exception:
+                continue
     candidates: list[tuple[Literal["openai", "tei"], str]] = []
     if path.endswith("/embeddings"):
         candidates = [("openai", path)]
     elif path.endswith("/embed"):
         candidates = [("tei", path)]
     elif api == "openai":
-        candidates = [("openai", path + "/v1/embeddings")]
+        candidates = [("openai", path + "/v1/embeddings"), ("openai", path + "/embeddings")]
     elif api == "tei":
         candidates = [("tei", path + "/embed")]
     else:
-        candidates = [("openai", path + "/v1/embeddings"), ("tei", path + "/embed")]
+        candidates = [
+            ("openai", path + "/v1/embeddings"),
+            ("tei", path + "/embed"),
+            ("openai", path + "/embeddings"),  # OpenAI's route without /v1 (Infinity's default)
+        ]
     tried = []
     for kind, p in candidates:
         target = Target(base + p, kind, model, run_id)

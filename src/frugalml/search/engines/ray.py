@@ -8,6 +8,10 @@ peak memory, thread settings and crashes stay the candidate's own. The task retu
 result's files (``out.json`` + ``out.npz``) as bytes, the evaluating process's CPU and peak
 RSS, and where it ran (``placement``: Ray node id, host, pid, hardware).
 
+A node that declares its instance type (``FRUGAL_INSTANCE`` in the environment ``ray start``
+ran with there) prices the evaluations it runs at that instance, whatever ``--instance`` the
+search was given; the others at the search's.
+
 A Ray worker that dies mid-candidate (killed, OOM-killed, its node gone) is retried
 ``retries`` times by Ray (``max_retries``), then the candidate is recorded as failed and the
 search goes on. Inputs (the candidate's folder, the data, the reference outputs) are read from
@@ -47,16 +51,19 @@ def _ray() -> Any:
 
 
 def _placement() -> dict[str, Any]:
-    """Where this process runs: Ray node id, host, pid and the machine's fingerprint."""
+    """Where this process runs: Ray node id, host, pid, the machine's fingerprint and the
+    instance type the node declares (``FRUGAL_INSTANCE``; None: it declares none)."""
     import ray
 
     from frugalml.measure.hardware import hardware
+    from frugalml.measure.track import node_instance
 
     return {
         "node_id": ray.get_runtime_context().get_node_id(),
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "hardware": hardware().to_dict(),
+        "instance": node_instance(),
     }
 
 
@@ -75,9 +82,19 @@ def evaluate_task(
     placement = {**_placement(), "started_at": time.time()}
     if placement_path and Path(placement_path).parent.is_dir():  # seen when the node shares it
         Path(placement_path).write_text(json.dumps(placement))
+    spec = dict(spec)
+    if placement["instance"]:  # the node's own price, not the driver's --instance
+        from frugalml.measure.track import price_here
+
+        try:  # priced with this node's catalog; the driver needs no entry for it
+            placement["price"] = asdict(price_here(None, spec.get("region")))
+        except BadInput as e:
+            placement["ended_at"] = time.time()
+            return {"placement": placement, "ok": False, "error": str(e), "outcome": None,
+                    "inside_s": time.perf_counter() - t0}  # fmt: skip
+        spec["instance"] = placement["instance"]
     tmp = Path(tempfile.mkdtemp(prefix="frugal-ray-"))
     try:
-        spec = dict(spec)
         if bundle is not None:
             _unpack(bundle, tmp / "in")
             spec["model"] = _local(spec["model"], tmp / "in" / "model")
@@ -182,10 +199,13 @@ class RayEngine:
         self._remote: Any = None
 
     def start(self) -> RayEngine:
+        from frugalml.measure.track import ray_address
+
         ray = _ray()
         if not ray.is_initialized():
             try:
-                ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+                ray.init(address=ray_address(self.address), include_dashboard=False,
+                         log_to_driver=False)  # fmt: skip
             except (ConnectionError, ValueError, RuntimeError) as e:
                 raise BadInput(f"cannot connect to Ray at {self.address or 'a new local cluster'}: "
                                f"{str(e).splitlines()[0][:200]}") from None  # fmt: skip
