@@ -433,21 +433,24 @@ CandidatesAtOnceOpt = Annotated[
 ]
 
 
+MaxQualityDropOpt = Annotated[
+    float,
+    typer.Option(
+        "--max-quality-drop",
+        min=0,
+        help="Most quality points the chosen model may lose against the original (same points "
+        "as the metric; for a causal LM's perplexity: its relative increase in percent).",
+    ),
+]
+
+
 @app.command(no_args_is_help=True)
 def optimize(
     model: ModelArg,
     task: TaskOpt,
     data: DataOpt,
     metric: MetricOpt = None,
-    max_quality_drop: Annotated[
-        float,
-        typer.Option(
-            "--max-quality-drop",
-            min=0,
-            help="Most quality points the chosen model may lose "
-            "against the original (same points as the metric).",
-        ),
-    ] = 1.0,
+    max_quality_drop: MaxQualityDropOpt = 1.0,
     device: DeviceOpt = "cpu",
     threads: ThreadsOpt = None,
     instance: InstanceOpt = None,

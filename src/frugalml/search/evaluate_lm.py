@@ -130,17 +130,97 @@ def evaluate_lm(
 ) -> LMEvalResult:
     """Measure a causal LM (see the module docstring). ``reference``: fidelity's original."""
     from frugalml.measure.bandwidth import check_roofline, memory_bandwidth
-    from frugalml.measure.hardware import hardware
     from frugalml.measure.prices import resolve
-    from frugalml.measure.timing import device_sync
-    from frugalml.measure.track import UsageMeter
     from frugalml.models import threads_for
-    from frugalml.passes.persist import load
-    from frugalml.tasks.lm_base import LM_TASKS, require_lm
 
     if repeats < 1:
         raise BadInput("repeats must be at least 1")
     price = resolve(instance, region)
+    text = as_text(data)
+    the_task, items, figures, quality = _score(
+        model, task, text, metric=metric, seed=seed, reference=reference,
+        task_options=task_options,
+    )  # fmt: skip
+    new_tokens = int((task_options or {}).get("new_tokens", new_tokens))
+
+    batch = int(model.runtime.batch_size)
+    rows = timing_prompts(model, text, task, max(prompts, batch))
+    solo = rows[:prompts]
+    t = _time_decoding(model, rows, solo, batch, new_tokens, repeats, price)
+    usage, batch_rate = t.usage, t.batch_rate
+    decode_rate = float(np.median(t.pass_rates))
+    prefill_rate = t.prefill_tokens / t.prefill_s if t.prefill_s > 0 else 0.0
+    energy_per_1k = usage.energy_j / max(t.generated, 1) * 1000.0
+    if price.priced_by_hour:
+        usd_per_s = price.usd_per_hour / 3600.0
+    else:
+        watts = usage.energy_j / usage.wall_s if usage.wall_s > 0 else 0.0
+        usd_per_s = watts * price.usd_per_kwh / 3.6e6
+    cost_out = 1e6 / batch_rate * usd_per_s if batch_rate > 0 else math.inf
+    cost_in = 1e6 / prefill_rate * usd_per_s if prefill_rate > 0 else math.inf
+
+    weights = model.engine_runtime.weights_bytes(model)
+    mean_context = float(np.mean([len(r) for r in solo])) + new_tokens / 2.0
+    kv = kv_bytes_per_position(model) * mean_context
+    bytes_per_token = weights + kv  # batch 1: every weight and the cache read per token
+    bandwidth = memory_bandwidth(model.device, threads_for(model))
+    achieved = bytes_per_token * decode_rate
+    mbu = check_roofline(
+        achieved, bandwidth, f"decoding at {decode_rate:.1f} tokens/s", bytes_per_token
+    )
+    if batch > 1:
+        check_roofline(
+            (weights + batch * kv) * batch_rate / batch, bandwidth,
+            f"decoding at {batch_rate:.1f} tokens/s (batch {batch})", weights + batch * kv,
+        )  # fmt: skip
+    lat_ms = np.asarray(t.steps or [0.0]) * 1e3
+    ttft_ms = np.asarray(t.ttft) * 1e3
+    peak = usage.peak_device_bytes if model.device.startswith("cuda") else usage.peak_host_bytes
+    kwh_per_1m = energy_per_1k * 1000.0 / 3.6e6
+    return LMEvalResult(
+        task=the_task.name, quality=float(quality), metric=the_task.metric,
+        higher_is_better=the_task.higher_is_better, throughput_per_s=batch_rate,
+        latency_ms_p50=float(np.percentile(lat_ms, 50)),
+        latency_ms_p99=float(np.percentile(lat_ms, 99)),
+        cost_usd_per_1m=float(cost_out), energy_j_per_1k=float(energy_per_1k),
+        energy_source=usage.energy_source, peak_memory_bytes=int(peak),
+        size_bytes=int(size_bytes if size_bytes is not None else model.size_bytes()),
+        device=model.device, threads=threads_for(model), batch_size=batch, length_sort=False,
+        rows=len(next(iter(items.values()))), texts_timed=t.generated, repeats=repeats,
+        warmup_s=t.warmup_s, timed_s=float(sum(t.ttft) + sum(t.steps)), cpu_s=usage.cpu_s,
+        usd_per_hour=price.usd_per_hour, instance=price.instance, region=price.region,
+        co2_g_per_1m=kwh_per_1m * price.g_co2_per_kwh, model=model.describe(), items=items,
+        prefill_tokens_per_s=float(prefill_rate), decode_tokens_per_s=decode_rate,
+        decode_tokens_per_s_batch=batch_rate,
+        time_to_first_token_ms_p50=float(np.percentile(ttft_ms, 50)),
+        time_to_first_token_ms_p99=float(np.percentile(ttft_ms, 99)),
+        inter_token_ms_p50=float(np.percentile(lat_ms, 50)),
+        inter_token_ms_p99=float(np.percentile(lat_ms, 99)),
+        cost_usd_per_1m_input_tokens=float(cost_in), cost_usd_per_1m_output_tokens=float(cost_out),
+        energy_j_per_1k_tokens=float(energy_per_1k), bytes_per_token=float(bytes_per_token),
+        weights_bytes=int(weights), kv_bytes_per_token=float(kv),
+        memory_bandwidth_bytes_per_s=float(bandwidth),
+        achieved_bandwidth_bytes_per_s=float(achieved), mbu=float(mbu),
+        prompt_tokens=int(np.mean([len(r) for r in solo])),
+        new_tokens=new_tokens, task_figures=figures,
+    )  # fmt: skip
+
+
+def _score(
+    model: Model,
+    task: str,
+    text: LMText,
+    *,
+    metric: str | None,
+    seed: int,
+    reference: Model | None,
+    task_options: dict[str, Any] | None,
+) -> tuple[Any, dict[str, Any], dict[str, Any], float]:
+    """(the task, its items, its figures, the quality) of ``model`` on ``text``."""
+    from frugalml.errors import CandidateFailed
+    from frugalml.passes.persist import load
+    from frugalml.tasks.lm_base import LM_TASKS, require_lm
+
     if task not in LM_TASKS:
         raise BadInput(
             f"the {task} task does not run on a causal language model",
@@ -148,8 +228,6 @@ def evaluate_lm(
         )
     require_lm(model, task)
     the_task: Any = LM_TASKS[task](metric=metric, seed=seed, **(task_options or {}))
-    new_tokens = int((task_options or {}).get("new_tokens", new_tokens))
-    text = as_text(data)
     if reference is None and task in ("fidelity", "generation") and model.passes:
         try:
             reference = load(model.base, device=model.device)
@@ -161,39 +239,57 @@ def evaluate_lm(
     items, figures = the_task.score(model, text, reference if reference is not None else model)
     quality = the_task.quality_on(items)
     if math.isnan(quality):
-        from frugalml.errors import CandidateFailed
-
         raise CandidateFailed(f"{task} is undefined on this text")
+    return the_task, items, figures, float(quality)
+
+
+@dataclass
+class _Timing:
+    warmup_s: float = 0.0
+    ttft: list[float] = dataclasses.field(default_factory=list)
+    steps: list[float] = dataclasses.field(default_factory=list)
+    pass_rates: list[float] = dataclasses.field(default_factory=list)
+    prefill_tokens: int = 0
+    prefill_s: float = 0.0
+    generated: int = 0
+    batch_rate: float = 0.0
+    usage: Any = None
+
+
+def _time_decoding(
+    model: Model,
+    rows: list[np.ndarray],
+    solo: list[np.ndarray],
+    batch: int,
+    new_tokens: int,
+    repeats: int,
+    price: Any,
+) -> _Timing:
+    """Greedy decoding of the timing prompts at batch 1 (and stacked at ``batch``), metered."""
+    from frugalml.measure.hardware import hardware
+    from frugalml.measure.timing import device_sync
+    from frugalml.measure.track import UsageMeter
 
     runtime = model.engine_runtime
-    batch = int(model.runtime.batch_size)
-    rows = timing_prompts(model, text, task, max(prompts, batch))
-    solo = rows[:prompts]
+    t = _Timing()
     t0 = time.perf_counter()
     runtime.greedy(model, solo[0][None, :], min(4, new_tokens))  # warm-up, untimed
     device_sync()
-    warmup_s = time.perf_counter() - t0
-
+    t.warmup_s = time.perf_counter() - t0
     meter = UsageMeter(price, hardware())
     meter.start()
-    ttft: list[float] = []
-    steps_all: list[float] = []
-    pass_rates: list[float] = []
-    prefill_tokens = 0
-    prefill_s = 0.0
-    generated = 0
     for _ in range(repeats):
         pass_steps: list[float] = []
         for ids in solo:
             _tok, pre, steps = runtime.greedy(model, ids[None, :], new_tokens, sync=device_sync)
-            ttft.append(pre)
-            prefill_tokens += len(ids)
-            prefill_s += pre
+            t.ttft.append(pre)
+            t.prefill_tokens += len(ids)
+            t.prefill_s += pre
             pass_steps.extend(steps)
-            generated += new_tokens
-        steps_all.extend(pass_steps)
-        pass_rates.append(len(pass_steps) / sum(pass_steps) if sum(pass_steps) > 0 else 0.0)
-    batch_rate = float(np.median(pass_rates))
+            t.generated += new_tokens
+        t.steps.extend(pass_steps)
+        t.pass_rates.append(len(pass_steps) / sum(pass_steps) if sum(pass_steps) > 0 else 0.0)
+    t.batch_rate = float(np.median(t.pass_rates))
     if batch > 1:
         same = min(len(r) for r in rows[:batch])
         stacked = np.stack([r[:same] for r in rows[:batch]])
@@ -201,90 +297,9 @@ def evaluate_lm(
             raise BadInput(f"the text gives {len(stacked)} prompts; batch {batch} needs more")
         rates = []
         for _ in range(repeats):
-            _tok, pre, steps = runtime.greedy(model, stacked, new_tokens, sync=device_sync)
-            generated += batch * new_tokens
+            _tok, _pre, steps = runtime.greedy(model, stacked, new_tokens, sync=device_sync)
+            t.generated += batch * new_tokens
             rates.append(batch * len(steps) / sum(steps) if sum(steps) > 0 else 0.0)
-        batch_rate = float(np.median(rates))
-    usage = meter.stop()
-
-    decode_rate = float(np.median(pass_rates))
-    prefill_rate = prefill_tokens / prefill_s if prefill_s > 0 else 0.0
-    timed_s = float(sum(ttft) + sum(steps_all))
-    energy_per_1k = usage.energy_j / max(generated, 1) * 1000.0
-    if price.priced_by_hour:
-        usd_per_s = price.usd_per_hour / 3600.0
-    else:
-        watts = usage.energy_j / usage.wall_s if usage.wall_s > 0 else 0.0
-        usd_per_s = watts * price.usd_per_kwh / 3.6e6
-    cost_out = 1e6 / batch_rate * usd_per_s if batch_rate > 0 else math.inf
-    cost_in = 1e6 / prefill_rate * usd_per_s if prefill_rate > 0 else math.inf
-
-    weights = runtime.weights_bytes(model)
-    mean_context = float(np.mean([len(r) for r in solo])) + new_tokens / 2.0
-    kv = kv_bytes_per_position(model) * mean_context
-    bytes_per_token = weights + kv  # batch 1: every weight and the cache read per token
-    bandwidth = memory_bandwidth(model.device, threads_for(model))
-    achieved = bytes_per_token * decode_rate
-    mbu = check_roofline(
-        achieved, bandwidth, f"decoding at {decode_rate:.1f} tokens/s", bytes_per_token
-    )
-    if batch > 1:
-        check_roofline(
-            (weights + batch * kv) * batch_rate / batch,
-            bandwidth,
-            f"decoding at {batch_rate:.1f} tokens/s (batch {batch})",
-            weights + batch * kv,
-        )
-    lat_ms = np.asarray(steps_all or [0.0]) * 1e3
-    ttft_ms = np.asarray(ttft) * 1e3
-    on_gpu = model.device.startswith("cuda")
-    kwh_per_1m = energy_per_1k * 1000.0 / 3.6e6
-    return LMEvalResult(
-        task=the_task.name,
-        quality=float(quality),
-        metric=the_task.metric,
-        higher_is_better=the_task.higher_is_better,
-        throughput_per_s=batch_rate,
-        latency_ms_p50=float(np.percentile(lat_ms, 50)),
-        latency_ms_p99=float(np.percentile(lat_ms, 99)),
-        cost_usd_per_1m=float(cost_out),
-        energy_j_per_1k=float(energy_per_1k),
-        energy_source=usage.energy_source,
-        peak_memory_bytes=int(usage.peak_device_bytes if on_gpu else usage.peak_host_bytes),
-        size_bytes=int(size_bytes if size_bytes is not None else model.size_bytes()),
-        device=model.device,
-        threads=threads_for(model),
-        batch_size=batch,
-        length_sort=False,
-        rows=len(next(iter(items.values()))),
-        texts_timed=generated,
-        repeats=repeats,
-        warmup_s=warmup_s,
-        timed_s=timed_s,
-        cpu_s=usage.cpu_s,
-        usd_per_hour=price.usd_per_hour,
-        instance=price.instance,
-        region=price.region,
-        co2_g_per_1m=kwh_per_1m * price.g_co2_per_kwh,
-        model=model.describe(),
-        items=items,
-        prefill_tokens_per_s=float(prefill_rate),
-        decode_tokens_per_s=decode_rate,
-        decode_tokens_per_s_batch=batch_rate,
-        time_to_first_token_ms_p50=float(np.percentile(ttft_ms, 50)),
-        time_to_first_token_ms_p99=float(np.percentile(ttft_ms, 99)),
-        inter_token_ms_p50=float(np.percentile(lat_ms, 50)),
-        inter_token_ms_p99=float(np.percentile(lat_ms, 99)),
-        cost_usd_per_1m_input_tokens=float(cost_in),
-        cost_usd_per_1m_output_tokens=float(cost_out),
-        energy_j_per_1k_tokens=float(energy_per_1k),
-        bytes_per_token=float(bytes_per_token),
-        weights_bytes=int(weights),
-        kv_bytes_per_token=float(kv),
-        memory_bandwidth_bytes_per_s=float(bandwidth),
-        achieved_bandwidth_bytes_per_s=float(achieved),
-        mbu=float(mbu),
-        prompt_tokens=int(np.mean([len(r) for r in solo])),
-        new_tokens=new_tokens,
-        task_figures=figures,
-    )
+        t.batch_rate = float(np.median(rates))
+    t.usage = meter.stop()
+    return t

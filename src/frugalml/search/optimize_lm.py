@@ -87,10 +87,9 @@ def optimize_lm(
     from frugalml.measure.prices import resolve
     from frugalml.measure.track import track
     from frugalml.outputs import OutputGuard
-    from frugalml.passes.persist import load, save
+    from frugalml.passes.persist import load
     from frugalml.search.evaluate import with_runtime
     from frugalml.search.evaluate_lm import as_text, evaluate_lm
-    from frugalml.search.result import OptimizeResult
     from frugalml.search.space import Candidate
     from frugalml.tasks.lm_fidelity import LMFidelity
 
@@ -124,8 +123,6 @@ def optimize_lm(
         )  # fmt: skip
         return rec
 
-    records: list[dict[str, Any]] = []
-    variants: dict[str, Any] = {}
     params = {"model": str(model), "task": task, "max_quality_drop": max_quality_drop}
     # builds (ONNX Runtime GenAI folders) go to a scratch folder, removed when the search ends
     with (
@@ -143,87 +140,128 @@ def optimize_lm(
             if (passes is None or all(describe(c).split("(")[0] in passes for c in p))
             and problem(p, engine=base.engine, device=device) is None
         ]
-        n = len(queue)
-        baseline: dict[str, Any] | None = None
-        phase_two = passes is None or "runtime_settings" in passes
-        untried = 0
-        while queue:
-            cand = queue.pop(0)
-            if cand.tier != "baseline" and time.monotonic() > deadline:
-                untried = 1 + len(queue)
-                emit("budget", {"untried": untried, "skipped": untried})
-                break
-            emit("start", {"candidate": cand, "queued": len(queue)})
-            try:
-                variant = apply(base, list(cand.pipeline), ctx) if cand.pipeline else base
-                rec = measure(cand, variant)
-                variants[cand.id] = variant
-            except (CandidateFailed, BadInput) as e:
-                if cand.tier == "baseline":
-                    raise
-                rec = {"id": cand.id, "label": cand.label, "tier": cand.tier,
-                       "status": "failed", "error": str(e)}  # fmt: skip
-            except Exception as e:  # an out-of-memory or library failure: this one only
-                if cand.tier == "baseline":
-                    raise
-                rec = {"id": cand.id, "label": cand.label, "tier": cand.tier,
-                       "status": "failed", "error": f"{type(e).__name__}: {e}"[:300]}  # fmt: skip
-            if cand.tier == "baseline":
-                baseline = rec
-            assert baseline is not None
-            _rate(rec, baseline)
-            records.append(rec)
-            emit("done", {"record": rec})
-            if not queue and phase_two:
-                phase_two = False
-                best = _pick(records, baseline, max_quality_drop, include_base=True)
-                if best is not None:
-                    from_pipe = tuple(
-                        c
-                        for c in _pipeline_of(best, LM_SPACE)
-                        if not isinstance(c, RuntimeSettings)
-                    )
-                    for bs in BATCH_SIZES:
-                        queue.append(
-                            Candidate(
-                                f"c{n:02d}", (*from_pipe, RuntimeSettings(batch_size=bs)), "runtime"
-                            )
-                        )
-                        n += 1
-        assert baseline is not None
-        best = _pick(records, baseline, max_quality_drop, include_base=False)
-        front = pareto_front(records)
-        for r in records:
-            r["on_pareto"] = any(r is f for f in front)
-            r["chosen"] = best is not None and r is best
-        guard.remove(out_dir / "best")  # only what frugal wrote there
-        if best is not None:
-            save(variants[best["id"]], out_dir / "best", optimize_run_id=run.id,
-                 candidate_id=best["id"], quality=best["quality"])  # fmt: skip
-        run.log_quality(**{baseline["metric"]: baseline["quality"]})
-        (out_dir / "candidates.json").write_text(
-            json.dumps(records, indent=2, default=str) + "\n", encoding="utf-8"
-        )
-        as_records: Any = records  # plain dicts with the CandidateRecord keys LM candidates have
-        result = OptimizeResult(
-            baseline=as_records[0], best=cast(Any, best), pareto=cast(Any, front),
-            candidates=as_records, out=out_dir,
-            run_id=run.id, task=task, metric=str(baseline["metric"]),
-            max_quality_drop=max_quality_drop, budget_s=budget_minutes * 60.0,
-            elapsed_s=time.monotonic() - started, model=str(model), data=text.source,
-            untried=untried, stop_reason="budget" if untried else "completed",
+        records, variants, untried = _run_queue(
+            queue, base, ctx, measure, deadline=deadline, emit=emit,
+            max_quality_drop=max_quality_drop,
+            phase_two=passes is None or "runtime_settings" in passes,
         )  # fmt: skip
-        # the caller's reports (report.html ...), then report.md in per-token terms over theirs
-        paths = [Path(p) for p in (reporter(result) if reporter else [])]
-        (out_dir / "report.md").write_text(
-            report_md(records, baseline, best, task, max_quality_drop), encoding="utf-8"
-        )
-        paths = [p for p in paths if p.name != "report.md"] + [out_dir / "report.md"]
-        run.log_artifacts(
-            candidates=str(out_dir / "candidates.json"),
-            **{p.name.replace(".", "_"): str(p) for p in paths},
-            **({"best": str(out_dir / "best")} if best is not None else {}),
-        )
+        result = _finish(
+            records, variants, run, guard, out_dir, reporter, task=task, model=str(model),
+            source=text.source, max_quality_drop=max_quality_drop,
+            budget_s=budget_minutes * 60.0, started=started, untried=untried,
+        )  # fmt: skip
+    return result
+
+
+def _run_queue(
+    queue: list[Any],
+    base: Any,
+    ctx: PassContext,
+    measure: Callable[[Any, Any], dict[str, Any]],
+    *,
+    deadline: float,
+    emit: Callable[[str, dict[str, Any]], None],
+    max_quality_drop: float,
+    phase_two: bool,
+) -> tuple[list[dict[str, Any]], dict[str, Any], int]:
+    """Measure the candidates in order (the baseline first), then batch sizes of the best in
+    bound (``phase_two``); (records, built variants by id, candidates left untried)."""
+    from frugalml.search.space import Candidate
+
+    records: list[dict[str, Any]] = []
+    variants: dict[str, Any] = {}
+    n = len(queue)
+    baseline: dict[str, Any] | None = None
+    while queue:
+        cand = queue.pop(0)
+        if cand.tier != "baseline" and time.monotonic() > deadline:
+            untried = 1 + len(queue)
+            emit("budget", {"untried": untried, "skipped": untried})
+            return records, variants, untried
+        emit("start", {"candidate": cand, "queued": len(queue)})
+        try:
+            variant = apply(base, list(cand.pipeline), ctx) if cand.pipeline else base
+            rec = measure(cand, variant)
+            variants[cand.id] = variant
+        except Exception as e:  # bad input, a failed pass, out of memory: this candidate only
+            if cand.tier == "baseline":
+                raise
+            known = isinstance(e, CandidateFailed | BadInput)
+            error = str(e) if known else f"{type(e).__name__}: {e}"[:300]
+            rec = {"id": cand.id, "label": cand.label, "tier": cand.tier,
+                   "status": "failed", "error": error}  # fmt: skip
+        baseline = rec if cand.tier == "baseline" else baseline
+        assert baseline is not None
+        _rate(rec, baseline)
+        records.append(rec)
+        emit("done", {"record": rec})
+        if not queue and phase_two:
+            phase_two = False
+            best = _pick(records, baseline, max_quality_drop, include_base=True)
+            if best is not None:
+                keep = [
+                    c for c in _pipeline_of(best, LM_SPACE) if not isinstance(c, RuntimeSettings)
+                ]
+                for bs in BATCH_SIZES:
+                    pipe = (*keep, RuntimeSettings(batch_size=bs))
+                    queue.append(Candidate(f"c{n:02d}", pipe, "runtime"))
+                    n += 1
+    return records, variants, 0
+
+
+def _finish(
+    records: list[dict[str, Any]],
+    variants: dict[str, Any],
+    run: Any,
+    guard: Any,
+    out_dir: Path,
+    reporter: Callable[[Any], list[Path]] | None,
+    *,
+    task: str,
+    model: str,
+    source: str,
+    max_quality_drop: float,
+    budget_s: float,
+    started: float,
+    untried: int,
+) -> Any:
+    """Choose, save OUT/best, write candidates.json and the reports, name them on the run."""
+    from frugalml.passes.persist import save
+    from frugalml.search.result import OptimizeResult
+
+    baseline = records[0]
+    best = _pick(records, baseline, max_quality_drop, include_base=False)
+    front = pareto_front(records)
+    for r in records:
+        r["on_pareto"] = any(r is f for f in front)
+        r["chosen"] = best is not None and r is best
+    guard.remove(out_dir / "best")  # only what frugal wrote there
+    if best is not None:
+        save(variants[best["id"]], out_dir / "best", optimize_run_id=run.id,
+             candidate_id=best["id"], quality=best["quality"])  # fmt: skip
+    run.log_quality(**{baseline["metric"]: baseline["quality"]})
+    (out_dir / "candidates.json").write_text(
+        json.dumps(records, indent=2, default=str) + "\n", encoding="utf-8"
+    )
+    as_records: Any = records  # plain dicts with the CandidateRecord keys LM candidates have
+    result = OptimizeResult(
+        baseline=as_records[0], best=cast(Any, best), pareto=cast(Any, front),
+        candidates=as_records, out=out_dir, run_id=run.id, task=task,
+        metric=str(baseline["metric"]), max_quality_drop=max_quality_drop, budget_s=budget_s,
+        elapsed_s=time.monotonic() - started, model=model, data=source,
+        untried=untried, stop_reason="budget" if untried else "completed",
+    )  # fmt: skip
+    # the caller's reports (report.html ...), then report.md in per-token terms over theirs
+    paths = [Path(p) for p in (reporter(result) if reporter else [])]
+    (out_dir / "report.md").write_text(
+        report_md(records, baseline, best, task, max_quality_drop), encoding="utf-8"
+    )
+    paths = [p for p in paths if p.name != "report.md"] + [out_dir / "report.md"]
+    run.log_artifacts(
+        candidates=str(out_dir / "candidates.json"),
+        **{p.name.replace(".", "_"): str(p) for p in paths},
+        **({"best": str(out_dir / "best")} if best is not None else {}),
+    )
     return result
 
 
