@@ -142,6 +142,10 @@ def _rate_row(r: dict) -> dict[str, Any]:
         "p99_all_ms": round(r["p99_all_ms"], 1) if r["p99_all_ms"] != float("inf") else "inf",
         "meets_slo": r["meets_slo"],
         "usd_per_1k_requests": r["usd_per_1k_requests"],
+        # the client's own delay (requests leaving late) and latency timed from the send
+        "client_lag_p99_ms": round(r["client_lag_ms"]["p99_ms"], 1),
+        "client_behind": r["client_behind"],
+        "p99_after_send_ms": round(r["after_send_ms"]["p99_ms"], 1),
     }
 
 
@@ -395,6 +399,9 @@ def targets(result: dict[str, Any], by: dict[str, dict], args: argparse.Namespac
                 "p50_ms_answered": over["p50_ms"],
                 "p99_ms_answered": p99,
                 "max_ms_answered": over["max_ms"],
+                "client_lag_p99_ms": over.get("client_lag_p99_ms"),
+                "client_behind": over.get("client_behind"),
+                "p99_ms_answered_after_send": over.get("p99_after_send_ms"),
                 "graceful": ok if beyond else None,
             }
     judged = [g["graceful"] for a, g in graceful.items() if a != "infinity"]

@@ -109,6 +109,23 @@ def texts_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_jsonl(path, [{"text": t} for t in stdlib_sentences(64, seed=11)])
 
 
+def test_one_space_for_every_runtime_minus_what_a_model_already_is() -> None:
+    """The space is one list; for a model already in ONNX the export is dropped and passes
+    that need torch are filtered by what they declare. The expected list is the one that was
+    written out by hand for ONNX models before (search/space.py had an engine branch)."""
+    from frugalml.passes import HalfPrecision, OnnxOptimize, QuantizeStatic
+
+    q8, q8pc = QuantizeDynamic(), QuantizeDynamic(per_channel=True)
+    tiers = base_pipelines(engine="onnx", device="cpu", layers=6, has_tune_text=True)
+    assert tiers["convert"] == [
+        (q8pc,), (q8,), (OnnxOptimize(),), (OnnxOptimize(), q8pc), (QuantizeStatic(),)
+    ]  # fmt: skip
+    assert tiers["structure"] == []  # layer dropping, pruning and compile need torch
+    torch_tiers = base_pipelines(engine="torch", device="cpu", layers=6, has_tune_text=True)
+    assert (OnnxExport(), q8pc) in torch_tiers["convert"]
+    assert (HalfPrecision("bfloat16"),) in torch_tiers["convert"]
+
+
 def test_evaluate_reports_the_eval_keys_and_recomputes_quality(
     tiny: Path, texts_file: Path
 ) -> None:

@@ -51,6 +51,23 @@ def test_percentile_is_nearest_rank() -> None:
     assert math.isnan(percentile([], 50))
 
 
+def test_the_client_s_own_lag_is_measured_and_flagged() -> None:
+    """Requests that left late (a client that cannot keep up, or waited for a connection
+    slot): the headline latency keeps the lag (open loop), ``after_send_ms`` takes it out, and
+    a p99 lag over the threshold flags the rate."""
+    prompt = [Outcome(200, 0.020, "", 0.0) for _ in range(100)]
+    quiet = summarize(10.0, prompt, window_s=10.0, slo_p99_ms=100.0)
+    assert quiet["client_behind"] is False and quiet["client_lag_ms"]["p99_ms"] == 0.0
+    # 100 answers of 20 ms server time; the last 5 left 2 s late: 2.02 s from their schedule
+    late = [Outcome(200, 0.020, "", 0.0) for _ in range(95)]
+    late += [Outcome(200, 2.020, "", 2.0) for _ in range(5)]
+    behind = summarize(10.0, late, window_s=10.0, slo_p99_ms=100.0)
+    assert behind["latency_ms"]["p99_ms"] == pytest.approx(2020.0)
+    assert behind["after_send_ms"]["p99_ms"] == pytest.approx(20.0)
+    assert behind["client_lag_ms"]["p99_ms"] == pytest.approx(2000.0)
+    assert behind["client_behind"] is True and behind["meets_slo"] is False
+
+
 def test_summarize_counts_failures_as_late_for_the_slo() -> None:
     fast = [Outcome(200, 0.010) for _ in range(99)]
     base = summarize(10.0, [*fast, Outcome(429, 0.001)], window_s=10.0, slo_p99_ms=100.0)

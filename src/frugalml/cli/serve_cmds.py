@@ -293,6 +293,14 @@ def _print_table(result: dict[str, Any]) -> None:
             row.append("[green]yes[/]" if r["meets_slo"] else "[red]no[/]")
         table.add_row(*row)
     console.print(table)
+    behind = [r for r in result["rates"] if r.get("client_behind")]
+    for r in behind:
+        console.print(
+            f"[yellow]at {r['rate_rps']:g}/s the client fell behind[/]: requests left "
+            f"{_ms(r['client_lag_ms']['p99_ms'])} ms late (p99); timed from when they left, "
+            f"p99 {_ms(r['after_send_ms']['p99_ms'])} ms. The latencies above count that lag "
+            "(open loop); run the client on another machine or core to measure the server alone."
+        )
     if slo is not None:
         if result["best_rate_rps"] is None:
             console.print(f"no rate met p99 <= {slo:g} ms")

@@ -32,6 +32,7 @@ from frugalml.passes import (
     describe,
     problem,
 )
+from frugalml.passes.registry import info_of
 from frugalml.search.constraints import Cheapest, QualityBound
 from frugalml.search.pareto import Record
 
@@ -70,8 +71,6 @@ def base_pipelines(
         ]
         if layers and layers > 2 and has_tune_text:
             structure = [(LayerDrop(keep=layers - 2), HalfPrecision("float16"))]
-    elif engine == "onnx":
-        convert = [(q8pc,), (q8,), (OnnxOptimize(),), (OnnxOptimize(), q8pc), (QuantizeStatic(),)]
     else:
         convert = [
             (OnnxExport(), q8pc),
@@ -97,10 +96,28 @@ def base_pipelines(
         if has_tune_text:  # zeros alone do not speed up dense kernels: least promising
             structure.append((MagnitudePrune(sparsity=0.3, recovery_epochs=1), OnnxExport(), q8pc))
     valid = {
-        tier: [p for p in pipes if problem(p, engine=engine, device=device) is None]
+        tier: [
+            p for p in _on_engine(pipes, engine) if problem(p, engine=engine, device=device) is None
+        ]
         for tier, pipes in (("convert", convert), ("structure", structure))
     }
     return valid
+
+
+def _on_engine(pipelines: Sequence[Pipeline], engine: str) -> list[Pipeline]:
+    """The pipelines as they apply to a model already on ``engine``: a leading conversion to
+    that engine (``OnnxExport`` for an ONNX model) is dropped, then empty and repeated
+    pipelines. One list serves every runtime; ``problem`` then drops what the engine cannot
+    take, from what each pass declares (``engines=``/``produces=`` at registration)."""
+    seen: set[Pipeline] = set()
+    out: list[Pipeline] = []
+    for pipe in pipelines:
+        while pipe and info_of(pipe[0]).produces == engine:
+            pipe = pipe[1:]
+        if pipe and pipe not in seen:
+            seen.add(pipe)
+            out.append(pipe)
+    return out
 
 
 @dataclass

@@ -12,6 +12,13 @@ within the SLO) per second, latency percentiles (p50/p90/p99/p99.9 of answered r
 meets the SLO when ``p99_all_ms <= slo_p99_ms`` (at most 1% of requests failed or were late).
 The $ per 1k requests at a rate prices the serving machine for the time 1,000 requests take at
 the achieved throughput (``--instance``; energy estimated as every core busy).
+
+The client's own lag is measured too: ``client_lag_ms`` (p50/p99) is how late each request left
+after its scheduled time (waiting for the client's ``--concurrency`` slots, or a client that
+cannot keep up with the rate on a busy machine), and ``after_send_ms`` the percentiles of
+answered requests timed from when they actually left. The headline latency still counts the
+lag (that is the open-loop contract); ``client_behind`` is true when the p99 lag exceeds
+``CLIENT_LAG_WARN_MS``, and the figures then measure the client as much as the server.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from frugalml.errors import BadInput
 Api = Literal["openai", "tei", "auto"]
 PERCENTILES = (("p50_ms", 50.0), ("p90_ms", 90.0), ("p99_ms", 99.0), ("p99_9_ms", 99.9))
 MAX_DURATION_S = 3600.0
+CLIENT_LAG_WARN_MS = 10.0  # p99 send lag above this: the client, not only the server, is slow
 
 
 def check_loopback(url: str, allow_remote: bool = False) -> tuple[str, str]:
@@ -102,6 +110,7 @@ class Outcome:
     status: int
     latency_s: float
     error: str = ""
+    lag_s: float = 0.0  # how late it left after its scheduled send time (the client's own delay)
 
 
 def summarize(
@@ -119,6 +128,9 @@ def summarize(
     all_ms = [o.latency_s * 1000.0 if o.status == 200 else math.inf for o in outcomes]
     p99_all = percentile(all_ms, 99.0)
     within = sum(1 for v in ok if slo_p99_ms is None or v <= slo_p99_ms)
+    lags = [o.lag_s * 1000.0 for o in outcomes if math.isfinite(o.lag_s)]
+    sent_ok = [(o.latency_s - o.lag_s) * 1000.0 for o in outcomes if o.status == 200]
+    lag = {"p50_ms": percentile(lags, 50.0), "p99_ms": percentile(lags, 99.0)}
     error_kinds: dict[str, int] = {}
     for o in outcomes:
         if o.status not in (200, 429):
@@ -136,6 +148,9 @@ def summarize(
         "goodput_rps": within / window_s if window_s > 0 else 0.0,
         "latency_ms": lat,
         "p99_all_ms": p99_all,
+        "client_lag_ms": lag,
+        "after_send_ms": {name: percentile(sent_ok, q) for name, q in PERCENTILES},
+        "client_behind": bool(lags) and lag["p99_ms"] > CLIENT_LAG_WARN_MS,
         "meets_slo": None if slo_p99_ms is None else bool(outcomes) and p99_all <= slo_p99_ms,
     }
 
@@ -212,12 +227,13 @@ async def resolve_target(
 
 async def _one(client: Any, target: Target, text: str, scheduled: float, sem: Any) -> Outcome:
     async with sem:
+        sent = time.perf_counter()
         try:
             r = await client.post(target.url, json=target.body(text))
             status, error = r.status_code, ""
         except Exception as e:
             status, error = 0, type(e).__name__
-    return Outcome(status, time.perf_counter() - scheduled, error)
+    return Outcome(status, time.perf_counter() - scheduled, error, max(0.0, sent - scheduled))
 
 
 async def run_rate(

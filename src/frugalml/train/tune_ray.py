@@ -393,11 +393,12 @@ class _Collector:
 
 
 def _start_collector(ray: Any) -> Any:
-    """The collector actor, on the driver's node (soft): a worker node may go away."""
+    """The collector actor, on the driver's node (hard affinity: that node lives as long as the
+    driver does; a worker node may go away, and a soft affinity let it land on one)."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     here = ray.get_runtime_context().get_node_id()
-    strategy = NodeAffinitySchedulingStrategy(here, soft=True)
+    strategy = NodeAffinitySchedulingStrategy(here, soft=False)
     return ray.remote(num_cpus=0)(_Collector).options(scheduling_strategy=strategy).remote()
 
 
