@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from frugalml.ledger import Ledger
 from tinymodels import tiny_bert
 
 ROWS = 60
@@ -184,7 +185,13 @@ def test_gate_on_the_search_output(search: dict[str, Any]) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     out = json.loads(done.stdout)
     assert out["statement"]["quality_ci"] is not None  # per-row outputs found in OUT/.work
-    assert out["statement"]["candidate"]["training"]["kind"] == "candidate"
+    # producing the chosen model cost the whole search (its lineage), not its candidate run
+    training = out["statement"]["candidate"]["training"]
+    assert training["kind"] == "optimize" and "the whole search" in training["what"]
+    chosen = next(e for e in entries if e.get("chosen"))
+    with Ledger(search["ledger"]) as book:
+        own = book.get(chosen["run_id"]).usage
+    assert own is not None and training["cost_usd"] > own.cost_usd
 
 
 # ---- units and words (issue 12): one formatter per unit, one name per option ---------------

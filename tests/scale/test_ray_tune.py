@@ -99,11 +99,13 @@ def test_tune_on_ray_with_asha_and_a_postgres_study(
     # the study's first trials, enqueued before it starts (Optuna's own mechanism; TPE takes
     # them first): one at a working learning rate, three at the range's bottom, so ASHA has a
     # trial that is clearly behind at the first rung after a better one reported there
-    pre = optuna.create_study(study_name="ray-study", storage=optuna_db, direction="maximize")
+    storage = optuna.storages.RDBStorage(optuna_db)
+    pre = optuna.create_study(study_name="ray-study", storage=storage, direction="maximize")
     pre.enqueue_trial({"lr_full": 2e-4, "batch_size": 16, "warmup_ratio": 0.0})
     for _ in range(3):
         pre.enqueue_trial({"lr_full": 1e-5, "batch_size": 16, "warmup_ratio": 0.0})
     del pre
+    storage.engine.dispose()  # the test's own pool: not counted against frugal's connections
     cfg = TuneConfig(
         trials=4, sampler="tpe", pruner="hyperband", reduction_factor=2, min_resource=1,
         recipes=("full",), batch_sizes=(16,), storage=optuna_db, study_name="ray-study",
