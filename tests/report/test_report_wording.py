@@ -8,6 +8,7 @@ to the wording called a model at 40% of the cost "2.53× the cost, 153% more" (t
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -76,9 +77,11 @@ def test_producing_a_chosen_model_costs_the_whole_search(tmp_path: Path) -> None
         assert t is not None and t.kind == "optimize" and t.run_id == "981ad7ff5311"
         assert t.cost_usd == 0.005017 and t.wall_hours == 202.4 / 3600
         assert "21 candidates" in t.what
+        best = tmp_path / "out" / "best"
+        best.mkdir(parents=True)
         parent = book.record(
             "optimize minilm", kind="optimize", status="finished",
-            params={"production_cost": PRODUCTION},
+            params={"production_cost": PRODUCTION}, artifacts={"best": str(best)},
         )  # fmt: skip
         usage = Usage(
             wall_s=2.0, cpu_s=0.5, device_s=0.0, peak_host_bytes=1, peak_device_bytes=0,
@@ -90,5 +93,9 @@ def test_producing_a_chosen_model_costs_the_whole_search(tmp_path: Path) -> None
             "c07", kind="candidate", status="finished", parent_id=parent, usage=usage,
             params={"passes": ["half_precision"]},
         )  # fmt: skip
+        # a candidate the search did not choose cost its own run only
         t = training_of(book, book.get(child), None)
+        assert t is not None and t.kind == "candidate" and t.cost_usd == 0.0000936
+        (best / "frugal.json").write_text(json.dumps({"candidate_run_id": child}))
+        t = training_of(book, book.get(child), None)  # the chosen one: the whole search
         assert t is not None and t.run_id == parent and t.cost_usd == 0.005017

@@ -315,7 +315,11 @@ def _production_cost_of(
             parent = book.get(record.parent_id)
         except (BadInput, NotFound):
             return None
-        if isinstance(parent.params.get("production_cost"), dict):
+        best = manifest_of(parent.artifacts.get("best"))
+        chosen = best is not None and best.get("candidate_run_id") == record.id
+        if chosen and isinstance(parent.params.get("production_cost"), dict):
+            # only the chosen candidate was produced by the whole search; another candidate's
+            # own run (building and evaluating it) is what it cost
             cost, run_id = parent.params["production_cost"], parent.id
     if cost is None:
         return None
