@@ -25,29 +25,11 @@ import pytest
 
 from frugalml.ledger import Ledger
 from frugalml.records import Hardware, Usage
+from testcatalog import TEST_CHIPS
 
-CONFIG = """
-[defaults]
-place_overhead_ms_cpu = 10.0
-
-[chips."test-cpu"]
-kind = "cpu"
-fp32_tflops = 0.1
-bf16_tflops = 0.1
-int8_tops = 0.4
-mem_bw_gbs = 10.0
-cpu_match = ["TestCPU 9000"]
-checked = "2026-11"
-
-[chips."test-gpu"]
-kind = "gpu"
-fp32_tflops = 10.0
-bf16_tflops = 100.0
-int8_tops = 200.0
-mem_bw_gbs = 100.0
-memory_gib = 16
-checked = "2026-11"
-
+CONFIG = (
+    TEST_CHIPS
+    + """
 [instances."t/gpu"]
 chip = "test-gpu"
 gpus = 2
@@ -69,6 +51,7 @@ restart_minutes = 12.0
 [spot.interruptions_per_hour]
 gpu = 0.5
 """
+)
 
 # Hand-computed (see the module docstring).
 GPU_BATCH_S = 0.01 + 0.001 * 0.09 / 0.05

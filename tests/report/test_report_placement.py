@@ -24,29 +24,11 @@ import pytest
 
 from frugalml.ledger import Ledger
 from frugalml.records import Hardware
+from testcatalog import TEST_CHIPS
 
-CONFIG = """
-[defaults]
-place_overhead_ms_cpu = 10.0
-
-[chips."test-cpu"]
-kind = "cpu"
-fp32_tflops = 0.1
-bf16_tflops = 0.1
-int8_tops = 0.4
-mem_bw_gbs = 10.0
-cpu_match = ["TestCPU 9000"]
-checked = "2026-11"
-
-[chips."test-gpu"]
-kind = "gpu"
-fp32_tflops = 10.0
-bf16_tflops = 100.0
-int8_tops = 200.0
-mem_bw_gbs = 100.0
-memory_gib = 16
-checked = "2026-11"
-
+CONFIG = (
+    TEST_CHIPS
+    + """
 [instances."t/gpu"]
 chip = "test-gpu"
 gpus = 2
@@ -54,6 +36,7 @@ vcpus = 8
 usd_per_hour = 2.0
 checked = "2026-09"
 """
+)
 
 GPU_USD_1M = 2.0 / (2 * 10 / 0.0118 * 3600) * 1e6
 MEASURED_USD_1M = 0.2 / (100 * 3600) * 1e6
