@@ -18,7 +18,6 @@ and the search agree on ties.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from frugalml.report.figures import (
     record_of,
     usable,
 )
+from frugalml.report.jinja import environment
 from frugalml.search import pareto
 from frugalml.search.result import STOP_REASONS
 
@@ -417,16 +417,8 @@ def _placement(data: ReportData) -> dict[str, Any] | None:
 
 
 # ---- rendering ------------------------------------------------------------------------------
-@cache
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("frugalml.report", "templates"),
-        autoescape=True,  # every value is escaped by the engine; SVG comes in as Markup
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
+    return environment(keep_trailing_newline=True)
 
 
 def render(data: ReportData) -> str:

@@ -27,13 +27,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from frugalml.errors import BadInput, NotFound
 from frugalml.records import RunRecord
 from frugalml.report import units
+from frugalml.report.jinja import template
 
 if TYPE_CHECKING:
     from frugalml.ledger import Ledger
@@ -483,18 +483,8 @@ def cost_condition(
 
 
 # ---- the HTML page of one load test ---------------------------------------------------------
-@cache
 def _template() -> Any:
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("frugalml.report", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    return env.get_template("loadtest.html.j2")
+    return template("loadtest.html.j2")
 
 
 def chart(side: LoadSide, width: int = 640, height: int = 300) -> dict[str, Any]:

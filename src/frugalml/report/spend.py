@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import jinja2
 
 from frugalml.report import units
+from frugalml.report.jinja import template
 
 if TYPE_CHECKING:
     from frugalml.ledger import Ledger
@@ -122,16 +122,8 @@ def with_spend(book: Ledger, data: ReportData, days: int = 30) -> ReportData:
 
 
 # ---- the chart ------------------------------------------------------------------------------
-@cache
 def _template() -> jinja2.Template:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("frugalml.report", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    return env.get_template("spend.svg.j2")
+    return template("spend.svg.j2")
 
 
 def color_of(spend: Spend, series: str) -> str:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 import jinja2
 
 from frugalml.report import units
+from frugalml.report.jinja import template
 
 BLUE, GREY, RED, ORANGE, GREEN = "#3b6fb6", "#a3acb9", "#d1495b", "#edae49", "#2a9d8f"
 
@@ -141,16 +141,8 @@ def _legend(front: bool, bound: bool, band: bool, baseline: bool, chosen: bool) 
     ]
 
 
-@cache
 def _template() -> jinja2.Template:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("frugalml.report", "templates"),
-        autoescape=True,  # every label is escaped by the engine
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    return env.get_template("scatter.svg.j2")
+    return template("scatter.svg.j2")
 
 
 def scatter(
