@@ -259,12 +259,10 @@ def test_one_formatter_per_unit() -> None:
     from frugalml.cli import format as fmt
     from frugalml.cli import optimize_cmds
     from frugalml.report import markdown
-    from frugalml.report import units as report_units
 
-    for dollars in (fmt.usd, report_units.usd, markdown._usd, optimize_cmds._fmt_usd):
+    for dollars in (fmt.usd, markdown._usd, optimize_cmds._fmt_usd):
         assert dollars is units.usd
-    for size in (fmt.nbytes, report_units.nbytes):
-        assert size is units.nbytes
+    assert fmt.nbytes is units.nbytes
     assert units.nbytes(90_852_864) == "86.6 MiB"  # 90852864 / 2**20 = 86.64
     assert units.usd(0.0358379) == "$0.0358" and units.usd(1234.5) == "$1,234"
     assert units.versus(0.46) == "0.46× the cost, 54% less"

@@ -21,8 +21,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from frugalml import units
 from frugalml.errors import BadInput
-from frugalml.report import units
 from frugalml.report.loadtest import LoadStatement, cost_condition
 from frugalml.report.statement import Statement
 

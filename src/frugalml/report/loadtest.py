@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from frugalml import units
 from frugalml.errors import BadInput, NotFound
 from frugalml.records import RunRecord
-from frugalml.report import units
 from frugalml.report.jinja import template
 
 if TYPE_CHECKING:

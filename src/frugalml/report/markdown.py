@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from frugalml.report import units
+from frugalml import units
 from frugalml.search.pareto import COST_NOISE_FLOOR, QUALITY_TOLERANCE
 from frugalml.search.result import STOP_REASONS, OptimizeResult
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from frugalml.report import units
+from frugalml import units
 from frugalml.report.jinja import template
 
 if TYPE_CHECKING:

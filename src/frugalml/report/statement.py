@@ -15,8 +15,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from frugalml import units
 from frugalml.errors import BadInput
-from frugalml.report import units
 from frugalml.report.bootstrap import (
     MIN_ROUNDS_FOR_CI,
     DeltaCI,

@@ -13,7 +13,7 @@ from typing import Any
 
 import jinja2
 
-from frugalml.report import units
+from frugalml import units
 from frugalml.report.jinja import template
 
 BLUE, GREY, RED, ORANGE, GREEN = "#3b6fb6", "#a3acb9", "#d1495b", "#edae49", "#2a9d8f"
