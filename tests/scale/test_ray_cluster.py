@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from raycluster import simulated_cluster
 
 import frugalml
 from frugalml.errors import CandidateFailed
@@ -21,34 +22,18 @@ from frugalml.passes import OnnxExport, QuantizeDynamic
 from frugalml.search.engines import Resources
 
 pytestmark = pytest.mark.timeout(600)
-SMALL_STORE = 80 * 2**20  # each simulated node's object store: the machine is shared
 
 
 @pytest.fixture(scope="module")
 def two_nodes(ray_module: Any) -> Iterator[dict[str, str]]:
     """{"cpu": node id without a GPU resource, "gpu": node id with GPU=1}."""
-    from ray.cluster_utils import Cluster
-
     ray = ray_module
-    if ray.is_initialized():
-        ray.shutdown()
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 1, "num_gpus": 0, "object_store_memory": SMALL_STORE,
-                        "include_dashboard": False},
-    )  # fmt: skip
-    cluster.add_node(num_cpus=1, num_gpus=1, object_store_memory=SMALL_STORE)
-    ray.init(address=cluster.address, log_to_driver=False)
-    cluster.wait_for_nodes()
-    try:
+    with simulated_cluster(ray, 1, [{"num_cpus": 1, "num_gpus": 1}], head_gpus=0):
         alive = [n for n in ray.nodes() if n["Alive"]]
         assert len(alive) == 2
         ids = {("gpu" if n["Resources"].get("GPU", 0) >= 1 else "cpu"): n["NodeID"] for n in alive}
         assert set(ids) == {"cpu", "gpu"}
         yield ids
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
 
 
 def _spec(model: Path, data: Path, out: Path, device: str) -> dict[str, Any]:

@@ -19,36 +19,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from raycluster import SMALL_STORE, simulated_cluster
 
 import frugalml
 from frugalml.ledger import Ledger
 from frugalml.passes import OnnxExport, QuantizeDynamic
 
 pytestmark = pytest.mark.timeout(600)
-SMALL_STORE = 80 * 2**20
 
 
 @pytest.fixture(scope="module")
 def cluster(ray_module: Any) -> Iterator[Any]:
-    from ray.cluster_utils import Cluster
-
-    ray = ray_module
-    if ray.is_initialized():
-        ray.shutdown()
-    c = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 0, "object_store_memory": SMALL_STORE,
-                        "include_dashboard": False},
-    )  # fmt: skip
-    for _ in range(2):
-        c.add_node(num_cpus=1, object_store_memory=SMALL_STORE)
-    ray.init(address=c.address, log_to_driver=False)
-    c.wait_for_nodes()
-    try:
+    nodes = [{"num_cpus": 1}, {"num_cpus": 1}]
+    with simulated_cluster(ray_module, 0, nodes) as (c, _added):
         yield c
-    finally:
-        ray.shutdown()
-        c.shutdown()
 
 
 def _release(fifo: Path) -> None:

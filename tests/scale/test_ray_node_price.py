@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from raycluster import simulated_cluster
 
 import frugalml
 from frugalml.ledger import Ledger
 from frugalml.passes import OnnxExport, QuantizeDynamic
 
 pytestmark = pytest.mark.timeout(600)
-SMALL_STORE = 80 * 2**20
 PRICES = {"test/node-a": 1.25, "test/node-b": 7.5}  # $/h, set in the config file below
 DRIVER = "aws/c7i.2xlarge"  # the driver's --instance: never what a node's runs are priced at
 
@@ -31,35 +31,16 @@ DRIVER = "aws/c7i.2xlarge"  # the driver's --instance: never what a node's runs 
 @pytest.fixture(scope="module")
 def nodes(ray_module: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """{node id: the instance type that node declares}."""
-    from ray.cluster_utils import Cluster
-
     ray = ray_module
     cfg = tmp_path_factory.mktemp("cfg") / "config.toml"
     cfg.write_text("".join(
         f'[instances."{name}"]\nusd_per_hour = {usd}\nsource = "test"\n\n'
         for name, usd in PRICES.items()
     ))  # fmt: skip
-    if ray.is_initialized():
-        ray.shutdown()
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 0, "object_store_memory": SMALL_STORE,
-                        "include_dashboard": False},
-    )  # fmt: skip
-    declared = {}
-    for name in PRICES:
-        node = cluster.add_node(
-            num_cpus=1, object_store_memory=SMALL_STORE,
-            env_vars={"FRUGAL_INSTANCE": name, "FRUGAL_CONFIG": str(cfg), "OMP_NUM_THREADS": "1"},
-        )  # fmt: skip
-        declared[node.node_id] = name
-    ray.init(address=cluster.address, log_to_driver=False)
-    cluster.wait_for_nodes()
-    try:
-        yield declared
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
+    env = {"FRUGAL_CONFIG": str(cfg), "OMP_NUM_THREADS": "1"}
+    nodes = [{"num_cpus": 1, "env_vars": {**env, "FRUGAL_INSTANCE": name}} for name in PRICES]
+    with simulated_cluster(ray, 0, nodes) as (_cluster, added):
+        yield {node.node_id: name for node, name in zip(added, PRICES, strict=True)}
 
 
 def _on(node_id: str) -> Any:
