@@ -49,3 +49,29 @@ def test_optimize_table_matches_its_result_file() -> None:
     ratio = result["rows"]["frugal chosen"]["ratio"]
     assert re.search(rf"\*\*{ratio:.2f}x\*\* the fp32 baseline", section)
     assert ("not met" in section) == (not result["checks"]["ratio_ge_4"])
+
+
+CLASSIFY_ROWS = {
+    "`SentenceTransformer.encode` fp32": "sentence-transformers fp32",
+    "frugal runner, original fp32": "frugal runner, original fp32",
+    "**frugal, chosen within 1 point**": "frugal chosen",
+}
+
+
+def test_classification_table_matches_its_result_file() -> None:
+    result = json.loads((ROOT / "bench/results/optimize_classify_trec.json").read_text())
+    section = _section((ROOT / "docs/benchmarks.md").read_text(), "## Optimize on classification")
+    assert "bench/results/optimize_classify_trec.json" in section
+    seen = set()
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[0] not in CLASSIFY_ROWS:
+            continue
+        row = result["rows"][CLASSIFY_ROWS[cells[0]]]
+        seen.add(cells[0])
+        assert _number(cells[3]) == round(row["texts_per_s"])
+        assert _number(cells[4]) == round(row["ratio"], 2)
+        assert _number(cells[5]) == round(row["accuracy_select"], 2)
+        assert _number(cells[6]) == round(row["accuracy_final"], 2)
+    assert seen == set(CLASSIFY_ROWS)
+    assert ("not met" in section) == (not result["checks"]["ratio_ge_4"])
