@@ -12,8 +12,9 @@
    fp32 ``SentenceTransformer.encode`` baseline (batch 32), Optimum int8 (batch 32, run by
    frugal's runner: batches sorted by token count), frugal's chosen model (its own runtime
    settings) and the original fp32 model run by frugal's runner (batch 32: how much of the
-   ratio is the runner, not the model). Spearman x 100 on dev's select and final thirds (where optimize's bound is
-   enforced), on all of dev, and on STS-B train (never seen by optimize).
+   ratio is the runner, not the model). Spearman x 100 on dev's select and final thirds
+   (where optimize's bound is enforced), on all of dev, and on STS-B train (never seen by
+   optimize).
 4. Unless ``--no-match``: a second search whose bound is what Optimum's recipe loses on the
    select third (kept to the int8 passes: layer drop + distillation, ONNX export and
    fusions, dynamic int8, batch size), so frugal's model is compared with Optimum's at equal
