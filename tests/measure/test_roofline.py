@@ -29,6 +29,18 @@ def test_line_through_batch1_and_batch_b(peak: rl.Peak) -> None:
     assert rl.batch_time_s(work.at(4), peak, cal) == pytest.approx(0.052)
 
 
+def test_a_line_faster_than_the_catalog_bandwidth_raises_its_fraction(peak: rl.Peak) -> None:
+    # the same line with 400 MB of weights: 0.02 s to read them at 20 GB/s, but one request
+    # took 0.008 s beyond the overhead: bandwidth fraction 0.02 / 0.008 = 2.5, and batch 1 is
+    # reproduced: 0.020 + max(0.008, 0.02 / 2.5) = 0.028 s
+    work = rl.Workload(1e9, 4e8, 10, "fp32")
+    cal = rl.calibrate(work, peak, 0.1, overhead_s=0.01, single_s=0.028)
+    assert cal.bw_fraction == pytest.approx(2.5)
+    assert cal.sources["bandwidth"].startswith("measured: at least 2.5 x")
+    assert rl.batch_time_s(work.at(1), peak, cal) == pytest.approx(0.028)
+    assert rl.batch_time_s(work, peak, cal) == pytest.approx(0.1)
+
+
 def test_a_line_crossing_below_zero_keeps_no_overhead(peak: rl.Peak) -> None:
     # 0.005 s alone but 0.1 s per batch of 10: the intercept is negative; overhead 0 and
     # 0.01 s per request, efficiency 1e9 / (2e11 x 0.01) = 0.5
