@@ -124,7 +124,8 @@ class EvalResult:
     split: str = "all"  # which rows were scored: tasks.base.SPLITS
     cost_usd_per_1m_low: float = math.nan  # the cost at the fastest timed pass
     cost_usd_per_1m_high: float = math.nan  # ... and at the slowest
-    latency_ms_batch1: float = math.nan  # mean time of one text alone (frugal place's overhead)
+    # mean time of one text alone (frugal place's overhead); None: not measured (a causal LM)
+    latency_ms_batch1: float | None = None
     items: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -443,7 +444,6 @@ def _result(
         split=split,
         cost_usd_per_1m_low=float(cost_low),
         cost_usd_per_1m_high=float(cost_high),
-        latency_ms_batch1=1e3
-        * (timed.single_s or (1.0 / throughput if throughput > 0 else math.nan)),
+        latency_ms_batch1=1e3 * (timed.single_s or 1.0 / throughput) if throughput > 0 else None,
         items=items,
     )
