@@ -368,8 +368,13 @@ def place(
     model = (
         "measured: the run's own hardware, at its recorded price; predicted: roofline "
         "t = overhead + max(batch x FLOPs/request / (peak FLOP/s x efficiency), weight bytes "
-        "/ (bandwidth x bandwidth fraction)), calibrated on the measured run (overhead and "
-        "efficiency from its batch-1 and batch-B times when it recorded both)"
+        "/ (bandwidth x bandwidth fraction)), calibrated on the measured run ("
+        + (
+            "overhead from its batch-1 decode step minus bytes per token / its copy probe)"
+            if _is_lm(record)
+            else "overhead and efficiency from its batch-1 and batch-B times when it recorded "
+            "both, else a stated overhead)"
+        )
         if not training
         else "measured: the run's own wall time; predicted: wall time x measured peak FLOP/s "
         "/ instance peak FLOP/s (compute-bound, GPUs data parallel)"
