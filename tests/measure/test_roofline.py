@@ -57,6 +57,16 @@ def test_one_point_uses_the_stated_overhead(peak: rl.Peak) -> None:
     assert cal.efficiency == pytest.approx(0.05 / 0.09)
 
 
+def test_one_point_reproduces_a_memory_bound_batch(peak: rl.Peak) -> None:
+    # 1 GB of weights: memory 1e9 / 2e10 = 0.05 s > compute 10 x 1e8 / 2e11 = 0.005 s; 0.1 s
+    # measured, 0.01 s stated: one fraction 0.05 / 0.09 for both terms, and 0.1 s back
+    work = rl.Workload(1e8, 1e9, 10, "fp32")
+    cal = rl.calibrate(work, peak, 0.1, overhead_s=0.01)
+    assert cal.efficiency == pytest.approx(0.05 / 0.09) == cal.bw_fraction
+    assert work.bound(peak, cal) == "memory"
+    assert rl.batch_time_s(work, peak, cal) == pytest.approx(0.1)
+
+
 def test_decode_step_splits_memory_and_overhead(peak: rl.Peak) -> None:
     # 410 MB per token at a 41 GB/s probe = 0.010 s of a 0.020 s step: overhead 0.010 s,
     # bandwidth fraction 41 / 20 = 2.05

@@ -22,8 +22,9 @@ unknowns from one measured run, in one of three ways (``Calibration.method``):
   (``measure.bandwidth``): memory-bound, so overhead = step time - bytes per token / probe
   bandwidth, and ``bw_fraction`` = probe / the catalog's bandwidth (measured); the compute
   efficiency is not measured by a memory-bound step (1.0 assumed, stated).
-- ``one-point``: only the batch time: a stated overhead (the catalog's), efficiency solved
-  from the rest (the overhead capped at half the measured time).
+- ``one-point``: only the batch time: a stated overhead (the catalog's), and one efficiency
+  solved from the rest, for both terms (``bw_fraction`` = ``efficiency``; the overhead capped
+  at half the measured time).
 
 An overhead solved below zero is set to zero (stated in ``Calibration.note``).
 
@@ -272,16 +273,17 @@ def calibrate(
         )
     overhead = min(overhead_s, measured_batch_s / 2)
     roof = max(work.compute_s(peak), work.memory_s(peak))
-    return Calibration(
-        efficiency=roof / (measured_batch_s - overhead),
+    eff = roof / (measured_batch_s - overhead)
+    return Calibration(  # one fraction of the roofline for both terms: the point is reproduced
+        efficiency=eff,
         overhead_s=overhead,
-        bw_fraction=1.0,
+        bw_fraction=eff,
         method="one-point",
         sources={
             "overhead": f"stated: the catalog's {overhead_s * 1e3:g} ms per batch"
             + (" (capped at half the batch)" if overhead < overhead_s else ""),
             "efficiency": f"measured: {measured_batch_s * 1e3:.4g} ms at batch {b}",
-            "bandwidth": "stated: the catalog's",
+            "bandwidth": "stated: the catalog's, at the same efficiency",
         },
     )
 
