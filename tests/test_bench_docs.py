@@ -92,3 +92,13 @@ def test_placement_tables_match_their_result_file() -> None:
     assert f"efficiency {cal['efficiency']:.2f}" in section
     assert f"largest held-out error {result['max_abs_error_pct']:.0f}%" in section
     assert ("**met**" in section) == result["within_25_pct"]
+    # the best rounds and the earlier runs are quoted from their files too
+    if "best_round" in result:
+        assert f"largest {result['best_round']['max_abs_error_pct']:.0f}%." in section
+    earlier = json.loads((ROOT / "bench/results/place_calibration_earlier.json").read_text())
+    flat = " ".join(section.split())
+    for run in earlier["runs"]:
+        rows = {r["batch_size"]: r for r in run["rows"]}
+        errs = [rows[8]["error_pct"], rows[128]["error_pct"], run["decode"]["error_pct"]]
+        signs = [f"{e:+.0f}%".replace("-", "−") if round(e) else "0" for e in errs]
+        assert f"{run['when'][11:16]} UTC: {' / '.join(signs)}" in flat, run["when"]
