@@ -297,3 +297,38 @@ def test_an_optimized_onnx_variant_is_served_like_the_original(tmp_path: Path) -
         run = book.get(srv.run_id)
     assert run.status == "finished" and "onnx_export" in run.params["model_describe"]
     assert run.quality["requests"] == 1 and run.quality["inputs"] == len(TEXTS)
+
+
+def test_counting_tokens_on_the_event_loop_never_unpads_the_workers_batch() -> None:
+    """The server counts a request's tokens on the event loop while its worker thread tokenizes
+    a padded batch. On one shared fast tokenizer, each call resets the other's padding state,
+    so some batches came back ragged: a 500 ("setting an array element with a sequence") for
+    every request in the batch, seen under load near the knee (3-20 per rate)."""
+    import threading
+
+    import frugalml
+    from frugalml.serve.app import EmbeddingBackend
+
+    model = frugalml.load("minilm")
+    backend = EmbeddingBackend(model, "minilm")
+    texts = ["short one", "a much longer sentence with many more words than the others " * 3]
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def count() -> None:
+        while not stop.is_set():
+            backend.count_tokens(texts * 20)
+
+    counter = threading.Thread(target=count)
+    counter.start()
+    try:
+        for _ in range(300):
+            try:
+                enc = model.tokenize(texts * 8)  # what the worker's run_batch does first
+                assert enc["input_ids"].shape == enc["attention_mask"].shape
+            except ValueError as e:
+                errors.append(str(e))
+    finally:
+        stop.set()
+        counter.join()
+    assert errors == []

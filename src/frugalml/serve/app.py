@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import copy
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -68,10 +69,15 @@ class EmbeddingBackend:
             raise ValueError(f"{name} outputs {model.output}, not embeddings")
         self.model, self.name = model, name
         self.max_tokens = int(model.runtime.max_length)
+        # Counting runs on the event loop while the worker thread tokenizes a batch. A fast
+        # tokenizer keeps its padding/truncation settings in shared state that each call
+        # resets, so two threads on one tokenizer let a batch come back unpadded (ragged:
+        # "setting an array element with a sequence", a 500 under load). Counting gets its own.
+        self._counter = copy.deepcopy(model.tokenizer)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens of each text as the model would see it untruncated (special tokens in)."""
-        enc = self.model.tokenizer(list(texts), add_special_tokens=True, truncation=False)
+        enc = self._counter(list(texts), add_special_tokens=True, truncation=False)
         return [len(ids) for ids in enc["input_ids"]]
 
     def run_batch(self, texts: list[str]) -> np.ndarray:
