@@ -104,3 +104,26 @@ def test_a_llama_cpp_folder_without_llama_cpp_is_one_line(tmp_path: Path) -> Non
     (tmp_path / "m" / "model.gguf").write_bytes(b"GGUF")
     with pytest.raises(BadInput, match="llama-cpp-python"):
         load(tmp_path / "m")
+
+
+@needs_llama
+@needs_smollm2
+def test_optimize_tries_llama_cpp_on_the_gguf_and_states_its_fidelity(tmp_path: Path) -> None:
+    import json
+
+    import frugalml
+
+    text = ["The quick brown fox jumps over the lazy dog while the cat sleeps. " * 250]
+    res = frugalml.optimize(
+        "smollm2", "perplexity", text, out=tmp_path / "out", passes=["llama_cpp_gguf"],
+        repeats=1, max_quality_drop=5.0, ledger=f"sqlite:///{tmp_path / 'l.db'}",
+        task_options={"window": 96, "windows": 1, "new_tokens": 8},
+    )  # fmt: skip
+    (cand,) = [c for c in res.candidates if c["label"] == "llama_cpp_gguf"]
+    assert cand["status"] == "ok", cand.get("error")
+    assert cand["mean_kl"] < 0.05 and 0.8 < cand["top1_agreement"] <= 1.0
+    assert abs(cand["quality_drop"]) < 5.0
+    if res.best is not None:  # chosen: saved as a llama.cpp folder
+        manifest = json.loads((tmp_path / "out" / "best" / "frugal.json").read_text())
+        assert manifest["engine"] == "llama_cpp"
+        assert (tmp_path / "out" / "best" / "model.gguf").is_file()
