@@ -1,16 +1,19 @@
 """Serving MiniLM under open-loop load: batching vs batch 1, optimized vs fp32, Infinity.
 
     flock /tmp/frugal-cpu.lock python bench/serve_minilm.py --json \
-        [--sweep 10,20,40,60,80,120,160,240,320,480] [--duration 8] [--slo-p99-ms 200] \
+        [--sweep 20,40,80,120,160,200,240,320,400,480,560,640] [--duration 8] [--slo-p99-ms 200] \
         [--optimized DIR/best] [--infinity] [--pin]
 
 Each arm starts a server as a subprocess on a free loopback port, then this process loads it
 with ``frugalml.serve.loadtest`` (the same open-loop client as ``frugal loadtest``: Poisson
 arrivals, latency from the scheduled send time, one real STS-B sentence per request) at each
 rate of the sweep, lowest first, stopping after two rates in a row miss the SLO (one miss on
-a shared machine can be noise). Then one **overload** rate beyond the knee (``--overload-x``
-times the last rate tried): a frugal server over ``--max-concurrency`` answers 429 at once,
-so the answered requests' p99 stays bounded instead of a queue growing to tens of seconds.
+a shared machine can be noise). The coarse grid only brackets each arm's knee, so for each
+SLO (``--slo-p99-ms``, ``--slo2-p99-ms``) the rate is then bisected ``--refine`` times between
+the highest rate that met it and the next one that missed it. Then one **overload** rate
+beyond the knee (``--overload-x`` times the last rate of the coarse sweep): a frugal server
+over ``--max-concurrency`` answers 429 at once, so the answered requests' p99 stays bounded
+instead of a queue growing to tens of seconds.
 
 Reported per arm: every rate's throughput, p50/p99 (answered), p99 over all requests
 (failures as late), 429s and errors; the highest rate meeting p99 <= SLO ("sustained
@@ -110,18 +113,43 @@ def one_rate(url: str, texts: list[str], rate: float, args: argparse.Namespace) 
     )["rates"][0]
 
 
+def _meets(r: dict, slo_ms: float) -> bool:
+    return bool(r["sent"]) and r["p99_all_ms"] <= slo_ms
+
+
+def bracket(results: list[dict], slo_ms: float) -> tuple[float, float] | None:
+    """(highest rate tried that meets ``slo_ms``, lowest rate above it that does not), or
+    None when no rate met it or none above the best one missed it."""
+    ok = [r["rate_rps"] for r in results if _meets(r, slo_ms)]
+    if not ok:
+        return None
+    lo = max(ok)
+    above = [r["rate_rps"] for r in results if r["rate_rps"] > lo and not _meets(r, slo_ms)]
+    return (lo, min(above)) if above else None
+
+
 def sweep(
     url: str, texts: list[str], rates: list[float], args: argparse.Namespace
 ) -> tuple[list[dict], dict | None]:
-    """The sweep (lowest first, until two misses in a row), then one overload rate."""
+    """The coarse sweep (lowest first, until two misses in a row), then for each SLO a
+    bisection (``--refine`` steps) between the highest rate meeting it and the next rate
+    that missed it, then one overload rate. Returns every rate tried, sorted by rate."""
     out: list[dict] = []
     for rate in rates:  # lowest first; two misses in a row: the server is saturated
         out.append(one_rate(url, texts, rate, args))
         if len(out) >= 2 and not out[-1]["meets_slo"] and not out[-2]["meets_slo"]:
             break
+    last_coarse = out[-1]["rate_rps"] if out else None
+    for slo in sorted({args.slo_p99_ms, args.slo2_p99_ms}):
+        for _ in range(args.refine):
+            span = bracket(out, slo)
+            if span is None or span[1] - span[0] < args.refine_min_rps:
+                break
+            out.append(one_rate(url, texts, round((span[0] + span[1]) / 2, 1), args))
+    out.sort(key=lambda r: r["rate_rps"])
     overload = None
-    if args.overload_x > 0 and out:
-        overload = one_rate(url, texts, out[-1]["rate_rps"] * args.overload_x, args)
+    if args.overload_x > 0 and last_coarse:
+        overload = one_rate(url, texts, last_coarse * args.overload_x, args)
     return out, overload
 
 
@@ -151,7 +179,7 @@ def _rate_row(r: dict) -> dict[str, Any]:
 
 def best_at(results: list[dict], slo_ms: float) -> dict | None:
     """The rate with the highest throughput whose p99 over all requests is within ``slo_ms``."""
-    meeting = [r for r in results if r["sent"] and r["p99_all_ms"] <= slo_ms]
+    meeting = [r for r in results if _meets(r, slo_ms)]
     return max(meeting, key=lambda r: r["throughput_rps"]) if meeting else None
 
 
@@ -417,8 +445,14 @@ def targets(result: dict[str, Any], by: dict[str, dict], args: argparse.Namespac
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--sweep", default="10,20,40,60,80,120,160,240,320,480,640")
+    ap.add_argument("--sweep", default="20,40,80,120,160,200,240,320,400,480,560,640")
     ap.add_argument("--duration", type=float, default=8.0, help="seconds per rate")
+    ap.add_argument(
+        "--refine", type=int, default=2, help="bisection steps per SLO after the coarse sweep"
+    )
+    ap.add_argument(
+        "--refine-min-rps", type=float, default=4.0, help="stop bisecting below this gap"
+    )
     ap.add_argument("--slo-p99-ms", type=float, default=200.0)
     ap.add_argument("--slo2-p99-ms", type=float, default=100.0, help="second SLO (Infinity)")
     ap.add_argument("--concurrency", type=int, default=256, help="client connections")
@@ -426,7 +460,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="server intra-op threads")
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--optimized", default=None, help="an optimize best/ folder")
-    ap.add_argument("--max-batch-tokens", type=int, default=4096)
+    ap.add_argument("--max-batch-tokens", type=int, default=256)
     ap.add_argument("--max-wait-ms", type=float, default=5.0)
     ap.add_argument(
         "--max-concurrency", type=int, default=64, help="frugal serve's in-flight cap (429 over)"
@@ -512,6 +546,7 @@ def main() -> None:
         "settings": {
             "sweep_rps": args.rates,
             "duration_s": args.duration,
+            "refine_steps": args.refine,
             "slo_p99_ms": args.slo_p99_ms,
             "slo2_p99_ms": args.slo2_p99_ms,
             "concurrency": args.concurrency,

@@ -60,6 +60,25 @@ def test_run_lifecycle_roundtrips(open_ledger: Callable[[], BaseLedger]) -> None
     assert rec.to_dict()["wall_s"] == 1.5 and rec.to_dict()["cost_usd"] == 0.01
 
 
+def test_a_figure_that_is_not_a_number_is_kept_as_null(
+    open_ledger: Callable[[], BaseLedger],
+) -> None:
+    """NaN/inf figures (an LM eval's cost band, an empty split's score) are stored as null on
+    every backend; PostgreSQL refused the whole row before, so the run was lost there."""
+    with open_ledger() as book:
+        run_id = book.record(
+            "eval",
+            kind="eval",
+            status="finished",
+            params={"cost_band": [1.0, float("nan")], "nested": {"x": float("inf")}},
+            quality={"perplexity": 21.5, "final": float("nan")},
+        )
+        book.log_quality(run_id, late=float("-inf"))
+        rec = book.get(run_id)
+    assert rec.quality == {"perplexity": 21.5, "final": None, "late": None}
+    assert rec.params == {"cost_band": [1.0, None], "nested": {"x": None}}
+
+
 def test_runs_newest_first_and_filters(open_ledger: Callable[[], BaseLedger]) -> None:
     with open_ledger() as book:
         parent = book.start_run("optimize", kind="optimize")

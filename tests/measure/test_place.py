@@ -12,6 +12,21 @@ The test catalog (a real config file) has one measured CPU chip and two instance
   0.01 + 0.001 x 0.09 / 0.05 = 0.0118 s; two replicas serve 2 x 10 / 0.0118 requests/s.
 - ``t/cpu``: 8 vCPUs = 4 cores of ``test-cpu``, 0.50 $/h, no spot price.
   compute 10 x 1e9 / 4e11 = 0.025 s: 0.01 + 0.025 x 0.09 / 0.05 = 0.055 s per batch.
+
+The same eval with ``latency_ms_batch1`` = 28 ms recorded (the line calibration): the line
+through 0.028 s at batch 1 and 0.1 s at batch 10 has a slope of 0.072 / 9 = 0.008 s per
+request and an intercept (overhead, measured) of 0.020 s; efficiency = 1e9 / (2e11 x 0.008)
+= 0.625. ``t/gpu``: 0.020 + 0.001 / 0.625 = 0.0216 s per batch (memory 0.0004 s), two replicas
+20 / 0.0216 = 925.9 requests/s; ``t/cpu``: 0.020 + 0.025 / 0.625 = 0.060 s, 166.7/s, p99
+150 x 0.06 / 0.1 = 90 ms.
+
+A causal-LM eval on the same 2 cores (the decode calibration): 100 M fp32 parameters (400 MB)
++ 10 MB of KV cache read per token, 50 tokens/s at batch 1 (0.02 s per step), copy probe
+41 GB/s. Memory at the probe: 410e6 / 41e9 = 0.010 s, compute 2e8 / 2e11 = 0.001 s, so the
+overhead (measured) is 0.010 s and the bandwidth fraction 41 / 20 = 2.05. ``t/cpu`` (same
+chip, 4 cores, 40 GB/s x 2.05 = 82 GB/s): 0.010 + 410e6 / 82e9 = 0.015 s per token, 66.67
+tokens/s; ``t/gpu`` (another chip: the fraction is not carried above 1): 0.010 + 410e6 / 1e11
+= 0.0141 s, two replicas 141.84 tokens/s. Priced per 1M output tokens.
 """
 
 from __future__ import annotations
@@ -60,6 +75,24 @@ CPU_BATCH_S = 0.01 + 0.025 * 0.09 / 0.05
 CPU_RATE = 10 / CPU_BATCH_S
 MEASURED_USD_1M = 0.2 / (100 * 3600) * 1e6
 ON_CPU_USD_1M = 0.5 / (100 * 3600) * 1e6  # measured on t/cpu: 100/s at 0.50 $/h
+LM_EVAL = {
+    "throughput_per_s": 50.0,
+    "decode_tokens_per_s": 50.0,
+    "latency_ms_p99": 25.0,
+    "batch_size": 1,
+    "threads": 2,
+    "device": "cpu",
+    "size_bytes": 400_000_000,
+    "weights_bytes": 400_000_000,
+    "kv_bytes_per_token": 10_000_000.0,
+    "bytes_per_token": 410_000_000.0,
+    "memory_bandwidth_bytes_per_s": 41e9,
+    "peak_memory_bytes": 900_000_000,
+    "usd_per_hour": 0.2,
+    "instance": "auto",
+    "model": "original (causal_lm, float32, cpu)",
+    "task": "perplexity",
+}
 
 
 @pytest.fixture
@@ -111,6 +144,20 @@ def setup(_isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, An
                              "cost_usd_per_1m": ON_CPU_USD_1M}, "model": "m-on-cpu"},
             hardware=hw,
         )  # fmt: skip
+        line_id = book.record(
+            "eval m (batch-1 time recorded)",
+            kind="eval",
+            status="finished",
+            params={"eval": {**ev, "latency_ms_batch1": 28.0}, "model": "m-line"},
+            hardware=hw,
+        )
+        lm_id = book.record(
+            "eval lm",
+            kind="eval",
+            status="finished",
+            params={"eval": LM_EVAL, "model": "lm"},
+            hardware=hw,
+        )
         train_id = book.record(
             "finetune m",
             kind="finetune",
@@ -125,6 +172,8 @@ def setup(_isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, An
         "train": train_id,
         "model_dir": str(model_dir),
         "on_cpu": on_cpu,
+        "line": line_id,
+        "lm": lm_id,
     }
 
 
@@ -183,6 +232,51 @@ def test_ranking_matches_hand_computed_costs(cli: Callable[..., Any], setup: dic
     )
     # the catalog's age comes with the ranking: the oldest month among the entries used
     assert out["catalog_age"].startswith("prices checked 2026-10 (")
+
+
+def test_batch1_time_calibrates_overhead_and_efficiency_by_a_line(
+    cli: Callable[..., Any], setup: dict
+) -> None:
+    rows = {r["instance"]: r for r in _place(cli, setup["line"])["rows"]}
+    gpu, cpu = rows["t/gpu"], rows["t/cpu"]
+    assert gpu["throughput_per_s"] == pytest.approx(925.926, rel=1e-5)
+    assert cpu["throughput_per_s"] == pytest.approx(166.667, rel=1e-5)
+    assert cpu["latency_ms_p99"] == pytest.approx(90.0)
+    assert cpu["usd"] == pytest.approx(0.5 / (166.667 * 3600) * 1e6, rel=1e-5)
+    for row in (gpu, cpu):
+        inputs = row["inputs"]
+        assert inputs["calibration"] == "line" and inputs["bound"] == "compute"
+        assert inputs["overhead_ms"] == pytest.approx(20.0)
+        assert inputs["efficiency"] == pytest.approx(0.625)
+        assert inputs["sources"]["overhead"].startswith("measured: intercept of 28 ms")
+    # without the batch-1 time the overhead is the catalog's, and says so
+    old = {r["instance"]: r for r in _place(cli, setup["eval"])["rows"]}
+    assert old["t/gpu"]["inputs"]["calibration"] == "one-point"
+    assert old["t/gpu"]["inputs"]["sources"]["overhead"].startswith("stated: the catalog's 10")
+
+
+def test_lm_decode_is_placed_per_output_token_from_its_probe(
+    cli: Callable[..., Any], setup: dict
+) -> None:
+    out = _place(cli, setup["lm"])
+    assert out["unit"] == "1M output tokens"
+    rows = {r["instance"]: r for r in out["rows"]}
+    cpu, gpu = rows["t/cpu"], rows["t/gpu"]
+    assert cpu["throughput_per_s"] == pytest.approx(66.6667, rel=1e-5)
+    assert gpu["throughput_per_s"] == pytest.approx(141.844, rel=1e-5)
+    assert cpu["usd"] == pytest.approx(0.5 / (66.6667 * 3600) * 1e6, rel=1e-5)
+    assert gpu["usd"] == pytest.approx(2.0 / (141.844 * 3600) * 1e6, rel=1e-5)
+    assert cpu["latency_ms_p99"] == pytest.approx(25.0 * 0.015 / 0.02)
+    assert cpu["inputs"]["bound"] == "memory" and cpu["inputs"]["calibration"] == "decode"
+    assert cpu["inputs"]["overhead_ms"] == pytest.approx(10.0)
+    assert cpu["inputs"]["bandwidth_fraction"] == pytest.approx(2.05)
+    assert gpu["inputs"]["bandwidth_fraction"] == pytest.approx(1.0)
+    assert cpu["inputs"]["sources"]["bandwidth"] == "measured: copy probe 41 GB/s"
+    # measured: 0.2 $/h at 50 tokens/s = $1.111 per 1M tokens; t/cpu $2.083: 87.5% more
+    assert out["rows"][0]["label"] == "measured"
+    moved = _place(cli, setup["lm"], "--to", "t/cpu")
+    assert moved["change"]["cut"] == pytest.approx(-0.875, rel=1e-4)
+    assert "per 1M output tokens) to t/cpu (predicted, $2.083) raises" in moved["statement"]
 
 
 def test_slo_and_min_throughput_filter(cli: Callable[..., Any], setup: dict) -> None:
@@ -374,3 +468,20 @@ def test_compare_states_the_candidate_s_placement(cli: Callable[..., Any], setup
     assert "prices checked 2025-06" in human.stdout
     bad = cli("compare", setup["on_cpu"], setup["eval"], "--place-to", "nope/x")
     assert bad.returncode == 2 and "unknown instance 'nope/x'" in bad.stderr
+
+
+def test_an_eval_records_the_batch1_time_place_calibrates_on(tmp_path: Path) -> None:
+    """``latency_ms_batch1`` (the key the line calibration reads) comes from every encoder
+    eval: texts run alone after the passes, or 1 / throughput at batch size 1."""
+    import math
+
+    from frugalml.data import stdlib_sentences
+    from frugalml.search.evaluate import evaluate
+    from tinymodels import tiny_bert, write_jsonl
+
+    tiny = tiny_bert(tmp_path / "m")
+    texts = write_jsonl(tmp_path / "t.jsonl", [{"text": t} for t in stdlib_sentences(24, seed=3)])
+    batched = evaluate(tiny, "fidelity", texts, repeats=1, batch_size=8).to_dict()
+    assert math.isfinite(batched["latency_ms_batch1"]) and batched["latency_ms_batch1"] > 0
+    alone = evaluate(tiny, "fidelity", texts, repeats=1, batch_size=1)
+    assert alone.latency_ms_batch1 == pytest.approx(1e3 / alone.throughput_per_s)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -62,6 +63,36 @@ def test_encode_keeps_input_order_whatever_the_batching(tiny_model: Model) -> No
     np.testing.assert_allclose(a, b, atol=1e-5)
     single = np.stack([tiny_model.run_batch([t])[0] for t in TEXTS[:4]])
     np.testing.assert_allclose(single, a[:4], atol=1e-5)
+
+
+def test_sorted_batches_group_texts_by_token_count_and_pad_each_to_its_longest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """MiniLM on 300 real sentences: batches run most tokens first, no batch holds a text
+    longer than any of the one before (characters are not tokens: sorting by them mixes
+    lengths), each batch is padded only to its own longest text, and the outputs are those
+    of running each text alone."""
+    model = load("minilm").evolve(runtime=Runtime(batch_size=16))
+    texts = stdlib_sentences(300, seed=11)
+    counts = np.array([len(ids) for ids in model.tokenizer(texts)["input_ids"]])
+    batches = model.batches(texts)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(texts)))
+    for before, after in itertools.pairwise(batches):
+        assert counts[after].max() <= counts[before].min()
+    widths: list[int] = []
+    runtime = model.engine_runtime
+    seen = runtime.run
+
+    def spy(m: Model, enc: dict[str, np.ndarray]) -> np.ndarray:
+        widths.append(enc["input_ids"].shape[1])
+        return seen(m, enc)
+
+    monkeypatch.setattr(runtime, "run", spy)
+    out = model.encode(texts)
+    monkeypatch.undo()
+    assert widths == [int(counts[b].max()) for b in batches]
+    alone = np.stack([model.run_batch([texts[i]])[0] for i in range(0, 300, 37)])
+    np.testing.assert_allclose(out[::37], alone, atol=1e-5)
 
 
 # every variant kind: pipeline -> save -> load gives the same outputs

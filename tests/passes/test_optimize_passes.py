@@ -176,6 +176,44 @@ def test_distillation_brings_the_student_back_towards_the_teacher(tiny_model: Mo
     assert dropped.stats["distill"]["steps"] == 2 * 2  # 48 texts in batches of 32, 2 epochs
 
 
+def _block_gap(student: Model, teacher: Model, texts: list[str], layer_map: list[int]) -> float:
+    """Mean squared distance of each student block's token states to its teacher block's."""
+    import torch
+
+    enc = {k: torch.from_numpy(v) for k, v in teacher.tokenize(texts).items()}
+    mask = enc["attention_mask"].unsqueeze(-1).float()
+    with torch.no_grad():
+        s = student.module(**enc, output_hidden_states=True).hidden_states
+        t = teacher.module(**enc, output_hidden_states=True).hidden_states
+    gaps = [
+        float((((s[j + 1] - t[k + 1]) * mask) ** 2).sum() / mask.sum())
+        for j, k in enumerate(layer_map)
+    ]
+    return sum(gaps) / len(gaps)
+
+
+def test_layer_drop_learns_from_extra_text_and_the_teacher_blocks() -> None:
+    """MiniLM 6 -> 3 blocks (0, 2, 5): ``extra_texts`` adds standard-library sentences to the
+    task's (more distillation steps); ``hidden_weight`` makes each kept block's token states
+    follow the teacher block it came from (the last: the teacher's last), so they end closer
+    to them than distilling the pooled embedding alone does, at the same steps."""
+    minilm = load("minilm")
+    texts = TEXTS[:32]
+    common = {"keep": 3, "choose": "even", "epochs": 3, "lr": 1e-3, "batch_size": 8}
+    plain = frugalml.apply(minilm, LayerDrop(**common), texts=texts)
+    assert plain.structure["layers_kept"] == [0, 2, 5]
+    assert plain.stats["distill"]["steps"] == 3 * 4  # 32 texts, batches of 8, 3 epochs
+    wider = frugalml.apply(minilm, LayerDrop(**common, extra_texts=16), texts=texts)
+    assert wider.stats["distill"]["steps"] == 3 * 6  # 32 + 16 texts
+    taught = frugalml.apply(minilm, LayerDrop(**common, hidden_weight=1.0), texts=texts)
+    assert taught.stats["distill"]["steps"] == 3 * 4
+    held = stdlib_sentences(200, seed=21)[100:140]
+    layer_map = [0, 2, 5]
+    assert _block_gap(taught, minilm, held, layer_map) < 0.9 * _block_gap(
+        plain, minilm, held, layer_map
+    )
+
+
 def test_bad_pass_settings_fail_the_candidate(tiny_model: Model) -> None:
     with pytest.raises(CandidateFailed, match="keep=9"):
         frugalml.apply(tiny_model, LayerDrop(keep=9), texts=TEXTS)

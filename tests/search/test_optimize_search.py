@@ -98,6 +98,22 @@ def test_strategy_asks_convert_then_runtime_then_structure() -> None:
     assert len({c.pipeline for c in seen}) == len(seen)
 
 
+def test_structure_tier_tries_richly_distilled_shallow_students_first() -> None:
+    """6 blocks: 3 then 4 blocks distilled on extra standard-library text with the teacher's
+    block states come before the plain layer-drop recipe (whose students lost more than a
+    point on STS-B train, which no pass saw)."""
+    q8pc = QuantizeDynamic(per_channel=True)
+    tiers = base_pipelines(engine="torch", device="cpu", layers=6, has_tune_text=True)
+    rich = {"extra_texts": 4000, "hidden_weight": 1.0}
+    assert tiers["structure"][:3] == [
+        (LayerDrop(keep=3, **rich), OnnxExport(), q8pc),
+        (LayerDrop(keep=4, **rich), OnnxExport(), q8pc),
+        (LayerDrop(keep=4), OnnxExport(), q8pc),
+    ]
+    no_text = base_pipelines(engine="torch", device="cpu", layers=6, has_tune_text=False)
+    assert not any(isinstance(p[0], LayerDrop) for p in no_text["structure"])
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_bert(tmp_path_factory.mktemp("tiny") / "m")

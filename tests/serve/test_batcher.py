@@ -162,3 +162,17 @@ def test_drain_runs_what_is_queued_without_waiting_out_the_window() -> None:
 
     assert [r.tolist() for r in asyncio.run(main())] == [[3.0, 1.0], [3.0, 2.0]]
     assert batches == [["q-1", "q-2"]]
+
+
+def test_the_default_budget_keeps_short_texts_out_of_a_long_texts_padding() -> None:
+    """Serving traffic of short sentences (~10 tokens) with an occasional long one: with the
+    default budget a batch is padded to at most twice its real tokens, so the model does not
+    pay for 10x padding (a 4096 budget packed them all together, padded to the longest)."""
+    from frugalml.serve.app import ServeConfig
+
+    queue = q(*([10] * 12 + [120] + [11] * 12))
+    batch, rest = pack(queue, ServeConfig().max_batch_tokens)
+    real = sum(it.tokens for it in batch)
+    assert padded_tokens(batch) <= 2 * real
+    assert "t12" not in {it.name for it in batch} and any(it.name == "t12" for it in rest)
+    assert len(batch) >= 8  # still a batch, not batch size 1

@@ -101,7 +101,8 @@ def place(
     ledger: LedgerOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Rank the catalog's instances by $ per 1M requests (or per training run) at an SLO.
+    """Rank the catalog's instances by $ per 1M requests (1M output tokens for a causal LM,
+    or per training run) at an SLO.
 
     The run's own hardware is measured; every other row is a roofline prediction calibrated
     on it, shown with its inputs (docs/finops.md). Prices come from the catalog (`frugal
@@ -141,6 +142,14 @@ def place(
     _print_ranking(result, change)
 
 
+def _predicted_note(inputs: dict[str, Any]) -> str:
+    """A predicted row's inputs in a few words: bound, chip, overhead (measured or stated)."""
+    source = str(inputs.get("sources", {}).get("overhead", "")).split(":", 1)[0]
+    overhead = inputs.get("overhead_ms")
+    tail = f", overhead {overhead:.3g} ms {source}".rstrip() if overhead is not None else ""
+    return f"{inputs.get('bound', '')}-bound, {inputs.get('chip', '')}{tail}"
+
+
 def _print_ranking(result: Any, change: Any) -> None:
     """The ranking as a table (measured and predicted rows, those missing the SLO dimmed),
     then the statement: the placement change when --from/--to asked for one."""
@@ -148,7 +157,7 @@ def _print_ranking(result: Any, change: Any) -> None:
     table = Table(title=f"$ per {result.unit} — {result.catalog_age}", title_justify="left")
     cols = (
         ["instance", "label", "$/h"]
-        + (["wall"] if training else ["req/s", "p99 ms"])
+        + (["wall"] if training else ["tok/s" if "token" in result.unit else "req/s", "p99 ms"])
         + [f"$/{result.unit}", "note"]
     )
     for col in cols:
@@ -163,11 +172,7 @@ def _print_ranking(result: Any, change: Any) -> None:
                 f"{r.latency_ms_p99:.1f}" if r.latency_ms_p99 is not None else "-",
             ]
         )
-        note = r.reason or (
-            f"{r.inputs.get('bound', '')}-bound, {r.inputs.get('chip', '')}"
-            if r.label == "predicted"
-            else ""
-        )
+        note = r.reason or (_predicted_note(r.inputs) if r.label == "predicted" else "")
         table.add_row(
             r.instance,
             label,

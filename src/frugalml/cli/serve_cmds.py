@@ -44,7 +44,7 @@ def serve(
             "A text over the budget runs alone; 1 means batch size 1.",
             min=1,
         ),
-    ] = 4096,
+    ] = 256,
     max_wait_ms: Annotated[
         float,
         typer.Option(help="How long the oldest queued text waits for others to batch with.", min=0),

@@ -6,6 +6,8 @@ until the first write asks for it to be made (``make_sqlite_folder``).
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 import stat
@@ -115,6 +117,27 @@ def make_sqlite_folder(path: Path) -> None:
         )
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinity (at any depth) as None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def dump_json(value: Any) -> str:
+    """JSON for the ledger's JSON columns: a figure that is not a number is stored as null.
+
+    Python writes NaN as the bare word ``NaN``, which is not JSON: PostgreSQL refuses the row
+    ("invalid input syntax for type json") while SQLite keeps it, so the same run would be
+    lost on one backend and kept on the other. Both now store null ("no figure").
+    """
+    return json.dumps(_finite(value), allow_nan=False)
+
+
 def create_engine(url: str, parsed: sa.engine.URL) -> Engine:
     """A pooled engine; SQLite connections run in WAL mode with ``BEGIN IMMEDIATE`` writes."""
     try:
@@ -124,13 +147,19 @@ def create_engine(url: str, parsed: sa.engine.URL) -> Engine:
                 connect_args={"timeout": 60, "check_same_thread": False},
                 pool_size=2,
                 max_overflow=8,
+                json_serializer=dump_json,
             )
             event.listen(engine, "connect", _sqlite_on_connect)
             event.listen(engine, "begin", _sqlite_on_begin)
             return engine
         args = {"connect_timeout": 10} if parsed.get_backend_name() == "postgresql" else {}
         return sa.create_engine(
-            url, pool_pre_ping=True, pool_size=2, max_overflow=4, connect_args=args
+            url,
+            pool_pre_ping=True,
+            pool_size=2,
+            max_overflow=4,
+            connect_args=args,
+            json_serializer=dump_json,
         )
     except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as e:
         raise LedgerError(

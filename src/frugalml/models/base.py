@@ -151,14 +151,38 @@ class Model:
         return self._state
 
     # ---- running ------------------------------------------------------------------------
-    def batches(self, texts: Sequence[str], batch_size: int | None = None) -> list[np.ndarray]:
-        """Row indices of each batch, in the order they run (longest first when sorted)."""
+    def batches(
+        self,
+        texts: Sequence[str],
+        batch_size: int | None = None,
+        *,
+        tokens: dict[str, list[list[int]]] | None = None,
+    ) -> list[np.ndarray]:
+        """Row indices of each batch, in the order they run (most tokens first when sorted).
+
+        Sorting by token count (not characters, as sentence-transformers does) groups texts
+        that pad to the same length: on STS-B dev, batches of 32 sorted by characters are
+        about a quarter padding. ``tokens``: the texts' unpadded tokenization when the
+        caller has it (``encode``), else it is made here.
+        """
         bs = batch_size or self.runtime.batch_size
         if self.runtime.length_sort:
-            order = np.argsort([-len(t) for t in texts], kind="stable")
+            if tokens is None:
+                tokens = self._tokenize_each(texts)
+            lengths = np.fromiter(
+                (len(t) for t in tokens["input_ids"]), dtype=np.int64, count=len(texts)
+            )
+            order = np.argsort(-lengths, kind="stable")
         else:
             order = np.arange(len(texts))
         return [order[i : i + bs] for i in range(0, len(texts), bs)]
+
+    def _tokenize_each(self, texts: Sequence[str]) -> dict[str, list[list[int]]]:
+        """Each text's token ids (and masks) after truncation, unpadded."""
+        enc = self.tokenizer(
+            list(texts), padding=False, truncation=True, max_length=self.runtime.max_length
+        )
+        return {k: list(v) for k, v in enc.items()}
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         enc = self.tokenizer(
@@ -172,7 +196,10 @@ class Model:
 
     def run_batch(self, texts: Sequence[str]) -> np.ndarray:
         """Tokenize and run one batch; float32 (len(texts), dim)."""
-        enc = self.tokenize(texts)
+        return self.run_encoded(self.tokenize(texts))
+
+    def run_encoded(self, enc: dict[str, np.ndarray]) -> np.ndarray:
+        """Run one tokenized batch (``tokenize``'s arrays); float32 (batch, dim)."""
         raw = self.engine_runtime.run(self, enc)
         if self.output == "embedding" and raw.ndim == 3:
             return self.pooling.apply(raw, enc["attention_mask"])
@@ -185,10 +212,19 @@ class Model:
         batch_size: int | None = None,
         on_batch: Callable[[int], None] | None = None,
     ) -> np.ndarray:
-        """Outputs for every text, in input order, run with this model's runtime settings."""
+        """Outputs for every text, in input order, run with this model's runtime settings.
+
+        With ``length_sort`` the texts are tokenized once, ordered by token count and each
+        batch is padded to its own longest text (``batches``); otherwise each batch is
+        tokenized as it comes.
+        """
         out: np.ndarray | None = None
-        for idx in self.batches(texts, batch_size):
-            rows = self.run_batch([texts[i] for i in idx])
+        tokens = self._tokenize_each(texts) if self.runtime.length_sort else None
+        for idx in self.batches(texts, batch_size, tokens=tokens):
+            if tokens is None:
+                rows = self.run_batch([texts[i] for i in idx])
+            else:
+                rows = self.run_encoded(_pad_batch(tokens, idx, self.tokenizer))
             if out is None:
                 out = np.empty((len(texts), rows.shape[1]), dtype=np.float32)
             out[idx] = rows
@@ -206,3 +242,25 @@ class Model:
     def size_bytes(self) -> int:
         """Bytes of weights on disk as ``save`` writes them (graph or safetensors)."""
         return int(self.engine_runtime.size_bytes(self))
+
+
+def _pad_batch(
+    tokens: dict[str, list[list[int]]], idx: np.ndarray, tokenizer: Any
+) -> dict[str, np.ndarray]:
+    """Rows ``idx`` of an unpadded tokenization as int64 arrays padded to their longest row,
+    on the tokenizer's padding side (what ``tokenizer(..., padding=True)`` returns)."""
+    ids = [tokens["input_ids"][i] for i in idx]
+    width = max((len(r) for r in ids), default=0)
+    left = getattr(tokenizer, "padding_side", "right") == "left"
+    out: dict[str, np.ndarray] = {}
+    for key, rows in tokens.items():
+        fill = (getattr(tokenizer, "pad_token_id", None) or 0) if key == "input_ids" else 0
+        arr = np.full((len(idx), width), fill, dtype=np.int64)
+        for r, i in enumerate(idx):
+            row = rows[i]
+            if left:
+                arr[r, width - len(row) :] = row
+            else:
+                arr[r, : len(row)] = row
+        out[key] = arr
+    return out

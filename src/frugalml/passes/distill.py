@@ -47,12 +47,17 @@ def distill(
     seed: int = 0,
     max_steps: int | None = None,
     masks: dict[str, Any] | None = None,
+    hidden_weight: float = 0.0,
+    layer_map: Sequence[int] | None = None,
     log: Callable[[str], None] = lambda _m: None,
 ) -> dict[str, float]:
     """Train ``student`` (a transformers module, in place) towards ``teacher_outputs``.
 
-    ``model`` gives tokenization, pooling and the output kind. Returns the first and last
-    epoch's mean loss.
+    ``model`` gives tokenization, pooling and the output kind. ``hidden_weight`` > 0 (an
+    encoder only) adds MiniLM/TinyBERT's intermediate-layer loss: the mean squared error
+    between each student block's token states and the teacher block ``layer_map[j]``'s
+    (teacher = ``model.module``, run per batch without gradients), times ``hidden_weight``.
+    Returns the first and last epoch's mean loss.
     """
     import torch
     from transformers import get_linear_schedule_with_warmup
@@ -89,7 +94,7 @@ def distill(
             idx = order[i : i + batch_size]
             enc = model.tokenize([texts[j] for j in idx])
             feed = {k: torch.from_numpy(v).to(model.device) for k, v in enc.items() if k in names}
-            out = student(**feed)
+            out = student(**feed, output_hidden_states=hidden_weight > 0)
             tgt = target[idx].to(model.device)
             if model.output == "logits":
                 logp = torch.log_softmax(out.logits.float() / TEMPERATURE, dim=-1)
@@ -105,6 +110,10 @@ def distill(
                         emb, torch.nn.functional.normalize(tgt, dim=-1)
                     )
                 ).mean()
+                if hidden_weight > 0:
+                    loss = loss + hidden_weight * _hidden_loss(
+                        out.hidden_states, model.module, feed, layer_map
+                    )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
@@ -129,6 +138,30 @@ def distill(
         "loss_last": losses[-1] if losses else float("nan"),
         "steps": float(step),
     }
+
+
+def _hidden_loss(
+    student_states: Sequence[Any], teacher: Any, feed: dict[str, Any], layer_map: Any
+) -> Any:
+    """Mean over student blocks of the masked token-state MSE to the mapped teacher blocks.
+
+    ``student_states``/the teacher's ``hidden_states``: embeddings + one (batch, seq, hidden)
+    tensor per block; student block ``j`` (state ``j + 1``) learns teacher state
+    ``layer_map[j] + 1``.
+    """
+    import torch
+
+    with torch.no_grad():
+        t_states = teacher(**feed, output_hidden_states=True).hidden_states
+    blocks = len(student_states) - 1
+    mapping = list(layer_map) if layer_map is not None else list(range(blocks))
+    mask = feed["attention_mask"].unsqueeze(-1).to(student_states[-1].dtype)
+    tokens = mask.sum().clamp(min=1.0) * student_states[-1].shape[-1]
+    total = student_states[-1].new_zeros(())
+    for j in range(blocks):
+        diff = (student_states[j + 1].float() - t_states[mapping[j] + 1].float()) * mask
+        total = total + diff.pow(2).sum() / tokens
+    return total / max(1, blocks)
 
 
 def teacher_outputs(model: Model, texts: Sequence[str]) -> np.ndarray:

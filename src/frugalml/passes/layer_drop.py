@@ -4,8 +4,10 @@ Keeps ``keep`` of the encoder's transformer blocks — by default the subset (fi
 kept) whose student, before any training, agrees best with the original on a few hundred tune
 texts; ``choose="even"`` spreads them evenly instead (6 → 4 keeps blocks 0, 2, 3, 5) — then
 distills the student from the original model (the teacher = the model this pass receives,
-i.e. the baseline) on unlabelled text of the task data's tune split (``passes.distill``).
-Compute falls roughly in proportion to the blocks removed.
+i.e. the baseline) on unlabelled text of the task data's tune split (``passes.distill``),
+optionally with ``extra_texts`` standard-library sentences (``data.stdlib_sentences``) and the
+intermediate-layer loss (``hidden_weight``: each kept block's token states follow the teacher
+block it started as). Compute falls roughly in proportion to the blocks removed.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from frugalml.data import stdlib_sentences
 from frugalml.errors import CandidateFailed
 from frugalml.passes.distill import distill, teacher_outputs
 from frugalml.passes.registry import PassContext, register
@@ -35,6 +38,13 @@ class LayerDrop:
     lr: float = 1e-4
     batch_size: int = 32
     max_texts: int = 4000  # cap on distillation texts (time)
+    # extra unlabelled sentences from the standard library's docstrings (data.corpus), added
+    # to the task's texts: a shallow student fits a few hundred task texts and generalises
+    # worse to text no pass saw
+    extra_texts: int = 0
+    # weight of the intermediate-layer loss (token-state MSE of each kept block to the
+    # teacher block it came from; the last to the teacher's last), 0 = pooled cosine only
+    hidden_weight: float = 0.0
 
 
 SEARCH_TEXTS = 256  # tune texts used to compare block subsets before distillation
@@ -113,6 +123,8 @@ def layer_drop(model: Model, cfg: LayerDrop, ctx: PassContext) -> Model:
             f"keep={cfg.keep}: the encoder has {total} blocks; keep 1 to {total - 1}"
         )
     texts = list(ctx.texts)[: cfg.max_texts]
+    if cfg.extra_texts > 0:
+        texts += stdlib_sentences(cfg.extra_texts, seed=ctx.seed)
     target = teacher_outputs(model, texts)
     if cfg.choose == "search":
         keep = choose_layers(model, student, list(layers), cfg.keep, texts, target, ctx.log)
@@ -130,6 +142,10 @@ def layer_drop(model: Model, cfg: LayerDrop, ctx: PassContext) -> Model:
         lr=cfg.lr,
         batch_size=cfg.batch_size,
         seed=ctx.seed,
+        hidden_weight=cfg.hidden_weight,
+        # student block j started as teacher block keep[j]: it learns that block's output;
+        # the last student block learns the teacher's last
+        layer_map=[*keep[:-1], total - 1],
         log=ctx.log,
     )
     structure = {

@@ -4,12 +4,20 @@ From one measured run (an ``eval``: throughput and batch latency; a fine-tune: w
 every catalog instance gets a row with its throughput, p99 batch latency and $ per 1M
 requests (or $ per training run). The run's own hardware is **measured**; every other row is
 a **prediction** of the roofline model in :mod:`frugalml.measure.roofline`, calibrated on the
-measured run, and carries its inputs (chip peaks, bound, efficiency, overhead).
+measured run, and carries its inputs (chip peaks, bound, efficiency, overhead, which of them
+were measured and which stated).
 
 Stated rules:
 
 - a GPU instance serves one batch per GPU and runs its GPUs as replicas (throughput x GPUs);
   a CPU instance runs one batch on all its physical cores;
+- an encoder eval that recorded ``latency_ms_batch1`` is calibrated on the line through its
+  batch-1 and batch-B times (overhead and efficiency measured); an older one on its batch time
+  with the catalog's stated overhead; a causal-LM eval on its batch-1 decode step and its
+  copy-probe bandwidth, per 1M output tokens (a request is one output token);
+- the overhead per forward is carried unchanged to every instance; a measured bandwidth
+  fraction above 1 (this machine beats the catalog's per-core share) is carried only to
+  instances of the same chip, others get at most their catalog bandwidth;
 - a training run is compute-bound: its time scales with the peak FLOP/s (all GPUs, data
   parallel);
 - ``--min-throughput`` is what one instance must serve; ``--slo-p99-ms`` bounds the p99 batch
@@ -21,6 +29,7 @@ Stated rules:
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import math
 import socket
@@ -345,7 +354,7 @@ def place(
         unit = "training run"
     else:
         rows = _serving_rows(record, cat, names, spot, slo, tokens_per_request)
-        unit = "1M requests"
+        unit = "1M output tokens" if _is_lm(record) else "1M requests"
     ok = sorted((r for r in rows if r.meets), key=lambda r: (r.usd or math.inf, r.instance))
     if not ok and require_one:
         near = [r for r in rows if r.reason and r.usd is not None]
@@ -358,8 +367,14 @@ def place(
     rest = sorted((r for r in rows if not r.meets), key=lambda r: (r.usd or math.inf, r.instance))
     model = (
         "measured: the run's own hardware, at its recorded price; predicted: roofline "
-        "t = overhead + max(batch x FLOPs/request / peak FLOP/s, weight bytes / bandwidth) "
-        "/ efficiency, efficiency calibrated on the measured run"
+        "t = overhead + max(batch x FLOPs/request / (peak FLOP/s x efficiency), weight bytes "
+        "/ (bandwidth x bandwidth fraction)), calibrated on the measured run ("
+        + (
+            "overhead from its batch-1 decode step minus bytes per token / its copy probe)"
+            if _is_lm(record)
+            else "overhead and efficiency from its batch-1 and batch-B times when it recorded "
+            "both, else a stated overhead)"
+        )
         if not training
         else "measured: the run's own wall time; predicted: wall time x measured peak FLOP/s "
         "/ instance peak FLOP/s (compute-bound, GPUs data parallel)"
@@ -457,17 +472,6 @@ def _serving_rows(
     size = float(ev.get("size_bytes") or 0)
     if size <= 0:
         raise BadInput(f"run {record.id[:12]} has no model size recorded (size_bytes)")
-    tokens = int(
-        tokens_per_request
-        or ev.get("tokens_per_request")
-        or cat["defaults"].get("place_tokens_per_request", 64)
-    )
-    work = rl.Workload(
-        flops_per_request=2.0 * size / _BYTES_PER_PARAM[precision] * tokens,
-        weight_bytes=size,
-        batch_size=batch,
-        precision=precision,
-    )
     measured = _measured_peak(cat, record, device, ev.get("threads"), precision)
     overhead_ms = float(
         cat["defaults"].get(
@@ -475,7 +479,29 @@ def _serving_rows(
         )
     )
     batch_s = batch / tput
-    eff, overhead_s = rl.calibrate(work, measured, batch_s, overhead_ms / 1e3)
+    if _is_lm(record):
+        tokens = 1
+        work, cal = _lm_calibration(ev, measured, precision, batch, batch_s, overhead_ms)
+    else:
+        tokens = int(
+            tokens_per_request
+            or ev.get("tokens_per_request")
+            or cat["defaults"].get("place_tokens_per_request", 64)
+        )
+        work = rl.Workload(
+            flops_per_request=2.0 * size / _BYTES_PER_PARAM[precision] * tokens,
+            weight_bytes=size,
+            batch_size=batch,
+            precision=precision,
+        )
+        single = ev.get("latency_ms_batch1")
+        cal = rl.calibrate(
+            work,
+            measured,
+            batch_s,
+            overhead_s=overhead_ms / 1e3,
+            single_s=float(single) / 1e3 if single and math.isfinite(float(single)) else None,
+        )
     need = float(ev.get("peak_memory_bytes") or 0)
     instance = str(ev.get("instance") or "auto")
     rows: list[Row] = []
@@ -514,11 +540,46 @@ def _serving_rows(
     for name in names:
         rows.append(
             _predicted_row(
-                cat, name, spot, precision, work, eff, overhead_s, need, batch, batch_s,
+                cat, name, spot, precision, work, cal, measured.chip, need, batch, batch_s,
                 p99_ms, slo, tokens, calibrated_on,
             )
         )  # fmt: skip
     return rows
+
+
+def _is_lm(record: RunRecord) -> bool:
+    """A causal-LM eval: it recorded its decode rate, bytes per token and copy probe."""
+    ev = record.params.get("eval") if isinstance(record.params.get("eval"), dict) else {}
+    keys = ("decode_tokens_per_s", "bytes_per_token", "memory_bandwidth_bytes_per_s")
+    return record.kind not in TRAINING_KINDS and all((ev or {}).get(k) for k in keys)
+
+
+def _lm_calibration(
+    ev: dict[str, Any],
+    measured: rl.Peak,
+    precision: str,
+    batch: int,
+    batch_s: float,
+    overhead_ms: float,
+) -> tuple[rl.Workload, rl.Calibration]:
+    """A causal LM's workload per decode step of ``batch`` tokens (2 x parameters FLOPs per
+    token; the weights + each sequence's KV cache read per step) and its calibration on the
+    batch-1 decode step with the run's copy probe (``roofline.calibrate``'s ``decode``)."""
+    per_token = float(ev["bytes_per_token"])
+    kv = float(ev.get("kv_bytes_per_token") or 0.0)
+    weights = float(ev.get("weights_bytes") or per_token - kv)
+    flops = 2.0 * weights / _BYTES_PER_PARAM[precision]
+    one = rl.Workload(flops, weights + kv, 1, precision)
+    cal = rl.calibrate(
+        one,
+        measured,
+        batch_s if batch == 1 else 1.0 / float(ev["decode_tokens_per_s"]),
+        overhead_s=overhead_ms / 1e3,
+        single_s=1.0 / float(ev["decode_tokens_per_s"]),
+        bandwidth_bytes_per_s=float(ev["memory_bandwidth_bytes_per_s"]),
+        decode=True,
+    )
+    return rl.Workload(flops, weights + batch * kv, batch, precision), cal
 
 
 def _predicted_row(
@@ -527,8 +588,8 @@ def _predicted_row(
     spot: bool,
     precision: str,
     work: rl.Workload,
-    eff: float,
-    overhead_s: float,
+    cal: rl.Calibration,
+    measured_chip: str,
     need: float,
     batch: int,
     batch_s: float,
@@ -551,7 +612,9 @@ def _predicted_row(
     )
     if need and unit_peak.memory_bytes and need > unit_peak.memory_bytes:
         return _excluded(name, spot, usd_h, "the model does not fit in its memory")
-    t = rl.batch_time_s(work, unit_peak, eff, overhead_s)
+    if peak.chip != measured_chip and cal.bw_fraction > 1.0:
+        cal = dataclasses.replace(cal, bw_fraction=1.0)  # the module docstring's rule
+    t = rl.batch_time_s(work, unit_peak, cal)
     rate = batch / t * replicas
     p99 = p99_ms * t / batch_s
     cost = usd_h * factor / (rate * 3600.0) * 1e6 if usd_h is not None else None
@@ -571,9 +634,8 @@ def _predicted_row(
         inputs={
             "model": "roofline",
             "chip": peak.describe(),
-            "bound": work.bound(unit_peak),
-            "efficiency": eff,
-            "overhead_ms": overhead_s * 1e3,
+            "bound": work.bound(unit_peak, cal),
+            **cal.inputs(),
             "flops_per_request": work.flops_per_request,
             "tokens_per_request": tokens,
             "weight_bytes": work.weight_bytes,

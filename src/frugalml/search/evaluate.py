@@ -19,6 +19,8 @@ Method
    ``throughput_per_s`` is texts per second, the median over passes. ``latency_ms_p50`` /
    ``latency_ms_p99`` are per-*batch* latencies over every timed batch: the time a request
    waits when it is served in a batch of ``batch_size`` (at ``batch_size=1``, per request).
+   ``latency_ms_batch1``: after the passes, the mean time of 16 texts run alone (at
+   ``batch_size=1``, 1 / throughput); ``frugal place`` splits overhead from compute with it.
 5. Usage of the timed passes (``frugalml.measure.track.UsageMeter``): energy (RAPL/NVML where
    readable, else an estimate; ``energy_source`` says which), peak memory (the process's peak
    RSS during the timed passes, or the GPU's peak on CUDA), CPU seconds.
@@ -122,6 +124,8 @@ class EvalResult:
     split: str = "all"  # which rows were scored: tasks.base.SPLITS
     cost_usd_per_1m_low: float = math.nan  # the cost at the fastest timed pass
     cost_usd_per_1m_high: float = math.nan  # ... and at the slowest
+    # mean time of one text alone (frugal place's overhead); None: not measured (a causal LM)
+    latency_ms_batch1: float | None = None
     items: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -310,6 +314,22 @@ class _Timed:
     usage: Usage
     texts: int
     repeats: int
+    single_s: float | None = None
+
+
+SINGLE_TEXTS = 16  # texts timed alone after the passes (placement: overhead per forward)
+
+
+def _single_s(loaded: Model, texts: list[str], sync: Callable[[], None]) -> float:
+    """Mean seconds of one text run alone: ``SINGLE_TEXTS`` texts spread over the input order
+    (after one untimed), outside the metered passes."""
+    picked = texts[:: max(1, len(texts) // SINGLE_TEXTS)][:SINGLE_TEXTS]
+    loaded.run_batch(picked[:1])
+    start = time.perf_counter()
+    for text in picked:
+        loaded.run_batch([text])
+        sync()
+    return (time.perf_counter() - start) / len(picked)
 
 
 def _timed_passes(
@@ -359,7 +379,8 @@ def _timed_passes(
         raise CandidateFailed(
             f"the model produced NaN or infinite outputs for {bad} of {len(texts)} texts"
         )
-    return _Timed(outputs, latencies, pass_rates, warmup_s, usage, len(texts), repeats)
+    single = _single_s(loaded, texts, device_sync) if loaded.runtime.batch_size > 1 else None
+    return _Timed(outputs, latencies, pass_rates, warmup_s, usage, len(texts), repeats, single)
 
 
 def _result(
@@ -423,5 +444,6 @@ def _result(
         split=split,
         cost_usd_per_1m_low=float(cost_low),
         cost_usd_per_1m_high=float(cost_high),
+        latency_ms_batch1=1e3 * (timed.single_s or 1.0 / throughput) if throughput > 0 else None,
         items=items,
     )

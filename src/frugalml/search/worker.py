@@ -17,7 +17,9 @@ SPEC.json: ``model`` (folder or spec), ``task``, ``data`` (``path`` + ``options`
 
 The server reaps each evaluating process with ``wait4`` and replies with its resource usage
 (CPU seconds, peak RSS): the evaluation runs outside the search's process tree until the
-server exits, so the search charges these figures to the candidate (``Outcome``).
+server exits, so the search charges these figures to the candidate (``Outcome``). The reply
+also says what the process was forked with (niceness, the CPUs it may run on, the thread
+variables of ``THREAD_ENV``), so two engines' evaluations can be checked to run alike.
 """
 
 from __future__ import annotations
@@ -34,6 +36,19 @@ from typing import Any
 from frugalml.errors import CandidateFailed, FrugalError
 
 KILLED_HINT = "killed by signal {sig} (out of memory?)"
+
+# Variables that set how many threads the libraries of an evaluation start (OpenMP: torch's
+# intra-op pool; MKL / OpenBLAS: numpy and torch BLAS; Rust tokenizers). BLAS reads them once,
+# when the fork server imports numpy, so they are fixed per server, not per candidate.
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+              "TOKENIZERS_PARALLELISM", "RAYON_NUM_THREADS")  # fmt: skip
+
+
+def thread_env() -> dict[str, str | None]:
+    """This process's ``THREAD_ENV`` values (None: unset)."""
+    import os
+
+    return {k: os.environ.get(k) for k in THREAD_ENV}
 
 
 def main(argv: list[str]) -> int:
@@ -114,9 +129,10 @@ def serve(stdin: Any = None, stdout: Any = None) -> int:
     """Fork server: import the heavy libraries once, then fork one child per request.
 
     Protocol (one JSON object per line): request ``{"spec": PATH, "limit": BYTES|null,
-    "log": PATH}``; reply ``{"exit": CODE, "cpu_s": S, "peak_rss_bytes": B}`` (exit negative:
-    killed by that signal; CPU and peak RSS of the child, from ``wait4``). The child's output
-    goes to ``log`` so it cannot garble the protocol.
+    "log": PATH}``; reply ``{"exit": CODE, "cpu_s": S, "peak_rss_bytes": B, "nice": N,
+    "cpus": [...], "thread_env": {...}}`` (exit negative: killed by that signal; CPU and peak
+    RSS of the child, from ``wait4``; niceness, CPU affinity and ``THREAD_ENV`` it was forked
+    with). The child's output goes to ``log`` so it cannot garble the protocol.
     """
     import importlib
     import os
@@ -153,19 +169,35 @@ def serve(stdin: Any = None, stdout: Any = None) -> int:
             "exit": os.waitstatus_to_exitcode(status),
             "cpu_s": rusage.ru_utime + rusage.ru_stime,
             "peak_rss_bytes": rusage.ru_maxrss * 1024,  # Linux reports KiB
+            **_conditions(),
         }
         stdout.write(json.dumps(reply) + "\n")
         stdout.flush()
     return 0
 
 
+def _conditions() -> dict[str, Any]:
+    """What a child forked now inherits: niceness, usable CPUs, thread variables."""
+    import os
+
+    return {
+        "nice": os.getpriority(os.PRIO_PROCESS, 0),
+        "cpus": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "thread_env": thread_env(),
+    }
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """How one evaluating process ended: exit code, CPU seconds and peak RSS (bytes)."""
+    """How one evaluating process ended: exit code, CPU seconds and peak RSS (bytes), and
+    the conditions it ran under (niceness, CPUs it could use, ``THREAD_ENV``; None: unknown)."""
 
     exit: int
     cpu_s: float = 0.0
     peak_rss_bytes: int = 0
+    nice: int | None = None
+    cpus: list[int] | None = None
+    thread_env: dict[str, str | None] | None = None
 
 
 class Evaluator:
@@ -177,19 +209,30 @@ class Evaluator:
     ``run_isolated``'s engine.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, env: dict[str, str | None] | None = None) -> None:
         self._proc: subprocess.Popen[str] | None = None
         self._ready = False
+        # ``THREAD_ENV`` values the server starts with, over this process's (None: unset)
+        self.env = dict(env) if env is not None else None
 
     def start(self) -> Evaluator:
         """Start the server now (it imports in the background while the caller works)."""
         if self._proc is None or self._proc.poll() is not None:
+            import os
+
+            env = dict(os.environ)
+            for k, v in (self.env or {}).items():
+                if v is None:
+                    env.pop(k, None)
+                else:
+                    env[k] = v
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "frugalml.search.worker", "--serve"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
                 bufsize=1,
+                env=env,
             )
             self._ready = False
         return self
@@ -220,7 +263,12 @@ class Evaluator:
             return Outcome(exit=-9)
         data = json.loads(reply)
         return Outcome(
-            int(data["exit"]), float(data.get("cpu_s", 0.0)), int(data.get("peak_rss_bytes", 0))
+            int(data["exit"]),
+            float(data.get("cpu_s", 0.0)),
+            int(data.get("peak_rss_bytes", 0)),
+            data.get("nice"),
+            data.get("cpus"),
+            data.get("thread_env"),
         )
 
     def close(self) -> None:

@@ -48,7 +48,10 @@ Oversize = Literal["truncate", "refuse"]
 class ServeConfig:
     """Batching and admission settings (``frugal serve`` options)."""
 
-    max_batch_tokens: int = 4096  # padded tokens per batch (texts x longest text)
+    # padded tokens per batch (texts x longest text). Small on a CPU: a big budget lets texts
+    # of any length share a batch, padded to the longest (measured: MiniLM on one core
+    # spent ~2x the CPU per request with 4096 as with 256, and collapsed past its knee)
+    max_batch_tokens: int = 256
     max_wait_ms: float = 5.0  # how long the oldest queued text may wait for company
     max_concurrency: int = 256  # requests in flight before 429
     oversize: Oversize = "truncate"
@@ -113,11 +116,34 @@ def _error(path: str, status: int, message: str, param: str | None = None) -> JS
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _encode(row: np.ndarray, fmt: str) -> list[float] | str:
+def _json_dumps() -> Callable[[Any], bytes]:
+    """The response encoder: orjson when installed (numpy rows as float32, shortest repr;
+    ~20x faster than ``json`` on a 384-float embedding, a measurable share of a request's
+    CPU), else the standard library's, rows as lists of floats. Either decodes to the same
+    float32 values."""
+    try:
+        import orjson
+    except ImportError:
+
+        def default(obj: Any) -> Any:
+            if isinstance(obj, np.ndarray):
+                return obj.astype(np.float64).tolist()
+            raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+        return lambda obj: json.dumps(obj, default=default).encode()
+    option = orjson.OPT_SERIALIZE_NUMPY
+    return lambda obj: orjson.dumps(obj, option=option)
+
+
+_dumps = _json_dumps()
+
+
+def _encode(row: np.ndarray, fmt: str) -> np.ndarray | str:
+    """One embedding as the response carries it: base64 of little-endian float32, or the
+    float32 row itself (``_dumps`` writes it as a list of numbers)."""
     if fmt == "base64":
         return base64.b64encode(row.astype("<f4", copy=False).tobytes()).decode("ascii")
-    values: list[float] = row.astype(np.float64).tolist()
-    return values
+    return np.ascontiguousarray(row, dtype=np.float32)
 
 
 def create_app(
@@ -301,7 +327,7 @@ def _add_embedding_routes(
                     "truncated to it (the server runs with --oversize truncate)",
                 }
             return Response(
-                json.dumps(out), media_type="application/json", headers=truncation_headers(over)
+                _dumps(out), media_type="application/json", headers=truncation_headers(over)
             )
 
         return await admitted(request, handle)
@@ -320,7 +346,7 @@ def _add_embedding_routes(
             if body.truncate is not None:
                 mode = "truncate" if body.truncate else "refuse"
             rows, _tokens, over = await embed(request.url.path, texts, mode)
-            payload = json.dumps([r.astype(np.float64).tolist() for r in rows])
+            payload = _dumps([np.ascontiguousarray(r, dtype=np.float32) for r in rows])
             return Response(
                 payload, media_type="application/json", headers=truncation_headers(over)
             )

@@ -8,6 +8,14 @@ peak memory, thread settings and crashes stay the candidate's own. The task retu
 result's files (``out.json`` + ``out.npz``) as bytes, the evaluating process's CPU and peak
 RSS, and where it ran (``placement``: Ray node id, host, pid, hardware).
 
+Same conditions as the local engine, so a candidate timed on Ray is comparable with one timed
+locally: Ray renices its workers (``worker_niceness``: +15 over the raylet), so on a machine
+with any other work a Ray candidate got a fraction of a core the local one got whole; each
+task here runs in a worker started with ``RAY_worker_niceness=0`` (the raylet's niceness: on
+one machine, the search's). And Ray sets ``OMP_NUM_THREADS`` to the task's CPUs; the
+evaluation server starts instead with the search process's ``THREAD_ENV`` (set or unset as
+there), as the local engine's does. ``Outcome`` reports both (``nice``, ``thread_env``).
+
 A node that declares its instance type (``FRUGAL_INSTANCE`` in the environment ``ray start``
 ran with there) prices the evaluations it runs at that instance, whatever ``--instance`` the
 search was given; the others at the search's.
@@ -36,7 +44,7 @@ from typing import Any
 
 from frugalml.errors import BadInput, CandidateFailed
 from frugalml.search.engines import Resources
-from frugalml.search.worker import Evaluator, Outcome, run_isolated
+from frugalml.search.worker import Evaluator, Outcome, run_isolated, thread_env
 
 _EVALUATOR: Evaluator | None = None  # per Ray worker process, started by its first task
 
@@ -73,10 +81,15 @@ def _unpack(bundle: bytes, into: Path) -> None:
 
 
 def evaluate_task(
-    spec: dict[str, Any], limit: int | None, bundle: bytes | None, placement_path: str | None
+    spec: dict[str, Any],
+    limit: int | None,
+    bundle: bytes | None,
+    placement_path: str | None,
+    threads_env: dict[str, str | None] | None = None,
 ) -> dict[str, Any]:
     """The Ray task: evaluate ``spec`` in a forked process on this node; what it returns is
-    plain data (figures, the result's bytes, placement, the process's usage)."""
+    plain data (figures, the result's bytes, placement, the process's usage). ``threads_env``:
+    the driver's ``THREAD_ENV``, which the evaluation server starts with (not Ray's)."""
     global _EVALUATOR
     t0 = time.perf_counter()
     placement = {**_placement(), "started_at": time.time()}
@@ -102,8 +115,11 @@ def evaluate_task(
             if spec.get("reference"):
                 spec["reference"] = str(tmp / "in" / "reference.npy")
         spec["out"] = str(tmp / "out")
+        if _EVALUATOR is not None and _EVALUATOR.env != threads_env:
+            _EVALUATOR.close()  # another search's settings: a server started with these
+            _EVALUATOR = None
         if _EVALUATOR is None:
-            _EVALUATOR = Evaluator()
+            _EVALUATOR = Evaluator(env=threads_env)
         used: list[Outcome] = []
         reply: dict[str, Any] = {"placement": placement}
         try:
@@ -279,6 +295,8 @@ class RayEngine:
             "max_retries": self.retries,
             "retry_exceptions": False,
             "name": f"frugal-eval {tag or out.name}",
+            # a worker at the raylet's niceness, not Ray's default +15 (module docstring)
+            "runtime_env": {"env_vars": {"RAY_worker_niceness": "0"}},
         }
         if resources.memory_bytes:
             options["memory"] = resources.memory_bytes
@@ -292,7 +310,7 @@ class RayEngine:
             self._busy[node] = self._busy.get(node, 0) + 1
         bundle = ray.put(_bundle(spec)) if self.ship else None
         ref = self._remote.options(**options).remote(
-            spec, resources.memory_bytes, bundle, str(placement_path)
+            spec, resources.memory_bytes, bundle, str(placement_path), thread_env()
         )
         return RayJob(ref, out, placement_path, attempts=1 + self.retries, node=node)
 
