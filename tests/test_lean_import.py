@@ -226,9 +226,9 @@ def test_metadata_has_ranges_and_the_set_up_has_the_pins() -> None:
     assert not exact, f"exact pins in the metadata force users' environments: {exact}"
     core = {canonicalize_name(Requirement(r).name) for r in project["dependencies"]}
     assert not core & {"torch", "transformers", "onnxruntime", "peft", "optuna", "psycopg"}
-    # [all] is every extra but the tools
+    # [all] is every extra but the tools and [llamacpp] (it builds llama.cpp from source)
     (everything,) = [Requirement(r) for r in extras["all"]]
-    assert everything.extras == set(extras) - {"all", "dev"}
+    assert everything.extras == set(extras) - {"all", "dev", "llamacpp"}
     # the README's commands install everything with the exact pins
     pins = (ROOT / "constraints.txt").read_text(encoding="utf-8").split()
     assert "torch==2.13.0" in pins

@@ -36,6 +36,7 @@ OPTIONAL: dict[str, str | None] = {
     "gguf": "llm",
     "torchao": "llm",
     "onnxruntime_genai": "llm",
+    "llama_cpp": "llamacpp",
 }
 # command -> the extra its shared dependencies (torch, transformers, ...) come with
 COMMAND_EXTRA = {"finetune": "train", "tune": "train", "data": "data"}

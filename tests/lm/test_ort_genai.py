@@ -120,3 +120,36 @@ def test_optimize_searches_ort_genai_builds_with_their_fidelity(tiny: Path, tmp_
         assert cand["quality"] != res.baseline["quality"]
     if res.best is not None:  # only builds were tried: one is saved as GenAI files, loads back
         assert frugalml.load(tmp_path / "out" / "best").engine == "ort_genai"
+
+
+def test_the_builders_options_reach_the_graph(tiny: Path, tmp_path: Path) -> None:
+    """Asymmetric blocks (a zero point each) and an int8 lm_head of its own: the builder's
+    options as search parameters, which a one-call build never sets."""
+    import onnx
+
+    from frugalml.passes import OrtGenAIBuild, PassContext, apply
+    from frugalml.passes.persist import load
+
+    cfg = OrtGenAIBuild(precision="int4", symmetric=False, accuracy_level=1, lm_head="int8")
+    assert "is_symmetric=false" in cfg.builder_options()
+    built = apply(load(tiny), cfg, PassContext(work_dir=tmp_path))
+    graph = onnx.load(str(Path(built.source) / "model.onnx"), load_external_data=False).graph
+    nodes = [n for n in graph.node if n.op_type == "MatMulNBits"]
+    attrs = [{a.name: onnx.helper.get_attribute_value(a) for a in n.attribute} for n in nodes]
+    assert nodes and all(len(n.input) >= 4 and n.input[3] for n in nodes)  # zero points
+    assert all(a["accuracy_level"] == 1 for a in attrs)
+    head = [a for n, a in zip(nodes, attrs, strict=True) if n.name.startswith("/lm_head/")]
+    assert [a["bits"] for a in head] == [8]
+    body = [a["bits"] for n, a in zip(nodes, attrs, strict=True) if n.name.startswith("/model/")]
+    assert body and set(body) == {4}
+    ids = np.arange(100, 130, dtype=np.int64)[None, :]
+    assert built.engine_runtime.greedy(built, ids, 4)[0].shape == (1, 4)
+
+
+def test_bad_builder_options_are_refused() -> None:
+    from frugalml.passes import OrtGenAIBuild
+
+    with pytest.raises(BadInput, match="lm_head"):
+        OrtGenAIBuild(lm_head="int2")
+    with pytest.raises(BadInput, match="accuracy_level"):
+        OrtGenAIBuild(accuracy_level=7)

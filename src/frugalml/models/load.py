@@ -141,7 +141,7 @@ def load(spec: str | Path | Model, *, device: str = "cpu", runtime: Runtime | No
 
 
 #: runtimes whose models are causal LMs (``output == "lm"``)
-LM_ENGINES = ("causal_lm", "ort_genai")
+LM_ENGINES = ("causal_lm", "ort_genai", "llama_cpp")
 #: tasks only a causal LM can run (``frugalml.tasks.lm_base``); ``fidelity`` runs on both
 LM_ONLY_TASKS = ("perplexity", "generation")
 

@@ -16,6 +16,7 @@ from frugalml.measure.hardware import usable_cpus
 BUILTIN = (
     "frugalml.models.runtimes.causal_lm",
     "frugalml.models.runtimes.ort_genai",  # before onnxruntime: its folders hold a model.onnx
+    "frugalml.models.runtimes.llama_cpp",
     "frugalml.models.runtimes.torch",
     "frugalml.models.runtimes.onnxruntime",
 )

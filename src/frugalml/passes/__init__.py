@@ -20,6 +20,7 @@ config                 what it does                                           en
 ``TorchCompile``       torch.compile (Inductor)                               torch
 ``WeightOnlyQuant``    int8 / int4 (grouped) Linear weights, torchao          causal_lm
 ``OrtGenAIBuild``      ONNX Runtime GenAI builder: int4 MatMulNBits / fp32    causal_lm
+``LlamaCppGGUF``       the model's own GGUF file run by llama.cpp             causal_lm
 ``RuntimeSettings``    threads, batch size, length-sorted batching            any
 =====================  =====================================================  ===========
 
@@ -29,6 +30,7 @@ config                 what it does                                           en
 from frugalml.passes.compile import TorchCompile
 from frugalml.passes.half import HalfPrecision, cpu_supports_bf16
 from frugalml.passes.layer_drop import LayerDrop
+from frugalml.passes.llama_cpp import LlamaCppGGUF
 from frugalml.passes.onnx_export import OnnxExport
 from frugalml.passes.onnx_optimize import OnnxOptimize
 from frugalml.passes.ort_genai import OrtGenAIBuild
@@ -45,6 +47,7 @@ __all__ = [
     "PASSES",
     "HalfPrecision",
     "LayerDrop",
+    "LlamaCppGGUF",
     "MagnitudePrune",
     "OnnxExport",
     "OnnxOptimize",

@@ -8,11 +8,20 @@ process (``HF_HUB_OFFLINE=1``: nothing is downloaded) and loads the result with 
 builder's own choices for everything else (``accuracy_level`` and the rest left at its
 defaults: this is "the builder's int4" a user would get in one call); ``fp32``: the same
 graph unquantized. A builder failure is a failed candidate, never a crash of the search.
+
+The builder's own options are search parameters: ``symmetric`` (its default, int4 around
+zero; ``False``: uint4 with a zero point per block), ``accuracy_level`` (None: its default,
+4 on CPU, int8 activations; 1: float32 activations) and ``lm_head`` (``"default"``: int4
+like the rest, shared with the input embeddings when the model ties them; ``"int8"``; or
+``"fp32"``: not quantized). Asymmetric or a separate lm_head build the output projection as
+its own tensor (``shared_embeddings=false``): the builder cannot share asymmetric blocks
+with the embedding lookup.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import subprocess
 import sys
@@ -26,6 +35,7 @@ if TYPE_CHECKING:
     from frugalml.models import Model
 
 PRECISIONS = ("int4", "fp32")
+LM_HEADS = ("default", "int8", "fp32")
 
 
 @dataclass(frozen=True)
@@ -34,12 +44,36 @@ class OrtGenAIBuild:
 
     precision: str = "int4"
     block_size: int = 32
+    symmetric: bool = True
+    accuracy_level: int | None = None
+    lm_head: str = "default"
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise BadInput(f"ONNX Runtime GenAI precision must be one of {', '.join(PRECISIONS)}")
         if self.block_size not in (16, 32, 64, 128, 256):
             raise BadInput(f"int4 block size must be 16, 32, 64, 128 or 256, not {self.block_size}")
+        if self.accuracy_level is not None and self.accuracy_level not in (1, 2, 3, 4):
+            raise BadInput(f"accuracy_level must be 1, 2, 3 or 4, not {self.accuracy_level}")
+        if self.lm_head not in LM_HEADS:
+            raise BadInput(f"lm_head must be one of {', '.join(LM_HEADS)}, not {self.lm_head}")
+
+    def builder_options(self) -> list[str]:
+        """The builder's ``--extra_options`` for this config (int4 only)."""
+        if self.precision != "int4":
+            return []
+        opts = [f"block_size={self.block_size}"]
+        if not self.symmetric:
+            opts.append("is_symmetric=false")
+        if self.accuracy_level is not None:
+            opts.append(f"accuracy_level={self.accuracy_level}")
+        if self.lm_head == "int8":
+            opts.append("matmul_mixed_precision=last_matmul:int8")
+        elif self.lm_head == "fp32":
+            opts.append("nodes_to_exclude=/lm_head/MatMul")
+        if not self.symmetric or self.lm_head != "default":
+            opts.append("shared_embeddings=false")
+        return opts
 
     def device_problem(self, device: str) -> str | None:
         import importlib.util
@@ -65,7 +99,8 @@ def ort_genai_build(model: Model, cfg: OrtGenAIBuild, ctx: PassContext) -> Model
 
     if (why := cfg.device_problem(model.device)) is not None:
         raise CandidateFailed(why)
-    work = ctx.workdir() / f"ort-genai-{cfg.precision}-{cfg.block_size}-{os.getpid()}"
+    tag = hashlib.sha1(repr(cfg).encode()).hexdigest()[:8]  # one folder per config
+    work = ctx.workdir() / f"ort-genai-{cfg.precision}-{cfg.block_size}-{tag}-{os.getpid()}"
     hf_dir, out = work / "hf", work / "model"
     hf_dir.mkdir(parents=True, exist_ok=True)
     CausalLMRuntime().save(model, hf_dir)
@@ -75,7 +110,7 @@ def ort_genai_build(model: Model, cfg: OrtGenAIBuild, ctx: PassContext) -> Model
         "-o", str(out), "-p", cfg.precision, "-e", "cpu", "-c", str(work / "cache"),
     ]  # fmt: skip
     if cfg.precision == "int4":
-        command += ["--extra_options", f"int4_block_size={cfg.block_size}"]
+        command += ["--extra_options", *cfg.builder_options()]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0 or not (out / "genai_config.json").exists():

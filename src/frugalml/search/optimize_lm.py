@@ -2,7 +2,9 @@
 
 Candidates (``LM_SPACE``, filtered by ``--passes`` and by what the device supports): bf16,
 torchao weight-only int8 (per row; and with the output projection quantized too) and int4
-with groups of 32, 64 and 128 inputs, then batch sizes of the best one (``runtime_settings``).
+with groups of 32, 64 and 128 inputs, ONNX Runtime GenAI's int4, llama.cpp on the model's
+own GGUF file (``llama_cpp_gguf``, when llama-cpp-python is installed), then batch sizes of
+the best one (``runtime_settings``).
 Each is measured by ``lm.evaluate`` in this process against the same text, and its fidelity
 to the original (mean KL, top-1 agreement, flips on ``FIDELITY_WINDOWS`` windows) is stated
 next to it whatever the task. Cost is $ per 1M *output* tokens (``cost_usd_per_1m``).
@@ -29,6 +31,7 @@ from typing import Any, cast
 from frugalml.errors import BadInput, CandidateFailed
 from frugalml.passes import (
     HalfPrecision,
+    LlamaCppGGUF,
     OrtGenAIBuild,
     RuntimeSettings,
     WeightOnlyQuant,
@@ -41,6 +44,7 @@ from frugalml.search.pareto import pareto_front
 
 LM_SPACE: list[tuple[Any, ...]] = [
     (WeightOnlyQuant(bits=8),),
+    (LlamaCppGGUF(),),  # the GGUF's own weights on llama.cpp (when installed, GGUF models)
     (WeightOnlyQuant(bits=4, group_size=32),),
     (WeightOnlyQuant(bits=4, group_size=64),),
     (WeightOnlyQuant(bits=4, group_size=128),),
