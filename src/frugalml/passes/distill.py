@@ -95,25 +95,11 @@ def distill(
             enc = model.tokenize([texts[j] for j in idx])
             feed = {k: torch.from_numpy(v).to(model.device) for k, v in enc.items() if k in names}
             out = student(**feed, output_hidden_states=hidden_weight > 0)
-            tgt = target[idx].to(model.device)
-            if model.output == "logits":
-                logp = torch.log_softmax(out.logits.float() / TEMPERATURE, dim=-1)
-                p_t = torch.softmax(tgt / TEMPERATURE, dim=-1)
-                loss = torch.nn.functional.kl_div(logp, p_t, reduction="batchmean")
-            else:
-                emb = _pool(
-                    out.last_hidden_state.float(), feed["attention_mask"], model.pooling.mode, True
+            loss = _batch_loss(out, target[idx].to(model.device), model, feed)
+            if hidden_weight > 0 and model.output != "logits":
+                loss = loss + hidden_weight * _hidden_loss(
+                    out.hidden_states, model.module, feed, layer_map
                 )
-                loss = (
-                    1
-                    - torch.nn.functional.cosine_similarity(
-                        emb, torch.nn.functional.normalize(tgt, dim=-1)
-                    )
-                ).mean()
-                if hidden_weight > 0:
-                    loss = loss + hidden_weight * _hidden_loss(
-                        out.hidden_states, model.module, feed, layer_map
-                    )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
@@ -138,6 +124,20 @@ def distill(
         "loss_last": losses[-1] if losses else float("nan"),
         "steps": float(step),
     }
+
+
+def _batch_loss(out: Any, tgt: Any, model: Model, feed: dict[str, Any]) -> Any:
+    """The output loss of one batch: KL at ``TEMPERATURE`` for logits, else 1 - cosine of the
+    pooled, normalized embeddings."""
+    import torch
+
+    if model.output == "logits":
+        logp = torch.log_softmax(out.logits.float() / TEMPERATURE, dim=-1)
+        p_t = torch.softmax(tgt / TEMPERATURE, dim=-1)
+        return torch.nn.functional.kl_div(logp, p_t, reduction="batchmean")
+    emb = _pool(out.last_hidden_state.float(), feed["attention_mask"], model.pooling.mode, True)
+    cos = torch.nn.functional.cosine_similarity(emb, torch.nn.functional.normalize(tgt, dim=-1))
+    return (1 - cos).mean()
 
 
 def _hidden_loss(
