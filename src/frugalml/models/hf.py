@@ -249,3 +249,20 @@ def write_layout(
         json.dumps(pool, indent=2) + "\n", encoding="utf-8"
     )
     return written
+
+
+def lm_tokenizer(where: str, path: Path, **kwargs: Any) -> Any:
+    """A causal LM's tokenizer from ``where`` (``kwargs``: ``gguf_file=`` for a GGUF file's
+    own), with a pad token (its end-of-text token when it has none); one line if unusable."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
+    except Exception as e:
+        raise BadInput(
+            f"no usable tokenizer for {path}: {first_line(e, 200)}",
+            hint="keep the tokenizer files next to the model (a GGUF file carries its own)",
+        ) from e
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer

@@ -84,7 +84,7 @@ def _no_gguf_progress() -> Iterator[None]:
 def _load_module(path: Path) -> tuple[Any, Any]:
     """(network, tokenizer) from a folder or a .gguf file; failures as one ``BadInput``."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     hf.quiet_transformers()
     if path.is_file():  # GGUF: dequantized to float32
@@ -109,16 +109,7 @@ def _load_module(path: Path) -> tuple[Any, Any]:
             )
     except Exception as e:
         raise _weights_error(path, e) from e
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
-    except Exception as e:
-        raise BadInput(
-            f"no usable tokenizer for {path}: {hf.first_line(e, 200)}",
-            hint="keep the tokenizer files next to the model (a GGUF file carries its own)",
-        ) from e
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return module, tokenizer
+    return module, hf.lm_tokenizer(where, path, **kwargs)
 
 
 def state_bytes(module: Any) -> int:

@@ -221,20 +221,8 @@ class LlamaCppRuntime:
 
 def _tokenizer(path: Path) -> Any:
     """The Hugging Face tokenizer saved next to ``path``, else the GGUF file's own."""
-    from transformers import AutoTokenizer
-
     hf.quiet_transformers()
     folder = path.parent
-    try:
-        if (folder / "tokenizer_config.json").exists() or (folder / "tokenizer.json").exists():
-            tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        else:
-            tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=path.name)
-    except Exception as e:
-        raise BadInput(
-            f"no usable tokenizer for {path}: {hf.first_line(e, 200)}",
-            hint="keep the tokenizer files next to the model (a GGUF file carries its own)",
-        ) from e
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
+    if (folder / "tokenizer_config.json").exists() or (folder / "tokenizer.json").exists():
+        return hf.lm_tokenizer(str(folder), path)
+    return hf.lm_tokenizer(str(folder), path, gguf_file=path.name)
