@@ -214,6 +214,15 @@ def test_layer_drop_learns_from_extra_text_and_the_teacher_blocks() -> None:
     )
 
 
+def test_extra_text_is_capped_at_ten_per_task_text() -> None:
+    """4,000 extra sentences on a 4-text task would be 1,000x its text (and the optimize CLI
+    test's 48 texts took over six minutes a candidate): at most 10 per task text are added."""
+    minilm = load("minilm")
+    cfg = LayerDrop(keep=3, choose="even", epochs=1, batch_size=8, extra_texts=4000)
+    student = frugalml.apply(minilm, cfg, texts=TEXTS[:4])
+    assert student.stats["distill"]["steps"] == 6  # (4 + 40) texts in batches of 8, 1 epoch
+
+
 def test_bad_pass_settings_fail_the_candidate(tiny_model: Model) -> None:
     with pytest.raises(CandidateFailed, match="keep=9"):
         frugalml.apply(tiny_model, LayerDrop(keep=9), texts=TEXTS)

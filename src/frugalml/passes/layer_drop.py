@@ -40,13 +40,16 @@ class LayerDrop:
     max_texts: int = 4000  # cap on distillation texts (time)
     # extra unlabelled sentences from the standard library's docstrings (data.corpus), added
     # to the task's texts: a shallow student fits a few hundred task texts and generalises
-    # worse to text no pass saw
+    # worse to text no pass saw. At most EXTRA_PER_TASK_TEXT per task text: distillation time
+    # grows with the texts, and 4,000 extra on a 48-text task is 80x the work for text that
+    # is mostly not the task's
     extra_texts: int = 0
     # weight of the intermediate-layer loss (token-state MSE of each kept block to the
     # teacher block it came from; the last to the teacher's last), 0 = pooled cosine only
     hidden_weight: float = 0.0
 
 
+EXTRA_PER_TASK_TEXT = 10  # cap on extra_texts per task text (STS-B's 500-row tune split: none)
 SEARCH_TEXTS = 256  # tune texts used to compare block subsets before distillation
 MAX_SUBSETS = 24
 
@@ -123,8 +126,9 @@ def layer_drop(model: Model, cfg: LayerDrop, ctx: PassContext) -> Model:
             f"keep={cfg.keep}: the encoder has {total} blocks; keep 1 to {total - 1}"
         )
     texts = list(ctx.texts)[: cfg.max_texts]
-    if cfg.extra_texts > 0:
-        texts += stdlib_sentences(cfg.extra_texts, seed=ctx.seed)
+    extra = min(cfg.extra_texts, EXTRA_PER_TASK_TEXT * len(texts))
+    if extra > 0:
+        texts += stdlib_sentences(extra, seed=ctx.seed)
     target = teacher_outputs(model, texts)
     if cfg.choose == "search":
         keep = choose_layers(model, student, list(layers), cfg.keep, texts, target, ctx.log)
