@@ -103,8 +103,8 @@ def test_placement_tables_match_their_result_file() -> None:
             assert cells[1] == row["role"]
             assert _number(cells[2]) == round(row["measured_per_s"], 1)
             for col, value, err in (
-                (3, "predicted_per_s", "error_pct"),
-                (5, "predicted_padded_per_s", "error_padded_pct"),
+                (3, "predicted_padded_per_s", "error_padded_pct"),  # the model: padded FLOPs
+                (5, "predicted_per_s", "error_pct"),  # the same line on unpadded tokens
                 (7, "predicted_one_point_per_s", "error_one_point_pct"),
             ):
                 assert _number(cells[col]) == round(row[value], 1), (head, value)
@@ -120,6 +120,7 @@ def test_placement_tables_match_their_result_file() -> None:
     assert f"overhead {cal['overhead_ms']:.2f} ms" in section
     assert f"efficiency {cal['efficiency']:.2f}" in section
     assert f"largest held-out error {result['max_abs_error_pct']:.0f}%" in section
+    assert f"unpadded tokens: largest {result['max_abs_error_unpadded_pct']:.0f}%" in section
     assert ("**met**" in section) == result["within_25_pct"]
     # the best rounds and the earlier runs are quoted from their files too
     if "best_round" in result:
