@@ -56,6 +56,7 @@ class CandidateRecord(TypedDict, total=False):
     throughput_per_s: float
     latency_ms_p50: float
     latency_ms_p99: float
+    latency_ms_batch1: float | None  # mean time of one text alone (roofline calibration)
     cost_usd_per_1m: float
     cost_usd_per_1m_low: float  # at the fastest timed pass
     cost_usd_per_1m_high: float  # at the slowest
