@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -36,13 +35,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import HERE, SHARED, THREADS, cpu  # sets the offline variables first
 
-HERE = Path(__file__).resolve().parent
-SHARED = Path(os.environ.get("FRUGAL_SHARED_DATA", HERE.parent.parent / "shared" / "data"))
-THREADS = 2
 BASE = "sentence-transformers fp32"
 OPTIMUM = "optimum ort int8 (avx512_vnni)"
 FRUGAL_FP32 = "frugal runner, original fp32"
@@ -305,7 +300,7 @@ def main() -> int:
         threads=THREADS,
         repeats=args.repeats,
         sentences=len(sentences),
-        cpu=_cpu(),
+        cpu=cpu(),
         out=str(out),
         rows=rows,
         checks=checks,
@@ -326,13 +321,6 @@ def _held_rows(dev: Any, held: Any) -> list[int]:
     for key in zip(held.texts, held.texts2, held.scores, strict=True):
         rows.append(want[key].pop(0))
     return rows
-
-
-def _cpu() -> str:
-    from frugalml.measure.hardware import hardware
-
-    hw = hardware()
-    return f"{hw.cpu_model}, {hw.cpu_logical_cores} logical cores"
 
 
 def table(rows: dict[str, dict[str, Any]]) -> str:

@@ -28,20 +28,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import SHARED, THREADS, cpu  # sets the offline variables first
 
-HERE = Path(__file__).resolve().parent
-SHARED = Path(os.environ.get("FRUGAL_SHARED_DATA", HERE.parent.parent / "shared" / "data"))
-THREADS = 2
 WINDOW, WINDOWS = 512, 8
 FLIP_PROMPT, FLIP_TOKENS = 64, 32
 BASE = "fp32 transformers"
@@ -269,7 +264,7 @@ def main() -> int:
         row["perplexity_change_pct"] = 100.0 * (row["perplexity"] / base_ppl - 1.0)
     info.update(
         threads=THREADS, repeats=args.repeats, new_tokens=args.new_tokens, window=WINDOW,
-        windows=len(windows), data=str(args.data), cpu=_cpu(),
+        windows=len(windows), data=str(args.data), cpu=cpu(),
         memory_bandwidth_bytes_per_s=bandwidth, instance=price.instance,
         usd_per_hour=price.usd_per_hour, rows=rows, failed=failed,
         checks=_checks(rows),
@@ -298,13 +293,6 @@ def _checks(rows: dict[str, dict[str, Any]]) -> dict[str, bool]:
         checks["int8_ppl_le_0_5pct"] = i["perplexity_change_pct"] <= 0.5
         checks["int8_kl_le_0_01"] = i["mean_kl"] <= 0.01
     return checks
-
-
-def _cpu() -> str:
-    from frugalml.measure.hardware import hardware
-
-    hw = hardware()
-    return f"{hw.cpu_model}, {hw.cpu_logical_cores} logical cores"
 
 
 def table(rows: dict[str, dict[str, Any]]) -> str:

@@ -38,7 +38,6 @@ import copy
 import json
 import logging
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -48,15 +47,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-SHARED = Path(os.environ.get("FRUGAL_SHARED_DATA", HERE.parent.parent / "shared" / "data"))
-THREADS = 2
+from common import SHARED, THREADS, cpu  # sets the offline variables first
+
 BATCH = 32
 
 
@@ -97,16 +92,6 @@ def candidates(base: Any) -> dict[str, Callable[[], Any]]:
             _torchao_quantized(base, "Int8WeightOnlyConfig")
         ),
     }
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def spearman_x100(emb: np.ndarray, scores: list[float]) -> float:
@@ -232,7 +217,7 @@ def main() -> None:
         "baseline": names[0],
         "torch": torch.__version__,
         "torchao": torchao.__version__,
-        "cpu": _cpu_model(),
+        "cpu": cpu(),
         "quantized_engine": torch.backends.quantized.engine,
         "loadavg_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "candidates": out,
