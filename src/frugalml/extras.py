@@ -38,6 +38,8 @@ OPTIONAL: dict[str, str | None] = {
     "torchao": "llm",
     "onnxruntime_genai": "llm",
     "llama_cpp": "llamacpp",
+    "openvino": "openvino",
+    "nncf": "openvino",
 }
 # command -> the extra its shared dependencies (torch, transformers, ...) come with
 COMMAND_EXTRA = {"finetune": "train", "tune": "train", "data": "data"}

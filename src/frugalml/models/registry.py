@@ -18,6 +18,7 @@ BUILTIN = (
     "frugalml.models.runtimes.ort_genai",  # before onnxruntime: its folders hold a model.onnx
     "frugalml.models.runtimes.llama_cpp",
     "frugalml.models.runtimes.torch",
+    "frugalml.models.runtimes.openvino",  # before onnxruntime: a folder may hold both
     "frugalml.models.runtimes.onnxruntime",
 )
 RUNTIMES: dict[str, Any] = {}

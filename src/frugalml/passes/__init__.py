@@ -16,6 +16,7 @@ config                 what it does                                           en
 ``OnnxOptimize``       fuse attention / LayerNorm / GELU subgraphs            onnx
 ``QuantizeDynamic``    int8 weights, dynamic activations                      torch, onnx
 ``QuantizeStatic``     int8 weights + calibrated activations                  onnx
+``OpenVINOInt8``       int8 calibrated (NNCF), run by OpenVINO (AMX/VNNI)     onnx→openvino
 ``HalfPrecision``      float16 / bfloat16                                     torch
 ``TorchCompile``       torch.compile (Inductor)                               torch
 ``WeightOnlyQuant``    int8 / int4 (grouped) Linear weights, torchao          causal_lm
@@ -33,6 +34,7 @@ from frugalml.passes.layer_drop import LayerDrop
 from frugalml.passes.llama_cpp import LlamaCppGGUF
 from frugalml.passes.onnx_export import OnnxExport
 from frugalml.passes.onnx_optimize import OnnxOptimize
+from frugalml.passes.openvino import OpenVINOInt8
 from frugalml.passes.ort_genai import OrtGenAIBuild
 from frugalml.passes.pipeline import Pipeline, apply, is_valid, problem
 from frugalml.passes.prune_magnitude import MagnitudePrune
@@ -51,6 +53,7 @@ __all__ = [
     "MagnitudePrune",
     "OnnxExport",
     "OnnxOptimize",
+    "OpenVINOInt8",
     "OrtGenAIBuild",
     "PassContext",
     "Pipeline",

@@ -46,7 +46,14 @@ SCHEMA_VERSION = 2
 COST_HEADING = "## What it costs, at what quality\n\n"
 USE_HEADING = "## Use it\n"
 #: weight files an earlier save may have left (removed when its manifest lists them)
-WEIGHT_FILES = ("model.onnx", "model.onnx.data", hf.ONNX_FILE, hf.ONNX_FILE + ".data")
+WEIGHT_FILES = (
+    "model.onnx",
+    "model.onnx.data",
+    hf.ONNX_FILE,
+    hf.ONNX_FILE + ".data",
+    "openvino/openvino_model.xml",
+    "openvino/openvino_model.bin",
+)
 
 
 # ---- the manifest -------------------------------------------------------------------------
@@ -256,6 +263,8 @@ def _library(model: Model | None) -> str:
 
 
 def _weights_file(model: Model) -> str:
+    if model.engine == "openvino":
+        return "openvino/openvino_model.xml"
     return hf.ONNX_FILE if model.engine == "onnx" else "model.safetensors"
 
 
