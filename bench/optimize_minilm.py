@@ -47,6 +47,7 @@ MATCH_PASSES = [
     "onnx_export",
     "onnx_optimize",
     "quantize_dynamic",
+    "openvino_int8",
     "runtime_settings",
 ]
 

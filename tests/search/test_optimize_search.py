@@ -105,9 +105,16 @@ def test_structure_tier_tries_richly_distilled_shallow_students_first() -> None:
     q8pc = QuantizeDynamic(per_channel=True)
     tiers = base_pipelines(engine="torch", device="cpu", layers=6, has_tune_text=True)
     rich = {"extra_texts": 4000, "hidden_weight": 1.0}
-    assert tiers["structure"][:3] == [
+    from frugalml.passes import OpenVINOInt8
+    from frugalml.passes.openvino import available
+
+    # each rich student is also tried in OpenVINO int8 where frugalml[openvino] is installed
+    ov = [OpenVINOInt8()] if available() else []
+    assert tiers["structure"][: 3 + 2 * len(ov)] == [
         (LayerDrop(keep=3, **rich), OnnxExport(), q8pc),
+        *((LayerDrop(keep=3, **rich), OnnxExport(), o) for o in ov),
         (LayerDrop(keep=4, **rich), OnnxExport(), q8pc),
+        *((LayerDrop(keep=4, **rich), OnnxExport(), o) for o in ov),
         (LayerDrop(keep=4), OnnxExport(), q8pc),
     ]
     no_text = base_pipelines(engine="torch", device="cpu", layers=6, has_tune_text=False)
@@ -129,12 +136,14 @@ def test_one_space_for_every_runtime_minus_what_a_model_already_is() -> None:
     """The space is one list; for a model already in ONNX the export is dropped and passes
     that need torch are filtered by what they declare. The expected list is the one that was
     written out by hand for ONNX models before (search/space.py had an engine branch)."""
-    from frugalml.passes import HalfPrecision, OnnxOptimize, QuantizeStatic
+    from frugalml.passes import HalfPrecision, OnnxOptimize, OpenVINOInt8, QuantizeStatic
+    from frugalml.passes.openvino import available
 
     q8, q8pc = QuantizeDynamic(), QuantizeDynamic(per_channel=True)
+    ov = [(OpenVINOInt8(),)] if available() else []  # where frugalml[openvino] is installed
     tiers = base_pipelines(engine="onnx", device="cpu", layers=6, has_tune_text=True)
     assert tiers["convert"] == [
-        (q8pc,), (q8,), (OnnxOptimize(),), (OnnxOptimize(), q8pc), (QuantizeStatic(),)
+        (q8pc,), *ov, (q8,), (OnnxOptimize(),), (OnnxOptimize(), q8pc), (QuantizeStatic(),)
     ]  # fmt: skip
     assert tiers["structure"] == []  # layer dropping, pruning and compile need torch
     torch_tiers = base_pipelines(engine="torch", device="cpu", layers=6, has_tune_text=True)

@@ -24,6 +24,7 @@ from frugalml.passes import (
     MagnitudePrune,
     OnnxExport,
     OnnxOptimize,
+    OpenVINOInt8,
     QuantizeDynamic,
     QuantizeStatic,
     RuntimeSettings,
@@ -76,8 +77,12 @@ def base_pipelines(
         if layers and layers > 2 and has_tune_text:
             structure = [(LayerDrop(keep=layers - 2), HalfPrecision("float16"))]
     else:
+        # OpenVINO int8 (NNCF-calibrated, AMX/VNNI kernels): only where openvino and nncf
+        # are installed (``problem`` drops it otherwise); calibration needs the tune text
+        ov8 = [OpenVINOInt8()] if has_tune_text else []
         convert = [
             (OnnxExport(), q8pc),
+            *((OnnxExport(), ov) for ov in ov8),
             (OnnxExport(), q8),
             (OnnxExport(),),
             (OnnxExport(), OnnxOptimize()),
@@ -91,7 +96,11 @@ def base_pipelines(
             # the blocks first (the biggest saving), then a third; the plain recipe after
             for keep in {layers // 2: None, layers - max(1, layers // 3): None}:
                 if keep >= 2:
-                    structure.append((LayerDrop(keep=keep, **DISTILL_MORE), OnnxExport(), q8pc))
+                    drop = LayerDrop(keep=keep, **DISTILL_MORE)
+                    structure.append((drop, OnnxExport(), q8pc))
+                    # the same student in OpenVINO int8: the distillation is built once
+                    # (prefixes are cached), the NNCF calibration takes seconds
+                    structure += [(drop, OnnxExport(), ov) for ov in ov8]
             # a third of the blocks (6 -> 4) first: the bigger saving; then one block
             structure += [
                 (LayerDrop(keep=layers - max(1, layers // 3)), OnnxExport(), q8pc),
