@@ -218,3 +218,17 @@ def test_saving_another_engine_over_an_openvino_folder_replaces_its_weights(
     save(built["onnx"], folder)
     assert not (folder / "openvino" / "openvino_model.xml").exists()
     assert frugalml.load(folder).engine == "onnx"
+
+
+def test_batches_from_several_threads_at_once_get_their_own_rows(
+    built: dict[str, Model],
+) -> None:
+    """Infer requests are not thread-safe: concurrent callers are served one batch at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    q = built["int8"]
+    alone = [q.encode(TEXTS[i : i + 8]) for i in range(0, 32, 8)]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda i: q.encode(TEXTS[i : i + 8]), range(0, 32, 8)))
+    for a, b in zip(alone, together, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -137,13 +138,20 @@ class OpenVINORuntime:
                 raise BadInput(f"OpenVINO cannot compile {model.source}: {hf.first_line(e)}") from e
             names = [i.get_any_name() for i in compiled.inputs]
             requests = [compiled.create_infer_request() for _ in range(streams)]
-            return compiled, requests, names
+            # infer requests are not thread-safe (an ONNX Runtime session is): one batch at a time
+            return compiled, requests, names, threading.Lock()
 
         return model.state(make)
 
     def run(self, model: Model, enc: dict[str, np.ndarray]) -> np.ndarray:
         """One batch, its rows split evenly over the streams, which run at once."""
-        compiled, requests, names = self.compiled(model)
+        compiled, requests, names, lock = self.compiled(model)
+        with lock:
+            return self._run(compiled, requests, names, enc)
+
+    def _run(
+        self, compiled: Any, requests: list[Any], names: list[str], enc: dict[str, np.ndarray]
+    ) -> np.ndarray:
         feed = {n: enc[n] for n in names if n in enc}
         if "token_type_ids" in names and "token_type_ids" not in enc:
             feed["token_type_ids"] = np.zeros_like(enc["input_ids"])
