@@ -127,8 +127,13 @@ def evaluate_lm(
     new_tokens: int = TIMING_NEW_TOKENS,
     prompts: int = TIMING_PROMPTS,
     task_options: dict[str, Any] | None = None,
+    scored: LMEvalResult | None = None,
 ) -> LMEvalResult:
-    """Measure a causal LM (see the module docstring). ``reference``: fidelity's original."""
+    """Measure a causal LM (see the module docstring). ``reference``: fidelity's original.
+
+    ``scored``: an earlier result of the same model, task and text whose quality (and
+    per-row outputs) are taken as they are: only the timing is measured again (the later
+    rounds of ``frugal compare``; quality does not change from one round to the next)."""
     from frugalml.measure.bandwidth import check_roofline, memory_bandwidth
     from frugalml.measure.prices import resolve
     from frugalml.models import threads_for
@@ -137,10 +142,14 @@ def evaluate_lm(
         raise BadInput("repeats must be at least 1")
     price = resolve(instance, region)
     text = as_text(data)
-    the_task, items, figures, quality = _score(
-        model, task, text, metric=metric, seed=seed, reference=reference,
-        task_options=task_options,
-    )  # fmt: skip
+    if scored is None:
+        the_task, items, figures, quality = _score(
+            model, task, text, metric=metric, seed=seed, reference=reference,
+            task_options=task_options,
+        )  # fmt: skip
+    else:
+        the_task = _Scored(scored.task, scored.metric, scored.higher_is_better)
+        items, figures, quality = scored.items, scored.task_figures, scored.quality
     new_tokens = int((task_options or {}).get("new_tokens", new_tokens))
 
     batch = int(model.runtime.batch_size)
@@ -241,6 +250,15 @@ def _score(
     if math.isnan(quality):
         raise CandidateFailed(f"{task} is undefined on this text")
     return the_task, items, figures, float(quality)
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """What ``evaluate_lm`` reads of a task whose scores it was given."""
+
+    name: str
+    metric: str
+    higher_is_better: bool
 
 
 @dataclass
