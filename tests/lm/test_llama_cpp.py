@@ -168,3 +168,33 @@ def test_optimize_tries_llama_cpp_on_the_gguf_and_states_its_fidelity(tmp_path: 
         manifest = json.loads((tmp_path / "out" / "best" / "frugal.json").read_text())
         assert manifest["engine"] == "llama_cpp"
         assert (tmp_path / "out" / "best" / "model.gguf").is_file()
+
+
+@needs_llama
+@needs_smollm2
+def test_compare_measures_smollm2_against_its_llama_cpp_variant_now(
+    pair: tuple, tmp_path: Path
+) -> None:  # type: ignore[type-arg]
+    import frugalml
+    from frugalml.ledger import Ledger
+    from frugalml.passes.persist import save
+
+    _base, lc = pair
+    folder = save(lc, tmp_path / "lc")
+    text = tmp_path / "text.txt"
+    text.write_text("The quick brown fox jumps over the lazy dog while the cat sleeps. " * 60)
+    ledger = f"sqlite:///{tmp_path / 'l.db'}"
+    st = frugalml.compare(
+        "smollm2", str(folder), task="perplexity", data=text, rounds=1, ledger=ledger,
+        task_options={"window": 64, "windows": 1, "new_tokens": 4},
+    )  # fmt: skip
+    assert st.per == "output tokens" and st.paired and len(st.recorded_run_ids) == 2
+    with Ledger(ledger) as book:
+        base_run, lc_run = (book.get(r) for r in st.recorded_run_ids)
+    # each side is its own measurement: fp32 transformers and llama.cpp's 4-bit file
+    assert base_run.params["eval"]["model"] != lc_run.params["eval"]["model"]
+    assert lc_run.params["eval"]["weights_bytes"] < base_run.params["eval"]["weights_bytes"] / 4
+    assert st.candidate.cost_usd_per_1m == lc_run.params["eval"]["cost_usd_per_1m_output_tokens"]
+    fid = lc_run.params["fidelity"]
+    assert 0.0 < fid["mean_kl"] < 0.05 and fid["top1_agreement"] > 0.8
+    assert st.quality_drop_pct is not None and abs(st.quality_drop_pct) < 5.0
