@@ -204,6 +204,7 @@ class Recorder:
         import uvicorn
 
         self.hold_s, self.bodies, self.inflight, self.peak = hold_s, [], 0, 0
+        self.frozen: list[int] = []  # gc.get_freeze_count() as each POST arrived
         port = _free_port()
         self.url = f"http://127.0.0.1:{port}"
         config = uvicorn.Config(
@@ -224,6 +225,9 @@ class Recorder:
             if not message.get("more_body"):
                 break
         if scope["method"] == "POST":
+            import gc
+
+            self.frozen.append(gc.get_freeze_count())
             self.bodies.append(json.loads(body))
             self.inflight += 1
             self.peak = max(self.peak, self.inflight)
@@ -300,3 +304,19 @@ def test_the_client_reports_its_own_cpu_and_counts_timeouts_as_failures() -> Non
     bad = late["rates"][0]
     assert bad["sent"] > 0 and bad["ok"] == 0 and bad["errors"] == bad["sent"]
     assert bad["meets_slo"] is None and bad["p99_all_ms"] == math.inf
+
+
+def test_no_full_garbage_collection_walks_the_heap_while_requests_are_timed() -> None:
+    """In a process holding a model a full collection stalls the client for 100+ ms and every
+    request due meanwhile leaves late; the client freezes the heap (``gc.freeze``) for each
+    rate and unfreezes it after (a caller's own frozen objects are left frozen)."""
+    import gc
+
+    from frugalml.serve.loadtest import loadtest
+
+    assert gc.get_freeze_count() == 0
+    with Recorder(hold_s=0.0) as rec:
+        out = loadtest(rec.url + "/embed", [40.0, 40.0], 0.5, ["one", "two"], timeout_s=30.0)
+    assert sum(r["ok"] for r in out["rates"]) == len(rec.frozen) - 1 > 0
+    assert all(n > 0 for n in rec.frozen[1:])  # every timed request: heap frozen (not the probe)
+    assert gc.get_freeze_count() == 0
