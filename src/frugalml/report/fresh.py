@@ -15,7 +15,7 @@ import functools
 import hashlib
 import statistics
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -78,6 +78,7 @@ def combine(results: Sequence[EvalResult]) -> EvalResult:
         throughput_per_s=statistics.median(r.throughput_per_s for r in results),
         latency_ms_p50=statistics.median(r.latency_ms_p50 for r in results),
         latency_ms_p99=statistics.median(r.latency_ms_p99 for r in results),
+        latency_ms_batch1=_median_of_known(r.latency_ms_batch1 for r in results),
         energy_j_per_1k=statistics.median(r.energy_j_per_1k for r in results),
         cost_usd_per_1m=statistics.median(r.cost_usd_per_1m for r in results),
         co2_g_per_1m=statistics.median(r.co2_g_per_1m for r in results),
@@ -88,6 +89,12 @@ def combine(results: Sequence[EvalResult]) -> EvalResult:
         cpu_s=sum(r.cpu_s for r in results),
         energy_source=first.energy_source if len(sources) == 1 else "estimate",
     )
+
+
+def _median_of_known(values: Iterable[float | None]) -> float | None:
+    """The median of the figures a round recorded (``None``: none did)."""
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
 
 
 def sum_usage(parts: Sequence[Usage]) -> Usage:

@@ -1,8 +1,9 @@
 """``frugal optimize`` for a causal LM: precision candidates, Pareto front, cheapest in bound.
 
 Candidates (``LM_SPACE``, filtered by ``--passes`` and by what the device supports): bf16,
-torchao weight-only int8 (per row; and with the output projection quantized too) and int4
-with groups of 32, 64 and 128 inputs, ONNX Runtime GenAI's int4, llama.cpp on the model's
+the decode step compiled over a static KV cache (``torch_compile``), torchao weight-only
+int8 (per row; and with the output projection quantized too) and int4 with groups of 32, 64
+and 128 inputs, ONNX Runtime GenAI's int4, llama.cpp on the model's
 own GGUF file (``llama_cpp_gguf``, when llama-cpp-python is installed), then batch sizes of
 the best one (``runtime_settings``).
 Each is measured by ``lm.evaluate`` in this process against the same text, and its fidelity
@@ -34,6 +35,7 @@ from frugalml.passes import (
     LlamaCppGGUF,
     OrtGenAIBuild,
     RuntimeSettings,
+    TorchCompile,
     WeightOnlyQuant,
     apply,
     describe,
@@ -50,6 +52,7 @@ LM_SPACE: list[tuple[Any, ...]] = [
     (WeightOnlyQuant(bits=4, group_size=128),),
     (WeightOnlyQuant(bits=8, keep_lm_head=False),),
     (HalfPrecision("bfloat16"),),
+    (TorchCompile(),),  # the decode step over a static KV cache, compiled
     (OrtGenAIBuild(precision="int4", block_size=32),),  # the builder's int4, one call
     (OrtGenAIBuild(precision="int4", block_size=128),),
 ]
