@@ -9,11 +9,13 @@ with ``frugalml.serve.loadtest`` (the same open-loop client as ``frugal loadtest
 arrivals, latency from the scheduled send time, one real STS-B sentence per request) at each
 rate of the sweep, lowest first, stopping after two rates in a row miss the SLO (one miss on
 a shared machine can be noise). The coarse grid only brackets each arm's knee, so for each
-SLO (``--slo-p99-ms``, ``--slo2-p99-ms``) the rate is then bisected ``--refine`` times between
-the highest rate that met it and the next one that missed it. Then one **overload** rate
-beyond the knee (``--overload-x`` times the last rate of the coarse sweep): a frugal server
-over ``--max-concurrency`` answers 429 at once, so the answered requests' p99 stays bounded
-instead of a queue growing to tens of seconds.
+SLO (``--slo-p99-ms``, ``--slo2-p99-ms``) the rate is then bisected between the highest rate
+that met it and the next one that missed it, at most ``--refine`` times and until the gap is
+within ``--refine-rel`` (3%) of the rate, so each arm's knee is known to the same relative
+precision (a fixed step count left a fast arm's knee coarser than a slow one's). Then one
+**overload** rate beyond the knee (``--overload-x`` times the last rate of the coarse sweep):
+a frugal server over ``--max-concurrency`` answers 429 at once, so the answered requests' p99
+stays bounded instead of a queue growing to tens of seconds.
 
 Reported per arm: every rate's throughput, p50/p99 (answered), p99 over all requests
 (failures as late), 429s and errors; the highest rate meeting p99 <= SLO ("sustained
@@ -143,7 +145,9 @@ def sweep(
     for slo in sorted({args.slo_p99_ms, args.slo2_p99_ms}):
         for _ in range(args.refine):
             span = bracket(out, slo)
-            if span is None or span[1] - span[0] < args.refine_min_rps:
+            if span is None or span[1] - span[0] < max(
+                args.refine_min_rps, args.refine_rel * span[0]
+            ):
                 break
             out.append(one_rate(url, texts, round((span[0] + span[1]) / 2, 1), args))
     out.sort(key=lambda r: r["rate_rps"])
@@ -174,6 +178,7 @@ def _rate_row(r: dict) -> dict[str, Any]:
         "client_lag_p99_ms": round(r["client_lag_ms"]["p99_ms"], 1),
         "client_behind": r["client_behind"],
         "p99_after_send_ms": round(r["after_send_ms"]["p99_ms"], 1),
+        "client_cpu_share": round(r["client_cpu_share"], 3),
     }
 
 
@@ -448,7 +453,18 @@ def main() -> None:
     ap.add_argument("--sweep", default="20,40,80,120,160,200,240,320,400,480,560,640")
     ap.add_argument("--duration", type=float, default=8.0, help="seconds per rate")
     ap.add_argument(
-        "--refine", type=int, default=2, help="bisection steps per SLO after the coarse sweep"
+        "--refine",
+        type=int,
+        default=4,
+        help="most bisection steps per SLO after the coarse sweep (fewer once the bracket "
+        "is within --refine-rel of the rate)",
+    )
+    ap.add_argument(
+        "--refine-rel",
+        type=float,
+        default=0.03,
+        help="stop bisecting once the gap is below this share of the rate that met the SLO, "
+        "so every arm's knee is known to the same relative precision",
     )
     ap.add_argument(
         "--refine-min-rps", type=float, default=4.0, help="stop bisecting below this gap"
@@ -547,6 +563,7 @@ def main() -> None:
             "sweep_rps": args.rates,
             "duration_s": args.duration,
             "refine_steps": args.refine,
+            "refine_rel": args.refine_rel,
             "slo_p99_ms": args.slo_p99_ms,
             "slo2_p99_ms": args.slo2_p99_ms,
             "concurrency": args.concurrency,

@@ -32,6 +32,7 @@ OPTIONAL: dict[str, str | None] = {
     "uvicorn": "serve",
     "prometheus_client": "serve",
     "httpx2": "serve",
+    "aiohttp": "serve",
     "orjson": "serve",
     "ray": "ray",
     "gguf": "llm",

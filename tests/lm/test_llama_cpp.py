@@ -90,11 +90,51 @@ def test_a_folder_model_is_no_gguf_for_llama_cpp(tmp_path: Path) -> None:
     assert want in str(e.value)
 
 
-def test_only_the_source_weights_are_taken() -> None:
+def test_an_unknown_llama_cpp_type_is_one_line() -> None:
     from frugalml.passes import LlamaCppGGUF
 
-    with pytest.raises(BadInput):
-        LlamaCppGGUF(weights="Q4_0")
+    for bad in ("Q4_0", "q3_z", "int8"):
+        with pytest.raises(BadInput) as e:
+            LlamaCppGGUF(weights=bad)
+        assert "\n" not in str(e.value) and repr(bad) in str(e.value) and "q8_0" in str(e.value)
+
+
+@needs_llama
+@needs_smollm2
+def test_requantized_to_q8_0_is_a_new_larger_file_close_to_float32(
+    pair: tuple, tmp_path: Path
+) -> None:  # type: ignore[type-arg]
+    import json
+
+    import torch
+
+    from frugalml.passes import LlamaCppGGUF, PassContext, apply
+    from frugalml.passes.persist import save
+
+    base, lc = pair
+    source = Path(lc.source).resolve()
+    before = (source.stat().st_size, source.stat().st_mtime_ns)
+    q8 = apply(base, LlamaCppGGUF(weights="q8_0"), PassContext(work_dir=tmp_path / "w"))
+    assert (source.stat().st_size, source.stat().st_mtime_ns) == before  # never touched
+    assert Path(q8.source).resolve() != source and (tmp_path / "w") in Path(q8.source).parents
+    assert q8.engine == "llama_cpp" and "Q8_0" in q8.dtype and "Q4_1" not in q8.dtype
+    assert q8.engine_runtime.size_bytes(q8) > lc.engine_runtime.size_bytes(lc)
+    text = "The tower is 324 metres tall, about the same height as an 81-storey building."
+    ids = np.asarray(base.tokenizer(text, add_special_tokens=False)["input_ids"])[None, :]
+    want = torch.log_softmax(base.engine_runtime.logits(base, ids)[0], -1)
+
+    def kl(m: object) -> float:
+        got = torch.log_softmax(m.engine_runtime.logits(m, ids)[0], -1)  # type: ignore[attr-defined]
+        return float((want.exp() * (want - got)).sum(-1).mean())
+
+    # the source Q4_1 file *is* the float32 weights (dequantized from it): its KL is
+    # llama.cpp's arithmetic alone; Q8_0 of those weights adds little on top of that
+    kl_q8, kl_q41 = kl(q8), kl(lc)
+    assert 0.0 < kl_q8 < 0.01 and abs(kl_q8 - kl_q41) < kl_q41
+    manifest = json.loads((save(q8, tmp_path / "saved") / "frugal.json").read_text())
+    assert [(p["name"], p["config"]["weights"]) for p in manifest["passes"]] == [
+        ("llama_cpp_gguf", "q8_0")
+    ]
 
 
 @pytest.mark.skipif(HAS_LLAMA, reason="llama-cpp-python is installed")
@@ -128,3 +168,33 @@ def test_optimize_tries_llama_cpp_on_the_gguf_and_states_its_fidelity(tmp_path: 
         manifest = json.loads((tmp_path / "out" / "best" / "frugal.json").read_text())
         assert manifest["engine"] == "llama_cpp"
         assert (tmp_path / "out" / "best" / "model.gguf").is_file()
+
+
+@needs_llama
+@needs_smollm2
+def test_compare_measures_smollm2_against_its_llama_cpp_variant_now(
+    pair: tuple, tmp_path: Path
+) -> None:  # type: ignore[type-arg]
+    import frugalml
+    from frugalml.ledger import Ledger
+    from frugalml.passes.persist import save
+
+    _base, lc = pair
+    folder = save(lc, tmp_path / "lc")
+    text = tmp_path / "text.txt"
+    text.write_text("The quick brown fox jumps over the lazy dog while the cat sleeps. " * 60)
+    ledger = f"sqlite:///{tmp_path / 'l.db'}"
+    st = frugalml.compare(
+        "smollm2", str(folder), task="perplexity", data=text, rounds=1, ledger=ledger,
+        task_options={"window": 64, "windows": 1, "new_tokens": 4},
+    )  # fmt: skip
+    assert st.per == "output tokens" and st.paired and len(st.recorded_run_ids) == 2
+    with Ledger(ledger) as book:
+        base_run, lc_run = (book.get(r) for r in st.recorded_run_ids)
+    # each side is its own measurement: fp32 transformers and llama.cpp's 4-bit file
+    assert base_run.params["eval"]["model"] != lc_run.params["eval"]["model"]
+    assert lc_run.params["eval"]["weights_bytes"] < base_run.params["eval"]["weights_bytes"] / 4
+    assert st.candidate.cost_usd_per_1m == lc_run.params["eval"]["cost_usd_per_1m_output_tokens"]
+    fid = lc_run.params["fidelity"]
+    assert 0.0 < fid["mean_kl"] < 0.05 and fid["top1_agreement"] > 0.8
+    assert st.quality_drop_pct is not None and abs(st.quality_drop_pct) < 5.0

@@ -93,12 +93,64 @@ def test_optimize_report_compare_and_gate_on_a_causal_lm(
     )
     assert st["ratios"]["cost"] == pytest.approx(expected_cost)
     assert "per 1M output tokens" in st["paragraph"]  # an LM's cost counts tokens, not requests
-    # measured now (--task/--data) is not done for LMs yet: one line that says what to do
-    fresh = cli("compare", str(tiny), str(tmp_path / "q8"), "--task", "perplexity", "--data",
-                str(text))  # fmt: skip
-    assert fresh.returncode == 2 and len(fresh.stderr.strip().splitlines()) == 1, fresh.stderr
-    assert "from their eval runs" in fresh.stderr
     ok = cli("gate", a, b, "--max-cost-ratio", "1000", "--max-quality-drop", "1000")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     no = cli("gate", a, b, "--max-cost-ratio", "1e-9", "--max-quality-drop", "1000")
     assert no.returncode == 1, no.stdout + no.stderr
+
+
+def test_compare_and_gate_measure_two_causal_lms_now(
+    tiny: Path, text: Path, tmp_path: Path, cli
+) -> None:  # type: ignore[no-untyped-def]
+    from frugalml.passes import WeightOnlyQuant, apply
+    from frugalml.passes.persist import save
+
+    q4 = save(apply(frugalml.load(tiny), [WeightOnlyQuant(bits=4, group_size=32)]), tmp_path / "q4")
+    lm_args = ["--task", "perplexity", "--data", str(text), "--rounds", "2", "--window", "32",
+               "--windows", "2", "--new-tokens", "8"]  # fmt: skip
+    cmp = cli("compare", str(tiny), str(q4), *lm_args, "--json")
+    assert cmp.returncode == 0, cmp.stderr
+    st = json.loads(cmp.stdout)
+    assert st["metric"] == "perplexity" and st["higher_is_better"] is False and st["paired"]
+    # the qualities are the perplexities `frugalml.evaluate` measures of each model alone
+    alone = [
+        frugalml.evaluate(str(m), "perplexity", text, repeats=1, task_options=SMALL).quality
+        for m in (tiny, q4)
+    ]
+    assert [st["baseline"]["quality"], st["candidate"]["quality"]] == pytest.approx(alone)
+    assert st["quality_drop_pct"] == pytest.approx(100 * (alone[1] / alone[0] - 1))
+    assert "per 1M output tokens" in st["paragraph"]
+    # each side's cost is the median of its recorded rounds' $ per 1M output tokens
+    from frugalml.ledger import Ledger
+
+    with Ledger() as book:
+        runs = [book.get(r) for r in st["recorded_run_ids"]]
+    for side, run in zip((st["baseline"], st["candidate"]), runs, strict=True):
+        rounds = run.params["per_round"]["cost_usd_per_1m"]
+        assert len(rounds) == 2 and side["cost_usd_per_1m"] == pytest.approx(
+            sorted(rounds)[0] / 2 + sorted(rounds)[1] / 2
+        )
+        assert run.params["eval"]["cost_usd_per_1m_output_tokens"] == pytest.approx(
+            side["cost_usd_per_1m"]
+        )
+    # the candidate's fidelity to the baseline, measured and stated
+    fid = runs[1].params["fidelity"]
+    assert fid["mean_kl"] > 0 and 0 <= fid["top1_agreement"] <= 1
+    assert any(f"mean KL {fid['mean_kl']:.4f}" in n for n in st["notes"])
+    assert "fidelity" not in runs[0].params
+    # the gate judges perplexity's drop in percent: a bound just under the measured drop fails
+    worse, better = (q4, tiny) if alone[1] > alone[0] else (tiny, q4)
+    pct = 100 * (max(alone) / min(alone) - 1)
+    args = ["gate", str(better), str(worse), *lm_args, "--max-cost-ratio", "1000"]
+    no = cli(*args, "--max-quality-drop", f"{pct * 0.9:.6f}")
+    assert no.returncode == 1, no.stdout + no.stderr
+    assert "FAIL  quality drop" in no.stdout and "% (relative)" in no.stdout
+    assert "$ per 1M output tokens" in no.stdout
+    ok = cli(*args, "--max-quality-drop", f"{pct * 1.1 + 1e-6:.6f}")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+
+
+def test_compare_refuses_a_causal_lm_against_an_encoder(tiny: Path, text: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    r = cli("compare", "minilm", str(tiny), "--task", "fidelity", "--data", str(text))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "not a causal language model" in r.stderr

@@ -92,3 +92,38 @@ def test_optimize_a_causal_lm_keeps_the_pareto_front(
     if payload["best"] is not None:  # cheaper than the original in bound: saved
         assert (out / "best" / "frugal.json").exists()
         assert payload["best"]["quality_drop"] <= 50
+
+
+def test_compiled_static_cache_decoding_gives_the_eager_models_tokens(
+    tiny: Path, tmp_path: Path
+) -> None:
+    """``torch_compile`` on a causal LM: the decode step over a static KV cache, compiled;
+    the same greedy tokens as the eager model's dynamic cache, at batch 1 and 2, saved and
+    loaded back with the pass replayed."""
+    import torch
+
+    from frugalml.passes import TorchCompile, apply
+    from frugalml.passes.persist import load, save
+
+    base = load(tiny)
+    comp = apply(base, [TorchCompile()])
+    assert [p.name for p in comp.passes] == ["torch_compile"]
+    rng = np.random.default_rng(0)
+    one = rng.integers(5, 1000, size=(1, 9))
+    two = rng.integers(5, 1000, size=(2, 7))
+    for ids in (one, two, one):  # a new batch size compiles again; the first graph is kept
+        want, _pre, _steps = base.engine_runtime.greedy(base, ids, 6)
+        got, pre, steps = comp.engine_runtime.greedy(comp, ids, 6)
+        assert got.shape == (ids.shape[0], 6) and pre > 0 and len(steps) == 5
+        assert got.tolist() == want.tolist()
+    cache = comp.state(dict)
+    assert (1, 256) in cache and (2, 256) in cache  # one static cache per batch size
+    # the eager forward (perplexity) is the unchanged network's
+    x = torch.as_tensor(one)
+    assert torch.equal(comp.engine_runtime.logits(comp, x), base.engine_runtime.logits(base, x))
+    again = load(save(comp, tmp_path / "saved"))
+    assert [p.name for p in again.passes] == ["torch_compile"]
+    assert again.engine_runtime.greedy(again, one, 6)[0].tolist() == (
+        base.engine_runtime.greedy(base, one, 6)[0].tolist()
+    )
+    assert "step" in again.state(dict)  # the loaded model decodes through the compiled step

@@ -32,6 +32,13 @@ def test_rounds_combine_to_medians_of_each_figure() -> None:
     assert both.co2_g_per_1m == pytest.approx(2.0)
     assert both.peak_memory_bytes == 700
     assert (both.texts_timed, both.repeats, both.cpu_s) == (300, 3, 6.0)
+    # one text alone, as each round timed it: the middle one, not the first round's
+    singles = [
+        dataclasses.replace(r, latency_ms_batch1=ms)
+        for r, ms in zip(rounds, (9, 3, 5), strict=True)
+    ]
+    assert combine(singles).latency_ms_batch1 == 5
+    assert combine(rounds).latency_ms_batch1 is None  # none recorded it
     mixed = combine([rounds[0], dataclasses.replace(rounds[1], energy_source="rapl")])
     assert mixed.energy_source == "estimate"  # a reading mixed with an estimate is not a reading
 

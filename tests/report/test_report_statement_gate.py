@@ -92,8 +92,14 @@ def test_lower_is_better_metric_flips_the_drop() -> None:
     st = build_statement(b, c, dataclasses.replace(CI, delta=1.0, low=0.4, high=1.6))
     assert st.quality_drop == pytest.approx(1.0)  # higher perplexity is worse
     assert st.drop_ci == pytest.approx((0.4, 1.6))
-    assert not gate(st, max_cost_ratio=1, max_quality_drop=0.5).passed
-    assert gate(st, max_cost_ratio=1, max_quality_drop=1.2).passed
+    # the gate takes perplexity's drop as a relative increase in percent: 21 / 20 is +5%
+    assert st.quality_drop_pct == pytest.approx(5.0)
+    assert not gate(st, max_cost_ratio=1, max_quality_drop=4.9).passed
+    assert gate(st, max_cost_ratio=1, max_quality_drop=5.1).passed
+    # --strict: the top of the interval, 1.6 points of 20, is +8%
+    strict = gate(st, max_cost_ratio=1, max_quality_drop=7.9, strict=True)
+    (q,) = [c for c in strict.conditions if c.name == "quality drop"]
+    assert q.value == pytest.approx(8.0) and not q.passed and "% (relative)" in q.text
 
 
 @pytest.mark.parametrize(

@@ -169,7 +169,9 @@ def test_loadtest_table_names_the_best_rate(
     assert "ledger run" in r.stdout
 
 
-@pytest.mark.parametrize(("command", "package"), [("serve", "fastapi"), ("loadtest", "httpx2")])
+@pytest.mark.parametrize(
+    ("command", "package"), [("serve", "fastapi"), ("loadtest", "httpx2"), ("loadtest", "aiohttp")]
+)
 def test_a_missing_serve_package_is_named_with_its_extra(
     command: str, package: str, tmp_path: Path
 ) -> None:
@@ -189,3 +191,132 @@ def test_a_missing_serve_package_is_named_with_its_extra(
     assert r.returncode == 2, r.stderr
     assert f"'{package}'" in r.stderr and "frugalml[serve]" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+class Recorder:
+    """A real HTTP endpoint (uvicorn, in a thread) that holds each POST but the first (the
+    client's probe) ``hold_s`` seconds and records every body it got and the most requests it
+    had in flight at once."""
+
+    def __init__(self, hold_s: float) -> None:
+        import threading
+
+        import uvicorn
+
+        self.hold_s, self.bodies, self.inflight, self.peak = hold_s, [], 0, 0
+        self.frozen: list[int] = []  # gc.get_freeze_count() as each POST arrived
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=port, log_level="warning", interface="asgi3"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    async def app(self, scope: dict, receive: Callable, send: Callable) -> None:
+        import asyncio
+
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        if scope["method"] == "POST":
+            import gc
+
+            self.frozen.append(gc.get_freeze_count())
+            self.bodies.append(json.loads(body))
+            self.inflight += 1
+            self.peak = max(self.peak, self.inflight)
+            await asyncio.sleep(self.hold_s if len(self.bodies) > 1 else 0.0)
+            self.inflight -= 1
+        answer = json.dumps({"data": [{"embedding": [0.5]}]}).encode()
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
+
+    def __enter__(self) -> Recorder:
+        import time
+
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_open_loop_a_full_client_counts_its_wait_and_keeps_every_request_its_own() -> None:
+    """Two connections, each request held 100 ms by the server, offered 100 req/s: the
+    requests must queue in the client. Each one is still sent exactly once with its own
+    body, never more than two at once, and the wait for a connection counts as lag and in
+    the latency from the scheduled time (open loop). Bounds follow from the server's hold
+    and the schedule, not from how fast this machine is."""
+    from frugalml.serve.loadtest import loadtest, poisson_schedule
+
+    texts = [f"sentence number {i}" for i in range(50)]
+    with Recorder(hold_s=0.1) as rec:
+        out = loadtest(
+            rec.url + "/v1/embeddings", [100.0], 0.4, texts, model="m", concurrency=2,
+            timeout_s=60.0,
+        )  # fmt: skip
+    n = len(poisson_schedule(100.0, 0.4, seed=0))
+    r = out["rates"][0]
+    assert r["sent"] == r["ok"] == n and r["errors"] == 0
+    posted = rec.bodies[1:]  # the first POST is the endpoint probe
+    assert len(posted) == n and rec.peak <= 2
+    assert all(b["model"] == "m" and b["input"] in texts for b in posted)
+    assert len({b["input"] for b in posted}) > 1  # texts drawn from the file, not one repeated
+    # two connections serve at most 20 req/s: the last of n requests cannot leave before
+    # (n/2 - 1) x 100 ms, though it was scheduled before 0.4 s
+    assert r["client_lag_ms"]["p99_ms"] >= 1000.0 * ((n // 2 - 1) * 0.1 - 0.4) - 1.0
+    assert r["after_send_ms"]["p50_ms"] >= 100.0  # the server's hold
+    assert r["latency_ms"]["max_ms"] >= r["client_lag_ms"]["p99_ms"] + 100.0
+    assert r["client_behind"] is True
+
+
+def test_the_client_reports_its_own_cpu_and_counts_timeouts_as_failures() -> None:
+    """A server slower than ``timeout_s``: every request fails (none hangs the run), and the
+    client's own CPU per rate is reported (so a saturated client shows in the figures)."""
+    from frugalml.serve.loadtest import loadtest
+
+    with Recorder(hold_s=0.0) as rec:
+        ok = loadtest(rec.url + "/embed", [50.0], 0.5, ["one", "two"], timeout_s=30.0)
+    with Recorder(hold_s=5.0) as slow:
+        late = loadtest(slow.url + "/embed", [20.0], 0.5, ["one", "two"], timeout_s=0.3)
+    r = ok["rates"][0]
+    assert ok["api"] == "tei" and r["ok"] == r["sent"] > 0
+    assert r["client_cpu_s"] > 0 and r["client_cpu_share"] > 0
+    assert {b["inputs"] for b in rec.bodies} <= {"one", "two"}
+    bad = late["rates"][0]
+    assert bad["sent"] > 0 and bad["ok"] == 0 and bad["errors"] == bad["sent"]
+    assert bad["meets_slo"] is None and bad["p99_all_ms"] == math.inf
+
+
+def test_no_full_garbage_collection_walks_the_heap_while_requests_are_timed() -> None:
+    """In a process holding a model a full collection stalls the client for 100+ ms and every
+    request due meanwhile leaves late; the client freezes the heap (``gc.freeze``) for each
+    rate and unfreezes it after (a caller's own frozen objects are left frozen)."""
+    import gc
+
+    from frugalml.serve.loadtest import loadtest
+
+    assert gc.get_freeze_count() == 0
+    with Recorder(hold_s=0.0) as rec:
+        out = loadtest(rec.url + "/embed", [40.0, 40.0], 0.5, ["one", "two"], timeout_s=30.0)
+    assert sum(r["ok"] for r in out["rates"]) == len(rec.frozen) - 1 > 0
+    assert all(n > 0 for n in rec.frozen[1:])  # every timed request: heap frozen (not the probe)
+    assert gc.get_freeze_count() == 0

@@ -19,6 +19,7 @@ from frugalml.cli.app import (
     err,
 )
 from frugalml.cli.app import print_json as _print_json
+from frugalml.cli.lm_view import NewTokensOpt, StrideOpt, WindowOpt, WindowsOpt, lm_task_options
 from frugalml.cli.place_cmds import (
     PlaceFromOpt,
     PlaceSloOpt,
@@ -42,11 +43,17 @@ SideArg = Annotated[
 ]
 TaskOpt = Annotated[
     str | None,
-    typer.Option(help="Task to evaluate models with: similarity, classification or fidelity."),
+    typer.Option(
+        help="Task to evaluate models with: similarity, classification or fidelity; for two "
+        "causal LMs perplexity, fidelity or generation (costs per 1M output tokens)."
+    ),
 ]
 DataOpt = Annotated[
     Path | None,
-    typer.Option(help="Data file to evaluate models on (STS-B TSV, label-text, CSV, TSV, JSONL)."),
+    typer.Option(
+        help="Data file to evaluate models on (STS-B TSV, label-text, CSV, TSV, JSONL; plain "
+        "text or JSONL prompts for causal LMs)."
+    ),
 ]
 RoundsOpt = Annotated[
     int,
@@ -140,6 +147,10 @@ def compare(
     batch_size: BatchOpt = None,
     instance: InstanceOpt = None,
     region: RegionOpt = None,
+    window: WindowOpt = None,
+    stride: StrideOpt = None,
+    windows: WindowsOpt = None,
+    new_tokens: NewTokensOpt = None,
     ledger: LedgerOpt = None,
     json_out: JsonOpt = False,
     place_to: PlaceToOpt = None,
@@ -154,8 +165,10 @@ def compare(
     plus a table (--json for machines). Models are evaluated now with --task/--data over
     interleaved rounds (timing ratios get a 95% interval from the paired rounds) and
     recorded as eval runs (their ids in --json: recorded_run_ids), so `frugal compare RUN_A
-    RUN_B` later rebuilds the same statement from the ledger. --place-to adds a placement
-    statement for CANDIDATE's workload (docs/finops.md).
+    RUN_B` later rebuilds the same statement from the ledger. Two causal LMs are measured as
+    `frugal eval` measures one (--window/--stride/--windows/--new-tokens), per 1M output
+    tokens, with the candidate's fidelity to the baseline (KL, top-1, flips) in the notes.
+    --place-to adds a placement statement for CANDIDATE's workload (docs/finops.md).
     """
     check_place_options(place_to, place_from, slo_p99_ms)
     st = _statement(
@@ -171,6 +184,7 @@ def compare(
         batch_size=batch_size,
         instance=instance,
         region=region,
+        task_options=lm_task_options(window, stride, windows, new_tokens),
         quiet=json_out,
     )
     placed = None
@@ -201,7 +215,9 @@ def gate(
         float | None,
         typer.Option(
             help="Largest allowed quality drop, in the metric's points (baseline − candidate when "
-            "higher is better). Needed for evaluations; loadtest runs are gated on cost alone.",
+            "higher is better); for perplexity (lower is better) a relative increase in percent "
+            "(2: at most 2% above the baseline's). Needed for evaluations; loadtest runs are "
+            "gated on cost alone.",
             show_default=False,
         ),
     ] = None,
@@ -228,15 +244,20 @@ def gate(
     batch_size: BatchOpt = None,
     instance: InstanceOpt = None,
     region: RegionOpt = None,
+    window: WindowOpt = None,
+    stride: StrideOpt = None,
+    windows: WindowsOpt = None,
+    new_tokens: NewTokensOpt = None,
     ledger: LedgerOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Promotion gate for CI: exit 0 if CANDIDATE passes, 1 if it fails, 2 on bad input.
 
     Passes when cost ratio (candidate / baseline) <= --max-cost-ratio and quality drop <=
-    --max-quality-drop points (--strict: the worst end of each 95% interval, and a missing
-    interval fails). A failure prints each failed condition with its figures. Bad input
-    (missing model, unreadable data, unknown run, different tasks, no quality) exits 2.
+    --max-quality-drop points, or percent for perplexity (--strict: the worst end of each 95%
+    interval, and a missing interval fails). Causal LMs as in `frugal compare`. A failure
+    prints each failed condition with its figures. Bad input (missing model, unreadable data,
+    unknown run, different tasks, no quality) exits 2.
     """
     from frugalml.report.gate import check_limits
     from frugalml.report.gate import gate as judge
@@ -259,6 +280,7 @@ def gate(
         batch_size=batch_size,
         instance=instance,
         region=region,
+        task_options=lm_task_options(window, stride, windows, new_tokens),
         quiet=json_out,
     )
     verdict = judge(

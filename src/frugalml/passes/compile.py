@@ -4,6 +4,12 @@ A runtime transform: the weights do not change; ``save`` keeps them and ``load``
 again. Compilation happens on the first batches, which the measurement counts as warm-up
 (``warmup_s``), not as serving time. Shapes are marked dynamic so length-sorted batches of
 varying sequence length do not each trigger a recompile. Needs a C++ compiler on CPU.
+
+On a causal LM (``causal_lm`` runtime) it is the decode step that is compiled, over a static
+KV cache (transformers' ``StaticCache``, sized to a power of two of at least 256 positions
+that holds prompt and new tokens): every step then has the same shapes, so one graph serves
+them all (one per batch size and cache size). The prefill and the perplexity forward stay
+eager; the pass only marks the model, and the runtime's ``greedy`` does the rest.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ class TorchCompile:
     dynamic: bool = True  # one graph for all batch/sequence shapes
 
 
-@register(TorchCompile, stage=40, engines=("torch",), replay_on=("torch",))
+@register(TorchCompile, stage=40, engines=("torch", "causal_lm"), replay_on=("torch", "causal_lm"))
 def torch_compile(model: Model, cfg: TorchCompile, ctx: PassContext) -> Model:
     import shutil
 
@@ -36,5 +42,7 @@ def torch_compile(model: Model, cfg: TorchCompile, ctx: PassContext) -> Model:
         raise CandidateFailed("torch.compile on CPU needs a C++ compiler (g++ or clang++)")
     if model.dtype == "int8":
         raise CandidateFailed("torch.compile is not combined with dynamic int8 modules")
+    if model.engine == "causal_lm":  # the runtime compiles its static-cache decode step
+        return model.evolve()
     compiled = torch.compile(model.module, mode=cfg.mode, dynamic=cfg.dynamic)
     return model.evolve(module=compiled)

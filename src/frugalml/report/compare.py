@@ -49,6 +49,7 @@ class EvalSettings:
     batch_size: int | None = None
     instance: str | None = None
     region: str | None = None
+    task_options: dict[str, Any] | None = None  # causal LMs: window, stride, windows, new_tokens
 
 
 def compare(
@@ -66,6 +67,7 @@ def compare(
     instance: str | None = None,
     region: str | None = None,
     on_step: OnStep | None = None,
+    task_options: dict[str, Any] | None = None,
 ) -> Statement | load.LoadStatement:
     """The cost-delta statement of ``candidate`` against ``baseline`` (see the module).
 
@@ -78,6 +80,11 @@ def compare(
     ``instance``/``region``. ``ledger``: a URL or an open ``Ledger`` (default: the
     configured one). ``resamples``: bootstrap replicates of the quality interval. Raises
     ``BadInput`` on anything a user must fix (unknown run, incomparable sides, bad data).
+
+    Two causal LMs (``perplexity``, ``generation``, or ``fidelity`` of an LM) are measured the
+    way ``frugal eval`` measures one (``task_options``: window, stride, windows, new_tokens),
+    costs per 1M output tokens, with the candidate's fidelity to the baseline (mean KL, top-1
+    agreement, flips) in the notes.
     """
     from frugalml.ledger import Ledger
 
@@ -86,18 +93,21 @@ def compare(
         with Ledger(ledger) if not isinstance(ledger, Ledger) else nullcontext(ledger) as book:
             if (served := load.compare_runs(book, baseline, candidate)) is not None:
                 return served
-    settings = _settings(specs, task, data, rounds, device, threads, batch_size, instance, region)
+    settings = _settings(
+        specs, task, data, rounds, device, threads, batch_size, instance, region, task_options
+    )
     now = [i for i, s in enumerate(specs) if s.kind == "model" or (s.kind == "folder" and task)]
     opened = Ledger(ledger) if not isinstance(ledger, Ledger) else nullcontext(ledger)
     with opened as book:
         sides = _recorded_sides(book, specs, skip=now, task=task)
         recorded: tuple[str, ...] = ()
+        notes: list[str] = []
         if now:
             assert settings is not None  # _settings required task and data for a model
             recorded = _evaluate_now(book, specs, now, sides, settings, on_step)
+            notes += _fidelity_notes(book, recorded)
     base, cand = sides
     assert base is not None and cand is not None
-    notes: list[str] = []
     if len(now) == 1:
         notes.append(
             "One side was measured now and the other read from the ledger: the cost "
@@ -163,6 +173,21 @@ def _recorded_sides(
     return sides
 
 
+def _fidelity_notes(book: Ledger, run_ids: tuple[str, ...]) -> list[str]:
+    """The candidate LM's fidelity to the baseline, as its eval run recorded it."""
+    notes = []
+    for run_id in run_ids:
+        fid = book.get(run_id).params.get("fidelity")
+        if isinstance(fid, dict):
+            notes.append(
+                f"Fidelity of the candidate to the baseline ({int(fid['windows'])} windows of "
+                f"{int(fid['window'])} tokens): mean KL {fid['mean_kl']:.4f} nats, top-1 "
+                f"agreement {100 * fid['top1_agreement']:.1f}%, greedy continuations changed "
+                f"(flips) {100 * fid['flips']:.0f}%."
+            )
+    return notes
+
+
 def _evaluate_now(
     book: Ledger,
     specs: list[src.Spec],
@@ -183,6 +208,7 @@ def _evaluate_now(
         instance=settings.instance,
         region=settings.region,
         on_step=on_step,
+        task_options=settings.task_options,
     )
     group = fresh.new_group()
     run_ids = []

@@ -7,6 +7,13 @@ combines each model's rounds (:func:`combine`), keeping each round's timed figur
 paired ratio intervals. ``record_eval`` keeps each result in the ledger as an ``eval`` run
 with its per-row outputs, its rounds' figures and the usage of evaluating it, so the
 statement can be rebuilt from the ledger alone.
+
+Causal language models (``perplexity``, ``generation``, and ``fidelity`` of an LM) go through
+the same rounds with ``evaluate_lm``, the measurement ``frugal eval`` makes of an LM: the
+first round of each model scores its task and times its decoding, later rounds time it
+again (quality does not change between rounds); the figures are per output token. With two
+LMs, the fidelity of the second to the first (mean KL, top-1 agreement, flips) is measured
+once on ``LM_FIDELITY_WINDOWS`` windows and kept with the second's result.
 """
 
 from __future__ import annotations
@@ -15,10 +22,10 @@ import functools
 import hashlib
 import statistics
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from frugalml.errors import BadInput
 from frugalml.records import EnergyPart, Usage
@@ -66,6 +73,17 @@ class Measured:
     result: EvalResult
     per_round: dict[str, tuple[float, ...]]
     usage: Usage
+    fidelity: dict[str, float] | None = None  # LMs: this model's to the first one's
+
+
+# per-token rate figures of an LM result combined over rounds as the shared ones are
+LM_RATE_FIGURES = (
+    "prefill_tokens_per_s", "decode_tokens_per_s", "decode_tokens_per_s_batch",
+    "time_to_first_token_ms_p50", "time_to_first_token_ms_p99", "inter_token_ms_p50",
+    "inter_token_ms_p99", "cost_usd_per_1m_input_tokens", "cost_usd_per_1m_output_tokens",
+    "energy_j_per_1k_tokens", "achieved_bandwidth_bytes_per_s", "mbu",
+)  # fmt: skip
+LM_FIDELITY_WINDOWS = 2
 
 
 def combine(results: Sequence[EvalResult]) -> EvalResult:
@@ -73,11 +91,18 @@ def combine(results: Sequence[EvalResult]) -> EvalResult:
     and CO2 too, as each round priced them), the peak of memory, sums of counted work."""
     first = results[0]
     sources = {r.energy_source for r in results}
+    lm = {
+        k: statistics.median(getattr(r, k) for r in results)
+        for k in LM_RATE_FIGURES
+        if hasattr(first, k)
+    }
     return replace(
         first,
+        **lm,
         throughput_per_s=statistics.median(r.throughput_per_s for r in results),
         latency_ms_p50=statistics.median(r.latency_ms_p50 for r in results),
         latency_ms_p99=statistics.median(r.latency_ms_p99 for r in results),
+        latency_ms_batch1=_median_of_known(r.latency_ms_batch1 for r in results),
         energy_j_per_1k=statistics.median(r.energy_j_per_1k for r in results),
         cost_usd_per_1m=statistics.median(r.cost_usd_per_1m for r in results),
         co2_g_per_1m=statistics.median(r.co2_g_per_1m for r in results),
@@ -88,6 +113,12 @@ def combine(results: Sequence[EvalResult]) -> EvalResult:
         cpu_s=sum(r.cpu_s for r in results),
         energy_source=first.energy_source if len(sources) == 1 else "estimate",
     )
+
+
+def _median_of_known(values: Iterable[float | None]) -> float | None:
+    """The median of the figures a round recorded (``None``: none did)."""
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
 
 
 def sum_usage(parts: Sequence[Usage]) -> Usage:
@@ -136,12 +167,14 @@ def evaluate_alternating(
     region: str | None = None,
     seed: int = 0,
     on_step: Callable[[int, int, str], None] | None = None,
+    task_options: dict[str, Any] | None = None,
 ) -> list[Measured]:
     """Evaluate models in one process, alternating, for ``rounds`` rounds (see the module).
 
     Quality is the same every round (same split, same seed); the per-row outputs kept are the
     first round's. A task that ``needs_reference`` (fidelity) compares with the first model. Each
-    model's loading and rounds are metered apart (``Measured.usage``).
+    model's loading and rounds are metered apart (``Measured.usage``). Causal LMs: see the
+    module; ``task_options`` are their task settings (window, stride, windows, new_tokens).
     """
     from frugalml.data import load_data
     from frugalml.measure.hardware import hardware
@@ -157,13 +190,24 @@ def evaluate_alternating(
         raise BadInput("--rounds must be at least 1")
     for spec in specs:  # a missing model fails before anything is loaded
         resolve_path(spec)
-    if any(wants_lm_data(spec, task) for spec in specs):  # not measured side by side yet
-        raise BadInput(
-            "compare and gate judge causal language models from their eval runs",
-            hint="run `frugal eval MODEL --task ... --data ...` for each side, then give the "
-            "two run ids",
-        )
     price, hw = resolve(instance, region), hardware()
+    lm = [wants_lm_data(spec, task) for spec in specs]
+    if any(lm):
+        if not all(lm):
+            raise BadInput(
+                f"{specs[lm.index(False)]} is not a causal language model and "
+                f"{specs[lm.index(True)]} is: compare models of one kind"
+            )
+        return _alternating_lm(
+            specs, task, data, rounds=rounds, device=device, threads=threads,
+            batch_size=batch_size, price=price, hw=hw, instance=instance, region=region,
+            seed=seed, on_step=on_step, task_options=task_options,
+        )  # fmt: skip
+    if task_options:
+        raise BadInput(
+            f"{', '.join(task_options)}: settings of causal-LM tasks, and these models are not "
+            "causal LMs"
+        )
     the_task = get_task(task, seed=seed)
     dataset = load_data(data)
     the_task.check(dataset)
@@ -206,6 +250,82 @@ def evaluate_alternating(
     ]
 
 
+def _alternating_lm(
+    specs: Sequence[str],
+    task: str,
+    data: str,
+    *,
+    rounds: int,
+    device: str,
+    threads: int | None,
+    batch_size: int | None,
+    price: Any,
+    hw: Any,
+    instance: str | None,
+    region: str | None,
+    seed: int,
+    on_step: Callable[[int, int, str], None] | None,
+    task_options: dict[str, Any] | None,
+) -> list[Measured]:
+    """``evaluate_alternating`` for causal LMs: ``evaluate_lm`` per round (see the module)."""
+    from frugalml.measure.track import UsageMeter
+    from frugalml.passes.persist import load
+    from frugalml.search.evaluate import with_runtime
+    from frugalml.search.evaluate_lm import as_text, evaluate_lm
+    from frugalml.tasks.lm_base import require_lm
+    from frugalml.tasks.lm_fidelity import LMFidelity
+
+    text = as_text(Path(data))
+    spans: list[list[Usage]] = [[] for _ in specs]
+
+    def metered(i: int, work: Callable[[], T]) -> T:
+        meter = UsageMeter(price, hw)
+        meter.start()
+        value = work()
+        spans[i].append(meter.stop())
+        return value
+
+    def opened(spec: str) -> Any:
+        model = load(spec, device=device)
+        require_lm(model, task)
+        return with_runtime(model, threads=threads, batch_size=batch_size)
+
+    models = [metered(i, functools.partial(opened, s)) for i, s in enumerate(specs)]
+    reference = models[0] if task == "fidelity" else None  # fidelity: against the first side
+    per: list[list[Any]] = [[] for _ in models]
+    order = list(range(len(models)))
+    step, total = 0, rounds * len(models)
+    for r in range(rounds):
+        for i in order if r % 2 == 0 else order[::-1]:
+            if on_step:
+                on_step(step, total, str(specs[i]))
+            run = functools.partial(
+                evaluate_lm, models[i], task, text, instance=instance, region=region,
+                reference=reference, seed=seed, repeats=1, task_options=task_options,
+                scored=per[i][0] if per[i] else None,
+            )  # fmt: skip
+            per[i].append(metered(i, run))
+            step += 1
+    fidelity: list[dict[str, float] | None] = [None] * len(models)
+    if len(models) == 2:  # the second's next-token distributions against the first's
+        opts = {k: v for k, v in (task_options or {}).items() if k in ("window", "stride")}
+        fid = LMFidelity(seed=seed, windows=LM_FIDELITY_WINDOWS, new_tokens=16, **opts)
+        figures = metered(1, lambda: fid.score(models[1], text, models[0])[1])
+        fidelity[1] = {
+            k: float(figures[k])
+            for k in ("mean_kl", "top1_agreement", "flips", "windows", "window")
+        }
+    return [
+        Measured(
+            combine(rs),
+            {k: tuple(f(r) for r in rs) for k, f in ROUND_FIGURES.items()},
+            sum_usage(spans[i]),
+            fidelity[i],
+        )
+        for i, rs in enumerate(per)
+    ]
+
+
 def record_eval(
     book: Ledger, measured: Measured, *, spec: str, data: str, group: str, rounds: int
 ) -> str:
@@ -226,6 +346,8 @@ def record_eval(
         "eval": result.to_dict(),
         "per_round": {k: list(v) for k, v in measured.per_round.items()},
     }
+    if measured.fidelity is not None:
+        params["fidelity"] = measured.fidelity
     run_id = book.start_run(
         f"eval {path.name or spec}", kind="eval", params=params, hardware=hardware(),
         environment=environment(),

@@ -6,7 +6,8 @@ Two conditions over a :class:`~frugalml.report.statement.Statement`:
   ``cost`` (default) divides $ per 1M requests, ``energy`` joules per 1k requests,
   ``latency`` the p50 latency. ``--max-cost-ratio 0.5`` asks for half the cost or less.
 - **quality drop** in the metric's points = baseline − candidate when higher is better
-  (accuracy, Spearman), candidate − baseline when lower is better (perplexity); it must be
+  (accuracy, Spearman); when lower is better (perplexity) the relative increase in percent,
+  100 x (candidate − baseline) / baseline, as ``optimize``'s bound; it must be
   ``<= max_quality_drop``.
 
 With ``strict`` the worst end of each 95% interval is judged instead of the point estimate:
@@ -110,6 +111,7 @@ def gate(
 
 def _cost_condition(st: Statement, limit: float, cost_metric: str, strict: bool) -> Condition:
     key, figure, label = COST_METRICS[cost_metric]
+    label = label.replace("requests", st.per)  # a causal LM's cost counts output tokens
     name = f"{cost_metric} ratio"
     ratio = st.ratios.get(key)
     if ratio is None:
@@ -162,14 +164,19 @@ def _quality_condition(st: Statement, limit: float, strict: bool) -> Condition:
     if strict and st.ci is not None and st.drop_ci is not None:
         drop = st.drop_ci[1]  # the worst the data allows at the CI's level
         basis = f"worst end of the {round(st.ci.confidence * 100)}% CI"
+    shown, unit = units.points(drop), "points"
+    if st.quality_drop_pct is not None:  # lower is better: a relative increase, in percent
+        assert st.baseline.quality is not None
+        drop = 100.0 * drop / st.baseline.quality
+        shown, unit = f"{drop:+.2f}%", "% (relative)"
     ok = drop <= limit
     return Condition(
         "quality drop",
         drop,
         limit,
         ok,
-        f"quality drop {units.points(drop)} {'<=' if ok else '>'} {limit:g} points "
-        f"({figures}; {basis})",
+        f"quality drop {shown} {'<=' if ok else '>'} {limit:g}{'' if unit[0] == '%' else ' '}"
+        f"{unit} ({figures}; {basis})",
     )
 
 

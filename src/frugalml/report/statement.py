@@ -202,6 +202,15 @@ class Statement:
         return "output tokens" if self.baseline.task in ("perplexity", "generation") else "requests"
 
     @property
+    def quality_drop_pct(self) -> float | None:
+        """Lower-is-better metrics (perplexity): the drop as a relative increase in percent
+        (what ``--max-quality-drop`` means for them); None for points metrics."""
+        b = self.baseline.quality
+        if self.baseline.higher_is_better or not b:
+            return None
+        return 100.0 * self.quality_drop / b
+
+    @property
     def drop_ci(self) -> tuple[float, float] | None:
         """The CI of ``quality_drop`` (low, high)."""
         if self.ci is None:
@@ -241,6 +250,7 @@ class Statement:
             "candidate": self.candidate.to_dict(),
             "quality_delta": self.quality_delta,
             "quality_drop": self.quality_drop,
+            "quality_drop_pct": self.quality_drop_pct,
             "quality_ci": self.ci.to_dict() if self.ci else None,
             "ratios": self.ratios,
             "ratio_cis": {k: v.to_dict() for k, v in self.ratio_cis.items()},
@@ -266,6 +276,8 @@ class Statement:
             f"{units.points(b.quality)} for {_the('baseline', b.name)}: "
             f"{units.points(self.quality_delta, signed=True)} points"
         )
+        if (pct_drop := self.quality_drop_pct) is not None:
+            text += f" ({pct_drop:+.2f}% relative)"
         if self.ci is not None:
             pct = round(self.ci.confidence * 100)
             text += (

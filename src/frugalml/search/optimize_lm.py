@@ -1,10 +1,12 @@
 """``frugal optimize`` for a causal LM: precision candidates, Pareto front, cheapest in bound.
 
 Candidates (``LM_SPACE``, filtered by ``--passes`` and by what the device supports): bf16,
-torchao weight-only int8 (per row; and with the output projection quantized too) and int4
-with groups of 32, 64 and 128 inputs, ONNX Runtime GenAI's int4, llama.cpp on the model's
-own GGUF file (``llama_cpp_gguf``, when llama-cpp-python is installed), then batch sizes of
-the best one (``runtime_settings``).
+the decode step compiled over a static KV cache (``torch_compile``), torchao weight-only
+int8 (per row; and with the output projection quantized too) and int4 with groups of 32, 64
+and 128 inputs, ONNX Runtime GenAI's int4, llama.cpp on the model's own GGUF file
+(``llama_cpp_gguf``, when llama-cpp-python is installed) and that file requantized by
+llama.cpp to Q4_0, Q8_0, Q4_K_M and Q5_K_M (only for a model loaded from a GGUF file), then
+batch sizes of the best one (``runtime_settings``).
 Each is measured by ``lm.evaluate`` in this process against the same text, and its fidelity
 to the original (mean KL, top-1 agreement, flips on ``FIDELITY_WINDOWS`` windows) is stated
 next to it whatever the task. Cost is $ per 1M *output* tokens (``cost_usd_per_1m``).
@@ -34,10 +36,12 @@ from frugalml.passes import (
     LlamaCppGGUF,
     OrtGenAIBuild,
     RuntimeSettings,
+    TorchCompile,
     WeightOnlyQuant,
     apply,
     describe,
 )
+from frugalml.passes.llama_cpp import is_gguf_model
 from frugalml.passes.pipeline import problem
 from frugalml.passes.registry import PassContext
 from frugalml.search.pareto import pareto_front
@@ -45,16 +49,28 @@ from frugalml.search.pareto import pareto_front
 LM_SPACE: list[tuple[Any, ...]] = [
     (WeightOnlyQuant(bits=8),),
     (LlamaCppGGUF(),),  # the GGUF's own weights on llama.cpp (when installed, GGUF models)
+    # the same file requantized by llama.cpp's quantizer (GGUF models only)
+    (LlamaCppGGUF(weights="q4_0"),),  # repacked at load for x86's fastest 4-bit kernels
+    (LlamaCppGGUF(weights="q8_0"),),  # llama.cpp's int8
+    (LlamaCppGGUF(weights="q4_k_m"),),
+    (LlamaCppGGUF(weights="q5_k_m"),),
     (WeightOnlyQuant(bits=4, group_size=32),),
     (WeightOnlyQuant(bits=4, group_size=64),),
     (WeightOnlyQuant(bits=4, group_size=128),),
     (WeightOnlyQuant(bits=8, keep_lm_head=False),),
     (HalfPrecision("bfloat16"),),
+    (TorchCompile(),),  # the decode step over a static KV cache, compiled
     (OrtGenAIBuild(precision="int4", block_size=32),),  # the builder's int4, one call
     (OrtGenAIBuild(precision="int4", block_size=128),),
 ]
 BATCH_SIZES = (4, 8)
 FIDELITY_WINDOWS = 2
+
+
+def _requantizes(config: Any) -> bool:
+    """A llama.cpp requantization (tried on GGUF models only; the ``source`` variant is tried
+    on any, to say why a folder model does not run there)."""
+    return isinstance(config, LlamaCppGGUF) and config.weights != "source"
 
 
 def relative_drop(quality: float, baseline: float, higher_is_better: bool) -> float:
@@ -137,12 +153,14 @@ def optimize_lm(
         ) as run,
     ):  # fmt: skip
         ctx = PassContext(work_dir=Path(scratch), seed=seed, device=device)
+        gguf = is_gguf_model(base)
         queue = [Candidate("c00", (), "baseline")]
         queue += [
             Candidate(f"c{i + 1:02d}", p, "convert")
             for i, p in enumerate(LM_SPACE)
             if (passes is None or all(describe(c).split("(")[0] in passes for c in p))
             and problem(p, engine=base.engine, device=device) is None
+            and (gguf or not any(_requantizes(c) for c in p))
         ]
         records, variants, untried = _run_queue(
             queue, base, ctx, measure, deadline=deadline, emit=emit,

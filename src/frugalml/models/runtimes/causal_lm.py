@@ -212,6 +212,8 @@ class CausalLMRuntime:
         self._threads(model)
         sync = sync or (lambda: None)
         x = torch.as_tensor(np.asarray(ids)).to(model.device)
+        if any(p.name == "torch_compile" for p in model.passes):
+            return _static_greedy(model, x, new_tokens, sync)
         out_tokens = []
         steps: list[float] = []
         with torch.inference_mode():
@@ -222,7 +224,7 @@ class CausalLMRuntime:
             prefill_s = time.perf_counter() - t0
             out_tokens.append(nxt)
             cache = _cache_of(out)
-            key = model.state(lambda: _cache_arg(model.module))
+            key = model.state(dict).setdefault("cache_arg", _cache_arg(model.module))
             for _ in range(new_tokens - 1):
                 t = time.perf_counter()
                 out = model.module(input_ids=nxt, use_cache=True, **{key: cache})
@@ -265,6 +267,55 @@ class CausalLMRuntime:
         except (AttributeError, RuntimeError):  # pragma: no cover - an unusual network
             return total
         return total if tied else total - tensor_bytes(emb) + tensor_bytes(emb[0])
+
+
+STATIC_CACHE_MIN = 256  # positions: a static cache is this long at least, else a power of two
+
+
+def _static_greedy(model: Model, x: Any, new_tokens: int, sync: Any) -> Any:
+    """``greedy`` with a static KV cache and the decode step compiled (``torch_compile``).
+
+    The cache holds ``STATIC_CACHE_MIN`` positions or the next power of two of prompt + new
+    tokens, so prompts of similar length share one compiled graph; a new batch size or cache
+    size compiles once more, in the call that first meets it (the caller's warm-up)."""
+    import torch
+    from transformers import StaticCache
+
+    state = model.state(dict)
+    if "step" not in state:  # compiled once per model; shapes recompile inside torch
+        net, arg = model.module, _cache_arg(model.module)
+
+        def step(tok: Any, pos: Any, cache: Any) -> Any:
+            return net(input_ids=tok, cache_position=pos, **{arg: cache}).logits
+
+        state["step"] = torch.compile(step, dynamic=False)
+    batch, length = int(x.shape[0]), int(x.shape[1])
+    size = max(STATIC_CACHE_MIN, 1 << (length + new_tokens - 1).bit_length())
+    key = (batch, size)
+    if key not in state:
+        state[key] = StaticCache(config=model.module.config, max_cache_len=size)
+    cache = state[key]
+    out_tokens = []
+    steps: list[float] = []
+    with torch.no_grad():  # not inference_mode: the cache is reset in place between calls
+        cache.reset()
+        t0 = time.perf_counter()
+        pos = torch.arange(length, device=x.device)
+        arg = _cache_arg(model.module)
+        logits = model.module(input_ids=x, cache_position=pos, **{arg: cache}).logits
+        nxt = logits[:, -1, :].argmax(dim=-1, keepdim=True)
+        sync()
+        prefill_s = time.perf_counter() - t0
+        out_tokens.append(nxt)
+        for i in range(new_tokens - 1):
+            t = time.perf_counter()
+            pos = torch.tensor([length + i], device=x.device)
+            nxt = state["step"](nxt, pos, cache)[:, -1, :].argmax(dim=-1, keepdim=True)
+            sync()
+            steps.append(time.perf_counter() - t)
+            out_tokens.append(nxt)
+    tokens = torch.cat(out_tokens, dim=1).cpu().numpy()
+    return tokens, prefill_s, steps
 
 
 def _cache_arg(module: Any) -> str:
