@@ -232,3 +232,25 @@ def test_batches_from_several_threads_at_once_get_their_own_rows(
         together = list(pool.map(lambda i: q.encode(TEXTS[i : i + 8]), range(0, 32, 8)))
     for a, b in zip(alone, together, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_nncf_sends_no_telemetry_when_the_pass_runs() -> None:
+    """NNCF reports usage unless a consent file says no (it stubs itself only under pytest or
+    in CI, so this runs in a plain child process): the pass swaps in its no-op stub."""
+    import os
+
+    code = (
+        "import nncf\n"
+        "from nncf.telemetry import decorator, wrapper\n"
+        "print(type(decorator.telemetry).__name__)\n"
+        "from frugalml.passes.openvino import _nncf_without_telemetry\n"
+        "_nncf_without_telemetry()\n"
+        "print(type(decorator.telemetry).__name__, type(wrapper.telemetry).__name__)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "NNCF_CI", "NNCF_DEV")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    before, after = done.stdout.strip().splitlines()[-2:]
+    assert before == "NNCFTelemetry"  # what a user's process gets from NNCF itself
+    assert after == "MagicMock MagicMock"  # NNCFTelemetryStub is unittest.mock.MagicMock

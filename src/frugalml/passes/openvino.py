@@ -11,8 +11,9 @@ AMX-INT8 / AVX-512 VNNI kernels; ONNX Runtime's dynamic int8 does not (see
 bf16; ``f32`` keeps them exact and is recorded in the IR (``rt_info``: ``runtime_options``),
 so any OpenVINO user of the saved folder gets what frugal measured.
 
-Needs ``openvino`` and ``nncf`` (``frugalml[openvino]``); without them the candidate fails in
-one line and the search goes on.
+Needs ``openvino`` and ``nncf`` (``frugalml[openvino]``); without them the pipeline is invalid
+(the search leaves it out) and applying it is refused in one line. NNCF's usage telemetry
+(sent unless a consent file says otherwise) is switched off for the pass.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import importlib.util
 import io
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -54,6 +55,18 @@ class OpenVINOInt8:
         return None
 
 
+def _nncf_without_telemetry() -> Any:
+    """``nncf``, with its usage telemetry (on unless a consent file says no: NNCF asks no one)
+    replaced by its own no-op stub: frugal sends nothing anywhere on a user's behalf."""
+    import nncf
+    from nncf.telemetry import decorator, wrapper
+
+    stub = wrapper.NNCFTelemetryStub()
+    wrapper.telemetry = stub
+    decorator.telemetry = stub
+    return nncf
+
+
 def available() -> bool:
     """Whether OpenVINO and NNCF can be imported (without importing them)."""
     try:
@@ -76,9 +89,9 @@ def openvino_int8(model: Model, cfg: OpenVINOInt8, ctx: PassContext) -> Model:
         raise CandidateFailed(why)
     if model.onnx_path is None:
         raise CandidateFailed("OpenVINO int8 needs the model's ONNX graph (export it first)")
-    import nncf
-
     from frugalml.models.runtimes.openvino import IR_FILE, ov, precision_key, read
+
+    nncf = _nncf_without_telemetry()
 
     ov_mod = ov()
     rng = np.random.default_rng(ctx.seed)
