@@ -82,7 +82,7 @@ ORDERINGS = [
     ),
     ((QuantizeDynamic(), OnnxExport()), "torch", "cpu", "cannot come after"),
     ((OnnxOptimize(),), "torch", "cpu", "needs a onnx model"),
-    ((OnnxExport(), TorchCompile()), "torch", "cpu", "needs a torch model"),
+    ((OnnxExport(), TorchCompile()), "torch", "cpu", "needs a torch or causal_lm model, not onnx"),
     ((OnnxExport(), QuantizeDynamic(), QuantizeStatic()), "torch", "cpu", "one precision"),
     ((OnnxExport(), OnnxExport()), "torch", "cpu", "needs a torch model"),
     ((RuntimeSettings(), RuntimeSettings()), "torch", "cpu", "appears twice"),
