@@ -293,16 +293,19 @@ def gate(
     if json_out:
         _print_json({**verdict.to_dict(), "statement": st.to_dict()})
     else:
-        console.print(st.paragraph(), highlight=False)
-        if verdict.passed:
-            console.print(f"\n[bold green]PASS[/]: {st.candidate.name} may be promoted.")
-            for c in verdict.conditions:
-                console.print(f"  ok    {c.text}", highlight=False)
-        else:
-            console.print(f"\n[bold red]FAIL[/]: {st.candidate.name} does not pass the gate.")
-            for c in verdict.conditions:
-                console.print(f"  {'ok   ' if c.passed else 'FAIL '} {c.text}", highlight=False)
+        _print_verdict(st, verdict)
     raise typer.Exit(0 if verdict.passed else 1)
+
+
+def _print_verdict(st: Any, verdict: Any) -> None:
+    """The statement, PASS or FAIL, and each condition with its figures."""
+    console.print(st.paragraph(), highlight=False)
+    if verdict.passed:
+        console.print(f"\n[bold green]PASS[/]: {st.candidate.name} may be promoted.")
+    else:
+        console.print(f"\n[bold red]FAIL[/]: {st.candidate.name} does not pass the gate.")
+    for c in verdict.conditions:
+        console.print(f"  {'ok   ' if c.passed else 'FAIL '} {c.text}", highlight=False)
 
 
 @app.command()

@@ -160,11 +160,7 @@ def evaluate_lm(
     decode_rate = float(np.median(t.pass_rates))
     prefill_rate = t.prefill_tokens / t.prefill_s if t.prefill_s > 0 else 0.0
     energy_per_1k = usage.energy_j / max(t.generated, 1) * 1000.0
-    if price.priced_by_hour:
-        usd_per_s = price.usd_per_hour / 3600.0
-    else:
-        watts = usage.energy_j / usage.wall_s if usage.wall_s > 0 else 0.0
-        usd_per_s = watts * price.usd_per_kwh / 3.6e6
+    usd_per_s = _usd_per_s(price, usage)
     cost_out = 1e6 / batch_rate * usd_per_s if batch_rate > 0 else math.inf
     cost_in = 1e6 / prefill_rate * usd_per_s if prefill_rate > 0 else math.inf
 
@@ -213,6 +209,14 @@ def evaluate_lm(
         prompt_tokens=int(np.mean([len(r) for r in solo])),
         new_tokens=new_tokens, task_figures=figures,
     )  # fmt: skip
+
+
+def _usd_per_s(price: Any, usage: Any) -> float:
+    """$ a second of this work: the instance's price, or its energy's where priced by kWh."""
+    if price.priced_by_hour:
+        return float(price.usd_per_hour) / 3600.0
+    watts = usage.energy_j / usage.wall_s if usage.wall_s > 0 else 0.0
+    return float(watts * price.usd_per_kwh / 3.6e6)
 
 
 def _score(
