@@ -18,7 +18,7 @@ config                 what it does                                           en
 ``QuantizeStatic``     int8 weights + calibrated activations                  onnx
 ``OpenVINOInt8``       int8 calibrated (NNCF), run by OpenVINO (AMX/VNNI)     onnx→openvino
 ``HalfPrecision``      float16 / bfloat16                                     torch
-``TorchCompile``       torch.compile (Inductor)                               torch
+``TorchCompile``       torch.compile (Inductor); an LM's static-cache decode  torch, causal_lm
 ``WeightOnlyQuant``    int8 / int4 (grouped) Linear weights, torchao          causal_lm
 ``OrtGenAIBuild``      ONNX Runtime GenAI builder: int4 MatMulNBits / fp32    causal_lm
 ``LlamaCppGGUF``       the model's own GGUF file run by llama.cpp             causal_lm
