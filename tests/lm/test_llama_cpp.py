@@ -198,3 +198,20 @@ def test_compare_measures_smollm2_against_its_llama_cpp_variant_now(
     fid = lc_run.params["fidelity"]
     assert 0.0 < fid["mean_kl"] < 0.05 and fid["top1_agreement"] > 0.8
     assert st.quality_drop_pct is not None and abs(st.quality_drop_pct) < 5.0
+
+
+@needs_llama
+@needs_smollm2
+def test_saving_another_engine_over_a_llama_cpp_folder_leaves_no_gguf(
+    pair: tuple,
+    tmp_path: Path,  # type: ignore[type-arg]
+) -> None:
+    """A stale model.gguf would be found first and load the old weights."""
+    from frugalml.passes.persist import load, save
+
+    base, lc = pair
+    folder = save(lc, tmp_path / "m")
+    assert (folder / "model.gguf").is_file()
+    save(base, folder)
+    assert not (folder / "model.gguf").exists()
+    assert load(folder).engine == "causal_lm"

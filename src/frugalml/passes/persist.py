@@ -53,6 +53,7 @@ WEIGHT_FILES = (
     hf.ONNX_FILE + ".data",
     "openvino/openvino_model.xml",
     "openvino/openvino_model.bin",
+    "model.gguf",  # the llama_cpp runtime's: a stale one would be found first on load
 )
 
 
