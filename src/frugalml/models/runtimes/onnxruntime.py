@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,58 @@ from frugalml.models.base import Model, Output, Runtime
 from frugalml.models.registry import register, threads_for
 
 
-def folder_of(graph: Path) -> Path:
-    """The model folder of a graph file: ``X`` for ``X/onnx/model.onnx`` and ``X/model.onnx``."""
+def folder_of(graph: Path, sub: str = "onnx") -> Path:
+    """The model folder of a graph file: ``X`` for ``X/onnx/model.onnx`` and ``X/model.onnx``
+    (``sub``: the graph's own subfolder, ``openvino`` for an OpenVINO IR)."""
     parent = graph.parent
-    if parent.name == "onnx" and not (parent / "tokenizer_config.json").exists():
+    if parent.name == sub and not (parent / "tokenizer_config.json").exists():
         return parent.parent
     return parent
+
+
+def graph_model(
+    engine: str,
+    folder: Path,
+    *,
+    base: str,
+    device: str,
+    first_output: Callable[[], str | None],
+    **where: Any,
+) -> Model:
+    """The ``Model`` of an exported graph (ONNX, OpenVINO IR) in ``folder``: its tokenizer and
+    pooling, and its head labels, dimensions and architecture when a ``config.json`` is there.
+    ``first_output()`` names the graph's first output ("logits": a classifier);
+    ``where``: the field that holds the graph (``onnx_path=`` or ``source=``)."""
+    tokenizer = hf.load_tokenizer(folder)
+    pooling, max_len = hf.st_pooling(folder)
+    labels = None
+    dims: dict[str, int] = {}
+    config: dict[str, Any] = {}
+    arch = ""
+    if (folder / "config.json").exists():
+        cfg = hf.read_config(folder)
+        labels, dims, config, arch = (
+            hf.head_labels(cfg),
+            hf.dims_of(cfg),
+            cfg.to_dict(),
+            str(cfg.model_type),
+        )
+    first = first_output()  # read whatever the labels: an unreadable graph is refused here
+    output: Output = "logits" if labels or first == "logits" else "embedding"
+    return Model(
+        engine=engine,
+        output=output,
+        tokenizer=tokenizer,
+        base=base,
+        pooling=pooling,
+        runtime=Runtime(max_length=hf.max_length_of(tokenizer, max_len)),
+        device=device,
+        label_names=labels,
+        arch=arch,
+        config=config,
+        dims=dims,
+        **where,
+    )
 
 
 @register
@@ -39,45 +86,20 @@ class OnnxRuntime:
         return None
 
     def load(self, path: Path, *, base: str, device: str = "cpu", exact: bool = False) -> Model:
-        folder = folder_of(path)
-        tokenizer = hf.load_tokenizer(folder)
-        pooling, max_len = hf.st_pooling(folder)
-        labels = None
-        dims: dict[str, int] = {}
-        config: dict[str, Any] = {}
-        arch = ""
-        if (folder / "config.json").exists():
-            cfg = hf.read_config(folder)
-            labels, dims, config, arch = (
-                hf.head_labels(cfg),
-                hf.dims_of(cfg),
-                cfg.to_dict(),
-                str(cfg.model_type),
-            )
-        import onnx
+        def first_output() -> str | None:
+            import onnx
 
-        try:
-            graph = onnx.load(str(path), load_external_data=False)
-        except Exception as e:
-            raise BadInput(f"{path} is not a readable ONNX model: {hf.first_line(e)}") from e
-        outputs = graph.graph.output
-        output: Output = (
-            "logits" if labels or (outputs and outputs[0].name == "logits") else "embedding"
-        )
-        return Model(
-            engine=self.name,
-            output=output,
-            tokenizer=tokenizer,
-            base=base,
-            pooling=pooling,
-            runtime=Runtime(max_length=hf.max_length_of(tokenizer, max_len)),
+            try:
+                graph = onnx.load(str(path), load_external_data=False)
+            except Exception as e:
+                raise BadInput(f"{path} is not a readable ONNX model: {hf.first_line(e)}") from e
+            outputs = graph.graph.output
+            return outputs[0].name if outputs else None
+
+        return graph_model(
+            self.name, folder_of(path), base=base, device=device, first_output=first_output,
             onnx_path=path,
-            device=device,
-            label_names=labels,
-            arch=arch,
-            config=config,
-            dims=dims,
-        )
+        )  # fmt: skip
 
     def session(self, model: Model) -> Any:
         """The model's ONNX Runtime session, made on first use for its threads and device."""

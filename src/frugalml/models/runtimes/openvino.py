@@ -29,8 +29,10 @@ import numpy as np
 
 from frugalml.errors import BadInput
 from frugalml.models import hf
-from frugalml.models.base import Model, Output, Runtime
+from frugalml.models.base import Model
 from frugalml.models.registry import register, threads_for
+from frugalml.models.runtimes.onnxruntime import folder_of as graph_folder
+from frugalml.models.runtimes.onnxruntime import graph_model
 
 IR_FILE = "openvino/openvino_model.xml"
 FILES = (IR_FILE, IR_FILE[: -len(".xml")] + ".bin")
@@ -68,10 +70,7 @@ def bin_of(xml: Path) -> Path:
 def folder_of(xml: Path) -> Path:
     """The model folder of an IR: ``X`` for ``X/openvino/openvino_model.xml`` and
     ``X/openvino_model.xml``."""
-    parent = xml.parent
-    if parent.name == "openvino" and not (parent / "tokenizer_config.json").exists():
-        return parent.parent
-    return parent
+    return graph_folder(xml, "openvino")
 
 
 @register
@@ -89,38 +88,15 @@ class OpenVINORuntime:
             raise BadInput(f"the openvino runtime runs on cpu here, not {device}")
         if not bin_of(path).is_file():
             raise BadInput(f"{path} has no weights file {bin_of(path).name} next to it")
-        folder = folder_of(path)
-        tokenizer = hf.load_tokenizer(folder)
-        pooling, max_len = hf.st_pooling(folder)
-        labels = None
-        dims: dict[str, int] = {}
-        config: dict[str, Any] = {}
-        arch = ""
-        if (folder / "config.json").exists():
-            cfg = hf.read_config(folder)
-            labels, dims, config, arch = (
-                hf.head_labels(cfg),
-                hf.dims_of(cfg),
-                cfg.to_dict(),
-                str(cfg.model_type),
-            )
-        network = read(path)
-        outputs = [o.get_any_name() for o in network.outputs if o.get_names()]
-        output: Output = "logits" if labels or (outputs and outputs[0] == "logits") else "embedding"
-        return Model(
-            engine=self.name,
-            output=output,
-            tokenizer=tokenizer,
-            base=base,
-            pooling=pooling,
-            runtime=Runtime(max_length=hf.max_length_of(tokenizer, max_len)),
+
+        def first_output() -> str | None:
+            outputs = [o.get_any_name() for o in read(path).outputs if o.get_names()]
+            return outputs[0] if outputs else None
+
+        return graph_model(
+            self.name, folder_of(path), base=base, device=device, first_output=first_output,
             source=path,
-            device=device,
-            label_names=labels,
-            arch=arch,
-            config=config,
-            dims=dims,
-        )
+        )  # fmt: skip
 
     def compiled(self, model: Model) -> Any:
         """The model's compiled network, one stream of one thread per thread it runs with, and
