@@ -179,7 +179,6 @@ def evaluate_alternating(
     from frugalml.data import load_data
     from frugalml.measure.hardware import hardware
     from frugalml.measure.prices import resolve
-    from frugalml.measure.track import UsageMeter
     from frugalml.models import resolve_path
     from frugalml.models.load import wants_lm_data
     from frugalml.passes.persist import load
@@ -211,43 +210,23 @@ def evaluate_alternating(
     the_task = get_task(task, seed=seed)
     dataset = load_data(data)
     the_task.check(dataset)
-    spans: list[list[Usage]] = [[] for _ in specs]
-
-    def metered(i: int, work: Callable[[], T]) -> T:
-        meter = UsageMeter(price, hw)
-        meter.start()
-        value = work()
-        spans[i].append(meter.stop())
-        return value
-
+    metered = _Metered(price, hw, len(specs))
     models = [metered(i, functools.partial(load, s, device=device)) for i, s in enumerate(specs)]
     reference = None
     if the_task.needs_reference:
         reference = metered(
             0, lambda: reference_outputs(models[0], the_task, dataset, seed)
         )  # the baseline's outputs: its own work
-    per: list[list[EvalResult]] = [[] for _ in models]
-    order = list(range(len(models)))
-    step, total = 0, rounds * len(models)
-    for r in range(rounds):
-        for i in order if r % 2 == 0 else order[::-1]:
-            if on_step:
-                on_step(step, total, str(specs[i]))
-            run = functools.partial(
-                evaluate, models[i], the_task, dataset, device=device, threads=threads,
-                batch_size=batch_size, instance=instance, region=region, reference=reference,
-                seed=seed, repeats=1,
-            )  # fmt: skip
-            per[i].append(metered(i, run))
-            step += 1
-    return [
-        Measured(
-            combine(rs),
-            {k: tuple(f(r) for r in rs) for k, f in ROUND_FIGURES.items()},
-            sum_usage(spans[i]),
-        )
-        for i, rs in enumerate(per)
-    ]
+
+    def one(i: int, _earlier: list[EvalResult]) -> EvalResult:
+        return evaluate(
+            models[i], the_task, dataset, device=device, threads=threads,
+            batch_size=batch_size, instance=instance, region=region, reference=reference,
+            seed=seed, repeats=1,
+        )  # fmt: skip
+
+    per = _alternate(specs, rounds, one, metered, on_step)
+    return [metered.measured(i, rs) for i, rs in enumerate(per)]
 
 
 def _alternating_lm(
@@ -268,7 +247,6 @@ def _alternating_lm(
     task_options: dict[str, Any] | None,
 ) -> list[Measured]:
     """``evaluate_alternating`` for causal LMs: ``evaluate_lm`` per round (see the module)."""
-    from frugalml.measure.track import UsageMeter
     from frugalml.passes.persist import load
     from frugalml.search.evaluate import with_runtime
     from frugalml.search.evaluate_lm import as_text, evaluate_lm
@@ -276,14 +254,7 @@ def _alternating_lm(
     from frugalml.tasks.lm_fidelity import LMFidelity
 
     text = as_text(Path(data))
-    spans: list[list[Usage]] = [[] for _ in specs]
-
-    def metered(i: int, work: Callable[[], T]) -> T:
-        meter = UsageMeter(price, hw)
-        meter.start()
-        value = work()
-        spans[i].append(meter.stop())
-        return value
+    metered = _Metered(price, hw, len(specs))
 
     def opened(spec: str) -> Any:
         model = load(spec, device=device)
@@ -292,20 +263,15 @@ def _alternating_lm(
 
     models = [metered(i, functools.partial(opened, s)) for i, s in enumerate(specs)]
     reference = models[0] if task == "fidelity" else None  # fidelity: against the first side
-    per: list[list[Any]] = [[] for _ in models]
-    order = list(range(len(models)))
-    step, total = 0, rounds * len(models)
-    for r in range(rounds):
-        for i in order if r % 2 == 0 else order[::-1]:
-            if on_step:
-                on_step(step, total, str(specs[i]))
-            run = functools.partial(
-                evaluate_lm, models[i], task, text, instance=instance, region=region,
-                reference=reference, seed=seed, repeats=1, task_options=task_options,
-                scored=per[i][0] if per[i] else None,
-            )  # fmt: skip
-            per[i].append(metered(i, run))
-            step += 1
+
+    def one(i: int, earlier: list[Any]) -> Any:
+        return evaluate_lm(
+            models[i], task, text, instance=instance, region=region,
+            reference=reference, seed=seed, repeats=1, task_options=task_options,
+            scored=earlier[0] if earlier else None,
+        )  # fmt: skip
+
+    per = _alternate(specs, rounds, one, metered, on_step)
     fidelity: list[dict[str, float] | None] = [None] * len(models)
     if len(models) == 2:  # the second's next-token distributions against the first's
         opts = {k: v for k, v in (task_options or {}).items() if k in ("window", "stride")}
@@ -315,15 +281,52 @@ def _alternating_lm(
             k: float(figures[k])
             for k in ("mean_kl", "top1_agreement", "flips", "windows", "window")
         }
-    return [
-        Measured(
-            combine(rs),
-            {k: tuple(f(r) for r in rs) for k, f in ROUND_FIGURES.items()},
-            sum_usage(spans[i]),
-            fidelity[i],
-        )
-        for i, rs in enumerate(per)
-    ]
+    return [metered.measured(i, rs, fidelity[i]) for i, rs in enumerate(per)]
+
+
+class _Metered:
+    """Each side's usage, span by span (its loading, its rounds), at one price."""
+
+    def __init__(self, price: Any, hw: Any, sides: int) -> None:
+        self.price, self.hw = price, hw
+        self.spans: list[list[Usage]] = [[] for _ in range(sides)]
+
+    def __call__(self, i: int, work: Callable[[], T]) -> T:
+        from frugalml.measure.track import UsageMeter
+
+        meter = UsageMeter(self.price, self.hw)
+        meter.start()
+        value = work()
+        self.spans[i].append(meter.stop())
+        return value
+
+    def measured(
+        self, i: int, rounds: list[Any], fidelity: dict[str, float] | None = None
+    ) -> Measured:
+        """Side ``i``'s rounds combined, each round's figures, and all its usage."""
+        figures = {k: tuple(f(r) for r in rounds) for k, f in ROUND_FIGURES.items()}
+        return Measured(combine(rounds), figures, sum_usage(self.spans[i]), fidelity)
+
+
+def _alternate(
+    specs: Sequence[str],
+    rounds: int,
+    one: Callable[[int, list[Any]], Any],
+    metered: _Metered,
+    on_step: Callable[[int, int, str], None] | None,
+) -> list[list[Any]]:
+    """``rounds`` rounds of ``one(i, side i's earlier results)`` per side, metered, the order
+    reversed every other round so neither side always runs first."""
+    per: list[list[Any]] = [[] for _ in specs]
+    order = list(range(len(specs)))
+    step, total = 0, rounds * len(specs)
+    for r in range(rounds):
+        for i in order if r % 2 == 0 else order[::-1]:
+            if on_step:
+                on_step(step, total, str(specs[i]))
+            per[i].append(metered(i, functools.partial(one, i, per[i])))
+            step += 1
+    return per
 
 
 def record_eval(
