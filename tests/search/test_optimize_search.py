@@ -71,6 +71,23 @@ def test_a_cheapest_structural_candidate_gets_its_batch_sizes_next() -> None:
     assert labels.index("layer_drop(keep=1)") > i + 1
 
 
+def test_the_last_runtime_round_goes_to_the_best_not_yet_given_batch_sizes() -> None:
+    """The loaded run of issue 18: the two best had their batch sizes tried already (one as
+    the new best of the structure tier, one in the first runtime round), and the third best
+    (the OpenVINO student) never got its batch 64: now the last round gives it to the next
+    best instead of asking again for what was tried."""
+    a, s1, s2 = (QuantizeDynamic(),), (LayerDrop(keep=2),), (LayerDrop(keep=1),)
+    strategy = Strategy({"convert": [a], "structure": [s1, s2]}, bound_max_drop=1.0, runtime_top=2)
+    costs = {(): 10.0, a: 2.0, s1: 1.0, s2: 2.5}
+    seen = []
+    while (cand := strategy.ask()) is not None:
+        seen.append(cand)
+        strategy.tell(cand, {**rec(cand.id, 90.0, costs.get(cand.pipeline, 5.0)), "batch_size": 32})
+    varied = {c.pipeline[:-1] for c in seen if c.tier == "runtime"}
+    assert varied == {(), a, s1, s2}  # the first round: the original and a
+    assert len({c.pipeline for c in seen}) == len(seen)
+
+
 def test_strategy_asks_convert_then_runtime_then_structure() -> None:
     tiers = base_pipelines(engine="torch", device="cpu", layers=6, has_tune_text=True)
     assert tiers["convert"][0] == (OnnxExport(), QuantizeDynamic(per_channel=True))

@@ -55,6 +55,20 @@ def test_a_measured_cost_interval_wider_than_the_floor_makes_a_tie() -> None:
     assert band["quality_high"] - band["quality_low"] == pytest.approx(2 * QUALITY_TOLERANCE)
 
 
+def test_a_wide_band_does_not_tie_a_record_that_another_beats_beyond_the_noise() -> None:
+    """The loaded optimize run of issue 18 (bench/results/optimize_minilm_loaded.json): the
+    OpenVINO student had one slow pass, so its band reached 0.0266 and overlapped the 5-block
+    student (0.0191, best quality); the ORT 4-block student (0.0156, tight band) beats that
+    one beyond the noise, so the 5-block student is not a cost tie and is not picked."""
+    ov = rec("c19", 87.03, 0.01436, 3, cost_usd_per_1m_low=0.01343, cost_usd_per_1m_high=0.02663)
+    ort = rec("c18", 86.91, 0.01559, 3, cost_usd_per_1m_low=0.01558, cost_usd_per_1m_high=0.01577)
+    five = rec("c21", 87.72, 0.01912, 3, cost_usd_per_1m_low=0.01794, cost_usd_per_1m_high=0.01986)
+    assert pick([five, ov, ort])["id"] == "c19"
+    assert Cheapest().pick([ort, five, ov], QualityBound(87.11, 1.0))["id"] == "c19"
+    # without the record that beats it, the wide band is a tie and quality decides
+    assert pick([five, ov])["id"] == "c21"
+
+
 def test_quality_within_the_tolerance_is_a_tie_which_goes_to_the_simpler_pipeline() -> None:
     """c12 and c19 beat the others by 1e-5 points: not a reason to be on the front."""
     simple = rec("c01", 100.0, 1.0, passes=1)

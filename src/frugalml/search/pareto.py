@@ -9,7 +9,8 @@ The tie rule (docs/optimize.md, "Ties"):
 
 - **cost**: each record's cost is a band, its measured interval widened to at least
   ±``COST_NOISE_FLOOR`` (one process measured after another drifts by that much on a shared
-  machine even when its own passes agree); two costs whose bands overlap are a tie;
+  machine even when its own passes agree); two costs whose bands overlap are a tie, and
+  the records that may be the cheapest are those no other record beats beyond the noise;
 - **quality**: two qualities within ``QUALITY_TOLERANCE`` points are a tie;
 - a tie goes to quality, then to the simpler pipeline (fewer passes), then to the lower cost.
 
@@ -90,13 +91,19 @@ def pareto_front(records: Sequence[R]) -> list[R]:
 
 
 def pick(records: Sequence[R], objective: str = "cost_usd_per_1m") -> R | None:
-    """The preferred record: the cheapest, or among those whose cost ties with it, the best
-    quality; among qualities tied with that, the simplest pipeline, then the cheapest."""
+    """The preferred record: among those that may be the cheapest (no other record costs less
+    beyond the noise), the best quality; among qualities tied with that, the simplest
+    pipeline, then the cheapest.
+
+    "May be the cheapest" is asked of every record, not only of the cheapest median: one
+    noisy candidate with a wide band must not make a tie of a record that a third one beats
+    beyond the noise (the wide band ties with both; the dear one is still beaten)."""
     ok = [r for r in records if usable(r)]
     if not ok:
         return None
     cheapest = min(ok, key=lambda r: float(r[objective]))
-    tied = [r for r in ok if not cheaper(cheapest, r)]
+    # the cheapest median is always in: a record below its band would have a lower median
+    tied = [r for r in ok if not any(cheaper(o, r) for o in ok if o is not r)]
     hib = bool(cheapest.get("higher_is_better", True))
     sign = 1.0 if hib else -1.0
     top = max(tied, key=lambda r: sign * float(r["quality"]))

@@ -176,9 +176,14 @@ class Strategy:
         bound = self._bound()
         if bound is None:
             return []
-        records = [(c, r) for c, r in self._done.values() if c.tier != "runtime"]
+        # the best candidates whose batch sizes are not tried yet (a candidate given its
+        # variants when it was the new best would otherwise take a place here for nothing)
+        pool = [
+            (c, r)
+            for c, r in self._done.values()
+            if c.tier != "runtime" and any(p not in self._tried for p in self._variants_of(c))
+        ]
         chosen: list[Candidate] = []
-        pool = list(records)
         while pool and len(chosen) < self.runtime_top:
             best = Cheapest().pick([r for _c, r in pool], bound)
             if best is None:
