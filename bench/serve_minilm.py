@@ -504,6 +504,7 @@ def main() -> None:
     if args.optimized and not Path(args.optimized).is_dir():
         sys.exit(f"serve_minilm: --optimized {args.optimized} is not a folder")
     texts = [t for t in load_data(args.data).texts_all() if t.strip()]
+    machine_cores = usable_cpus()  # before --pin narrows this process to one of them
     if args.pin and shutil.which("taskset") and usable_cpus() > 1:
         os.sched_setaffinity(0, {1})
     dynamic = [
@@ -553,7 +554,7 @@ def main() -> None:
         "command": "python bench/serve_minilm.py " + shlex.join(sys.argv[1:]),
         "hardware": {
             "cpu": hw.cpu_model,
-            "logical_cores": hw.cpu_logical_cores,
+            "logical_cores": machine_cores,  # hw's count is the pinned client's
             "memory_gib": round(hw.memory_bytes / 2**30, 1),
         },
         "load_avg_at_start": load_at_start,
