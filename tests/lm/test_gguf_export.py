@@ -110,6 +110,24 @@ def test_an_f32_export_run_by_llama_cpp_gives_transformers_logits(
 
 
 @needs_llama
+def test_the_export_holds_the_weights_a_pass_changed(tmp_path: Path) -> None:
+    """torchao int8 weight-only (output projection too): the GGUF holds the int8 weights
+    dequantized, so llama.cpp gives the int8 model's logits, not the original's."""
+    from frugalml.passes import LlamaCppGGUF, PassContext, WeightOnlyQuant, apply
+
+    base = sharp_llama(tmp_path / "tiny", tied=False)
+    int8 = apply(base, WeightOnlyQuant(bits=8, keep_lm_head=False))
+    lc = apply(int8, LlamaCppGGUF(weights="f32"), PassContext(work_dir=tmp_path / "w"))
+    assert [p.name for p in lc.passes] == ["weight_only_quant", "llama_cpp_gguf"]
+    ids = np.asarray(base.tokenizer(TEXT, add_special_tokens=False)["input_ids"])[None, :]
+    original = base.engine_runtime.logits(base, ids)[0]
+    want = int8.engine_runtime.logits(int8, ids)[0]
+    got = lc.engine_runtime.logits(lc, ids)[0]
+    assert float((want - original).abs().max()) > 5e-3  # int8 moved the logits
+    assert float((got - want).abs().max()) < 1e-3  # and the export kept that move
+
+
+@needs_llama
 def test_a_folder_model_quantized_by_llama_cpp_is_close_but_not_the_same(tmp_path: Path) -> None:
     from frugalml.passes import LlamaCppGGUF, PassContext, apply
 
