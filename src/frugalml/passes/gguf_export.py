@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 #: Hugging Face model types written here (llama.cpp's ``llama`` graph runs them as they are)
 LLAMA_TYPES = ("llama",)
+#: the float types a file is written in (2-D weights; norms are always F32)
 FLOATS = ("f32", "f16")
 
 
@@ -151,8 +152,11 @@ def export_gguf(model: Model, target: Path, *, floats: str = "f32") -> Path:
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
-    finally:
         writer.close()
+    except BaseException:
+        writer.close()
+        partial.unlink(missing_ok=True)  # never a half-written file left behind
+        raise
     partial.replace(target)
     return target
 

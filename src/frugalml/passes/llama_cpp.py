@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from frugalml.errors import BadInput, CandidateFailed
-from frugalml.passes.gguf_export import export_gguf, llama_problem
+from frugalml.passes.gguf_export import FLOATS, export_gguf, llama_problem
 from frugalml.passes.registry import PassContext, register
 
 if TYPE_CHECKING:
@@ -37,8 +37,6 @@ if TYPE_CHECKING:
 
 #: llama.cpp weight types ``weights`` may name (its ``LLAMA_FTYPE_MOSTLY_*``, lower case)
 TYPES = ("q8_0", "q6_k", "q5_k_m", "q5_1", "q5_0", "q4_k_m", "q4_k_s", "q4_1", "q4_0")
-#: float types ``weights`` may name: exported (or the source file converted) without quantizing
-FLOATS = ("f32", "f16")
 
 
 @dataclass(frozen=True)
