@@ -99,9 +99,7 @@ def _quiet_fds() -> Iterator[None]:
         os.dup2(null, 1)
         os.dup2(null, 2)
         yield
-    finally:  # what llama-cpp-python's log callback wrote to sys.stderr goes to /dev/null too
-        sys.stdout.flush()
-        sys.stderr.flush()
+    finally:
         os.dup2(saved[0], 1)
         os.dup2(saved[1], 2)
         for fd in (*saved, null):
