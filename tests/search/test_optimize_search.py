@@ -190,6 +190,35 @@ def test_evaluate_reports_the_eval_keys_and_recomputes_quality(
     )
 
 
+def test_the_warm_up_runs_every_batch_shape_before_the_timed_passes(
+    tiny: Path, texts_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A runtime that compiles per input shape (OpenVINO) must meet every shape untimed: with
+    only two warm-up batches its first timed pass ran at half speed and widened its band."""
+    from frugalml.models.base import Model
+    from frugalml.search.evaluate import evaluate
+
+    seen: list[tuple[int, ...]] = []
+    timed: list[int] = []  # len(seen) when the first timed batch ended
+    run = Model.run_encoded
+
+    def recording(self: Model, enc: dict[str, np.ndarray]) -> np.ndarray:
+        seen.append(tuple(enc["input_ids"].shape))
+        return run(self, enc)
+
+    monkeypatch.setattr(Model, "run_encoded", recording)
+    r = evaluate(
+        tiny, "fidelity", texts_file, repeats=2, batch_size=8,
+        reference=np.ones((64, 32), dtype=np.float32),  # no run of the model for a reference
+        on_batch=lambda n: timed.append(len(seen)) if not timed else None,
+    )  # fmt: skip
+    warm = set(seen[: timed[0] - 1])  # what ran before the first timed batch
+    assert len(set(seen)) > 2  # several shapes (64 texts, batches of 8, sorted by length)
+    passes = seen[timed[0] - 1 : timed[0] - 1 + 2 * 8]  # 2 repeats x 8 batches (then batch 1)
+    assert set(passes) <= warm
+    assert r.warmup_s > 0
+
+
 def _kwh_price(region: str) -> float:
     from frugalml.measure.prices import resolve
 

@@ -13,8 +13,11 @@ Method
 2. Texts = the scored rows' texts (both sides of a pair). They are cut into batches of the
    model's ``batch_size``, sorted by length first when ``length_sort`` is on (less padding;
    outputs return in input order). Tokenization is inside every timed call.
-3. Warm-up: the first ``warmup_batches`` batches (the longest) run untimed; their seconds are
-   reported apart (``warmup_s``) and include any compilation.
+3. Warm-up: one untimed pass over every batch (or the first ``warmup_batches``, the longest,
+   when given); its seconds are reported apart (``warmup_s``) and include any compilation.
+   Every batch, because a runtime may compile per input shape: OpenVINO's first pass over
+   STS-B ran at half the speed of the next ones when only two batches warmed it up, and that
+   one slow pass widened its cost band (the tie rule's noise) until it tied with everything.
 4. Timed: ``repeats`` full passes over the texts, the device synchronised around each batch.
    ``throughput_per_s`` is texts per second, the median over passes. ``latency_ms_p50`` /
    ``latency_ms_p99`` are per-*batch* latencies over every timed batch: the time a request
@@ -229,7 +232,7 @@ def evaluate(
     reference: np.ndarray | Model | None = None,
     seed: int = 0,
     repeats: int = 3,
-    warmup_batches: int = 2,
+    warmup_batches: int | None = None,
     on_batch: Callable[[int], None] | None = None,
     size_bytes: int | None = None,
     split: str = "auto",
@@ -336,11 +339,12 @@ def _timed_passes(
     loaded: Model,
     texts: list[str],
     repeats: int,
-    warmup_batches: int,
+    warmup_batches: int | None,
     price: Price,
     on_batch: Callable[[int], None] | None,
 ) -> _Timed:
-    """Warm-up batches (untimed), then ``repeats`` synchronised passes under a UsageMeter."""
+    """Warm-up batches (untimed; None: all of them), then ``repeats`` synchronised passes
+    under a UsageMeter."""
     from frugalml.measure.hardware import hardware
     from frugalml.measure.timing import device_sync
     from frugalml.measure.track import UsageMeter
@@ -348,7 +352,7 @@ def _timed_passes(
     batches = loaded.batches(texts)
     device_sync()
     t0 = time.perf_counter()
-    for idx in batches[: max(0, warmup_batches)]:
+    for idx in batches if warmup_batches is None else batches[: max(0, warmup_batches)]:
         loaded.run_batch([texts[i] for i in idx])
     device_sync()
     warmup_s = time.perf_counter() - t0
