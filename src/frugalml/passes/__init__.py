@@ -21,7 +21,7 @@ config                 what it does                                           en
 ``TorchCompile``       torch.compile (Inductor); an LM's static-cache decode  torch, causal_lm
 ``WeightOnlyQuant``    int8 / int4 (grouped) Linear weights, torchao          causal_lm
 ``OrtGenAIBuild``      ONNX Runtime GenAI builder: int4 MatMulNBits / fp32    causal_lm
-``LlamaCppGGUF``       the model's own GGUF file run by llama.cpp             causal_lm
+``LlamaCppGGUF``       llama.cpp on its GGUF, or a Llama exported to one      causal_lm
 ``RuntimeSettings``    threads, batch size, length-sorted batching            any
 =====================  =====================================================  ===========
 

@@ -1,16 +1,18 @@
-"""A causal LM loaded from a GGUF file, run by llama.cpp on that file's own weights.
+"""A causal LM run by llama.cpp: its own GGUF file, or frugal's variant exported to one.
 
-``LlamaCppGGUF()`` takes the GGUF the model was dequantized from (``smollm2``: the bundled
-Q4_1 file) and runs it with the ``llama_cpp`` runtime: the same weights, no dequantizing to
-float32, llama.cpp's own 4-bit kernels. ``LlamaCppGGUF(weights="q8_0")`` (or another of
-``TYPES``) first requantizes that file with llama.cpp's own quantizer
-(``llama_model_quantize``, requantizing allowed: the source may itself be quantized) into a
-new file in the pass's work folder, never touching the source; llama.cpp keeps some tensors
-in other types by its own rules (the output projection, rows whose width a K-quant cannot
-split), so the model's ``dtype`` lists the types the file holds. Only a model whose weights
-are still the file's qualifies (loaded from a ``.gguf``, no weight-changing pass before);
-GGUF export of a folder model is not done, and such a model is a failed candidate saying
-so, as is a machine without ``llama-cpp-python`` (``frugalml[llamacpp]``, built from source).
+``LlamaCppGGUF()`` on a model whose weights are still those of the GGUF it was loaded from
+(``smollm2``: the bundled Q4_1 file) runs that file with the ``llama_cpp`` runtime: the same
+weights, no dequantizing to float32, llama.cpp's own 4-bit kernels. On any other
+Llama-architecture causal LM (a Hugging Face folder, or ``smollm2`` after a weight-changing
+pass) it first writes the model's current weights to a new GGUF in the pass's work folder
+(``gguf_export``: F16 for ``source``). ``weights="q8_0"`` (or another of ``TYPES``) quantizes
+with llama.cpp's own quantizer (``llama_model_quantize``): the source file requantized
+(allowed: it may itself be quantized), or the exported F32 file; ``f32`` / ``f16`` keep float
+weights. Nothing is written outside the work folder. llama.cpp keeps some tensors in other
+types by its own rules (the output projection, rows whose width a K-quant cannot split), so
+the model's ``dtype`` lists the types the file holds. Another architecture is a failed
+candidate naming it, as is a machine without ``llama-cpp-python`` (``frugalml[llamacpp]``,
+built from source).
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ import contextlib
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from frugalml.errors import BadInput, CandidateFailed
+from frugalml.passes.gguf_export import FLOATS, export_gguf, llama_problem
 from frugalml.passes.registry import PassContext, register
 
 if TYPE_CHECKING:
@@ -37,16 +41,17 @@ TYPES = ("q8_0", "q6_k", "q5_k_m", "q5_1", "q5_0", "q4_k_m", "q4_k_s", "q4_1", "
 
 @dataclass(frozen=True)
 class LlamaCppGGUF:
-    """Run the model's own GGUF file with llama.cpp (llama-cpp-python), CPU; ``weights``:
-    ``source`` (the file as it is) or a llama.cpp type of ``TYPES`` to requantize it to."""
+    """Run the model with llama.cpp (llama-cpp-python), CPU; ``weights``: ``source`` (its own
+    GGUF file as it is; a model not loaded from one: its weights exported at F16), a float
+    type of ``FLOATS`` or a llama.cpp type of ``TYPES`` to (re)quantize to."""
 
     weights: str = "source"
 
     def __post_init__(self) -> None:
-        if self.weights != "source" and self.weights not in TYPES:
+        if self.weights != "source" and self.weights not in (*FLOATS, *TYPES):
             raise BadInput(
                 f"llama.cpp weights {self.weights!r} are not known here: "
-                f"use 'source' or one of {', '.join(TYPES)}"
+                f"use 'source' or one of {', '.join((*FLOATS, *TYPES))}"
             )
 
     def device_problem(self, device: str) -> str | None:
@@ -59,25 +64,17 @@ class LlamaCppGGUF:
         return None
 
 
-def source_gguf(model: Model) -> Path:
-    """The GGUF file ``model``'s weights are still those of; ``CandidateFailed`` otherwise."""
+def source_gguf(model: Model) -> Path | None:
+    """The GGUF file ``model``'s weights are still those of (None: they must be exported)."""
     from frugalml.models.load import resolve_path
 
-    weight_passes = [p.name for p in model.passes if p.name != "runtime_settings"]
-    if weight_passes:
-        raise CandidateFailed(
-            f"llama.cpp runs a GGUF file as it is; this model went through {weight_passes[0]}"
-        )
+    if [p.name for p in model.passes if p.name != "runtime_settings"]:
+        return None  # weights changed since loading
     try:
         path = resolve_path(model.base)
-    except BadInput as e:
-        raise CandidateFailed(f"the model's GGUF file is not found: {e.message}") from e
-    if not (path.is_file() and path.suffix.lower() == ".gguf"):
-        raise CandidateFailed(
-            "llama.cpp needs a GGUF file; this model was not loaded from one "
-            "(GGUF export of a folder model is not done)"
-        )
-    return path
+    except BadInput:
+        return None
+    return path if path.is_file() and path.suffix.lower() == ".gguf" else None
 
 
 def is_gguf_model(model: Model) -> bool:
@@ -114,7 +111,8 @@ def requantize(src: Path, target: Path, weights: str) -> None:
     import llama_cpp
 
     params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{weights.upper()}")
+    kind = "ALL_F32" if weights == "f32" else f"MOSTLY_{weights.upper()}"
+    params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_{kind}")
     params.allow_requantize = True  # the source is itself quantized (smollm2: Q4_1)
     params.nthread = max(1, os.cpu_count() or 1)
     partial = target.with_name(target.name + ".partial")
@@ -141,17 +139,37 @@ def llama_cpp_gguf(model: Model, cfg: LlamaCppGGUF, ctx: PassContext) -> Model:
     if (why := cfg.device_problem(model.device)) is not None:
         raise CandidateFailed(why)
     src = source_gguf(model)
-    folder = ctx.workdir() / f"llama-cpp-{os.getpid()}-{cfg.weights}"
-    folder.mkdir(parents=True, exist_ok=True)
+    if src is not None:  # one folder per type: the same file's requantization is kept
+        folder = ctx.workdir() / f"llama-cpp-{os.getpid()}-{cfg.weights}"
+        folder.mkdir(parents=True, exist_ok=True)
+    elif (why := llama_problem(model)) is not None:
+        raise CandidateFailed(why)
+    else:  # exported weights: a new folder each time (two variants never share a file)
+        folder = Path(tempfile.mkdtemp(prefix=f"llama-cpp-{cfg.weights}-", dir=ctx.workdir()))
     target = folder / WEIGHTS
     if not target.exists():
-        if cfg.weights != "source":
-            requantize(src, target, cfg.weights)
-        else:
-            try:
-                target.symlink_to(src.resolve())
-            except OSError:  # a file system without links
-                shutil.copyfile(src, target)
+        _write(model, src, target, cfg.weights)
     model.tokenizer.save_pretrained(str(folder))  # the same token ids as the original
     built = get("llama_cpp").load(target, base=model.base, device=model.device)
     return built.evolve(passes=model.passes, replay=model.replay, runtime=built.runtime)
+
+
+def _write(model: Model, src: Path | None, target: Path, weights: str) -> None:
+    """``target``: the source GGUF linked or requantized, or the model's weights exported."""
+    if src is None:  # exported: F16 as ``source``, else F32 and then quantized by llama.cpp
+        floats = "f16" if weights == "source" else weights if weights in FLOATS else "f32"
+        if floats == weights or weights == "source":
+            export_gguf(model, target, floats=floats)
+            return
+        exported = export_gguf(model, target.with_name(f"export-{floats}.gguf"), floats=floats)
+        try:
+            requantize(exported, target, weights)
+        finally:
+            exported.unlink(missing_ok=True)  # the quantized file is what runs
+    elif weights != "source":
+        requantize(src, target, weights)
+    else:
+        try:
+            target.symlink_to(src.resolve())
+        except OSError:  # a file system without links
+            shutil.copyfile(src, target)

@@ -3,10 +3,11 @@
 Candidates (``LM_SPACE``, filtered by ``--passes`` and by what the device supports): bf16,
 the decode step compiled over a static KV cache (``torch_compile``), torchao weight-only
 int8 (per row; and with the output projection quantized too) and int4 with groups of 32, 64
-and 128 inputs, ONNX Runtime GenAI's int4, llama.cpp on the model's own GGUF file
-(``llama_cpp_gguf``, when llama-cpp-python is installed) and that file requantized by
-llama.cpp to Q4_0, Q8_0, Q4_K_M and Q5_K_M (only for a model loaded from a GGUF file), then
-batch sizes of the best one (``runtime_settings``).
+and 128 inputs, ONNX Runtime GenAI's int4, llama.cpp (``llama_cpp_gguf``, when
+llama-cpp-python is installed) on the model's own GGUF file (a Llama-architecture folder
+model: its weights exported to an F16 GGUF) and quantized by llama.cpp to Q4_0, Q8_0, Q4_K_M
+and Q5_K_M (a GGUF file requantized, a folder model's export quantized; not tried on other
+architectures), then batch sizes of the best one (``runtime_settings``).
 Each is measured by ``lm.evaluate`` in this process against the same text, and its fidelity
 to the original (mean KL, top-1 agreement, flips on ``FIDELITY_WINDOWS`` windows) is stated
 next to it whatever the task. Cost is $ per 1M *output* tokens (``cost_usd_per_1m``).
@@ -41,6 +42,7 @@ from frugalml.passes import (
     apply,
     describe,
 )
+from frugalml.passes.gguf_export import llama_problem
 from frugalml.passes.llama_cpp import is_gguf_model
 from frugalml.passes.pipeline import problem
 from frugalml.passes.registry import PassContext
@@ -48,8 +50,8 @@ from frugalml.search.pareto import pareto_front
 
 LM_SPACE: list[tuple[Any, ...]] = [
     (WeightOnlyQuant(bits=8),),
-    (LlamaCppGGUF(),),  # the GGUF's own weights on llama.cpp (when installed, GGUF models)
-    # the same file requantized by llama.cpp's quantizer (GGUF models only)
+    (LlamaCppGGUF(),),  # the GGUF's own weights on llama.cpp (a folder model: exported, F16)
+    # the same weights quantized by llama.cpp's quantizer (GGUF or Llama-architecture models)
     (LlamaCppGGUF(weights="q4_0"),),  # repacked at load for x86's fastest 4-bit kernels
     (LlamaCppGGUF(weights="q8_0"),),  # llama.cpp's int8
     (LlamaCppGGUF(weights="q4_k_m"),),
@@ -68,8 +70,8 @@ FIDELITY_WINDOWS = 2
 
 
 def _requantizes(config: Any) -> bool:
-    """A llama.cpp requantization (tried on GGUF models only; the ``source`` variant is tried
-    on any, to say why a folder model does not run there)."""
+    """A llama.cpp quantization (tried on GGUF and Llama-architecture models only; the
+    ``source`` variant is tried on any, to say why another architecture does not run there)."""
     return isinstance(config, LlamaCppGGUF) and config.weights != "source"
 
 
@@ -153,7 +155,7 @@ def optimize_lm(
         ) as run,
     ):  # fmt: skip
         ctx = PassContext(work_dir=Path(scratch), seed=seed, device=device)
-        gguf = is_gguf_model(base)
+        gguf = is_gguf_model(base) or llama_problem(base) is None
         queue = [Candidate("c00", (), "baseline")]
         queue += [
             Candidate(f"c{i + 1:02d}", p, "convert")

@@ -88,6 +88,11 @@ def gguf_metadata(path: Path) -> dict[str, Any]:
     }
 
 
+def _float_dtype(kinds: list[str]) -> str:
+    """The dtype of an unquantized file: its 2-D weights' (F16 / BF16 next to F32 norms)."""
+    return "float16" if "F16" in kinds else "bfloat16" if "BF16" in kinds else "float32"
+
+
 @register
 class LlamaCppRuntime:
     name = "llama_cpp"
@@ -117,7 +122,7 @@ class LlamaCppRuntime:
             module=path,
             source=path,
             device=device,
-            dtype="+".join(quant) if quant else "float32",
+            dtype="+".join(quant) if quant else _float_dtype(meta["tensor_types"]),
             arch=str(meta["arch"]),
             config=config,
             dims={"hidden_size": config["hidden_size"], "layers": config["num_hidden_layers"]},
