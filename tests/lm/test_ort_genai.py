@@ -89,6 +89,26 @@ def test_evaluate_measures_an_ort_genai_model_per_token(built: dict, tmp_path: P
     assert r.weights_bytes == built["fp32"].engine_runtime.weights_bytes(built["fp32"])
 
 
+def test_two_models_built_with_one_config_in_one_work_folder_keep_their_own_files(
+    tiny: Path, tmp_path: Path
+) -> None:
+    """An LM search builds every candidate with the same config in one work folder: the first
+    build's saved folder must still hold its own weights after the second build."""
+    from frugalml.passes import OrtGenAIBuild, PassContext, apply
+    from frugalml.passes.persist import load, save
+
+    other = tiny_llama(tmp_path / "other", seed=1, context=64)
+    ctx = PassContext(work_dir=tmp_path / "work")
+    first = apply(load(tiny), OrtGenAIBuild(precision="fp32"), ctx)
+    apply(load(other), OrtGenAIBuild(precision="fp32"), ctx)
+    save(first, tmp_path / "saved")
+    ids = np.arange(100, 120, dtype=np.int64)[None, :]
+    want = load(tiny).engine_runtime.logits(load(tiny), ids).numpy()
+    saved = load(tmp_path / "saved")
+    got = saved.engine_runtime.logits(saved, ids).numpy()
+    assert np.abs(got - want).max() < 1e-3 * max(1.0, np.abs(want).max())
+
+
 def test_a_folder_ort_genai_cannot_load_is_one_line(tmp_path: Path) -> None:
     from frugalml.models import load
 

@@ -21,11 +21,12 @@ with the embedding lookup.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from frugalml.errors import BadInput, CandidateFailed
@@ -99,8 +100,11 @@ def ort_genai_build(model: Model, cfg: OrtGenAIBuild, ctx: PassContext) -> Model
 
     if (why := cfg.device_problem(model.device)) is not None:
         raise CandidateFailed(why)
-    tag = hashlib.sha1(repr(cfg).encode()).hexdigest()[:8]  # one folder per config
-    work = ctx.workdir() / f"ort-genai-{cfg.precision}-{cfg.block_size}-{tag}-{os.getpid()}"
+    # a new folder per build: two models built with one config in one work folder (an LM
+    # search) must not share, or the first one's saved folder would be the second's files
+    work = Path(
+        tempfile.mkdtemp(prefix=f"ort-genai-{cfg.precision}-{cfg.block_size}-", dir=ctx.workdir())
+    )
     hf_dir, out = work / "hf", work / "model"
     hf_dir.mkdir(parents=True, exist_ok=True)
     CausalLMRuntime().save(model, hf_dir)
