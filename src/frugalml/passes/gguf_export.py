@@ -161,16 +161,21 @@ def export_gguf(model: Model, target: Path, *, floats: str = "f32") -> Path:
     return target
 
 
-def _vocabulary(writer: Any, model: Model, vocab: int) -> None:
-    """The ``tokenizer.*`` fields: the source GGUF's when there is one, else the tokenizer's."""
+def loaded_gguf(model: Model) -> Path | None:
+    """The GGUF file ``model`` was loaded from (its ``base``), or None."""
     from frugalml.errors import BadInput
     from frugalml.models.load import resolve_path
 
     try:
-        path: Path | None = resolve_path(model.base)
+        path = resolve_path(model.base)
     except BadInput:
-        path = None
-    if path is not None and path.is_file() and path.suffix.lower() == ".gguf":
+        return None
+    return path if path.is_file() and path.suffix.lower() == ".gguf" else None
+
+
+def _vocabulary(writer: Any, model: Model, vocab: int) -> None:
+    """The ``tokenizer.*`` fields: the source GGUF's when there is one, else the tokenizer's."""
+    if (path := loaded_gguf(model)) is not None:
         _copy_vocabulary(writer, path, vocab)
     else:
         _tokenizer_vocabulary(writer, model.tokenizer, vocab, _network(model).config)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from frugalml.errors import BadInput, CandidateFailed
-from frugalml.passes.gguf_export import FLOATS, export_gguf, llama_problem
+from frugalml.passes.gguf_export import FLOATS, export_gguf, llama_problem, loaded_gguf
 from frugalml.passes.registry import PassContext, register
 
 if TYPE_CHECKING:
@@ -66,26 +66,14 @@ class LlamaCppGGUF:
 
 def source_gguf(model: Model) -> Path | None:
     """The GGUF file ``model``'s weights are still those of (None: they must be exported)."""
-    from frugalml.models.load import resolve_path
-
     if [p.name for p in model.passes if p.name != "runtime_settings"]:
         return None  # weights changed since loading
-    try:
-        path = resolve_path(model.base)
-    except BadInput:
-        return None
-    return path if path.is_file() and path.suffix.lower() == ".gguf" else None
+    return loaded_gguf(model)
 
 
 def is_gguf_model(model: Model) -> bool:
     """Whether ``model`` was loaded from a GGUF file (what requantizing needs)."""
-    from frugalml.models.load import resolve_path
-
-    try:
-        path = resolve_path(model.base)
-    except BadInput:
-        return False
-    return path.is_file() and path.suffix.lower() == ".gguf"
+    return loaded_gguf(model) is not None
 
 
 @contextlib.contextmanager
