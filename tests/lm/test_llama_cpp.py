@@ -52,6 +52,14 @@ def test_llama_cpp_runs_the_gguf_close_to_its_dequantized_float32(
     assert float((got.argmax(-1) == want.argmax(-1)).double().mean()) > 0.85
     tokens, prefill_s, steps = lc.engine_runtime.greedy(lc, ids, 6)
     assert tokens.shape == (1, 6) and prefill_s > 0 and len(steps) == 5
+    # both contexts (logits kept, and decode) run llama.cpp's flash attention
+    import llama_cpp
+
+    contexts = list(lc.state(dict).values())
+    assert contexts
+    assert {c.context_params.flash_attn_type for c in contexts} == {
+        llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+    }
     # its first greedy token is the one its own logits rank first
     assert tokens[0, 0] == int(got[-1].argmax())
     # bytes a decode step reads: the 4-bit file, far below float32's

@@ -15,7 +15,10 @@ dependency of any extra but ``[llamacpp]`` (it builds from source, minutes); wit
 a folder is refused in one line and the pass is a failed candidate.
 
 Contexts are made on first use and kept in the model's state, one per (logits kept, context
-length, threads): the weights are memory-mapped once by the OS, whatever the count.
+length, threads): the weights are memory-mapped once by the OS, whatever the count. They run
+with flash attention, as llama.cpp's own default (``auto``) does on CPU; llama-cpp-python's
+``Llama`` turns it off unless asked. On SmolLM2's Q4_1 GGUF here (2 threads, 64 greedy tokens
+after a 9-token prompt) it decoded 93.5 tokens/s with it and 79.7 without.
 """
 
 from __future__ import annotations
@@ -141,7 +144,7 @@ class LlamaCppRuntime:
                 contexts[key] = llama_cpp.Llama(
                     model_path=str(model.module), n_ctx=n_ctx, n_batch=min(512, n_ctx),
                     n_threads=threads, n_threads_batch=threads, logits_all=logits_all,
-                    verbose=False, seed=0,
+                    flash_attn=True, verbose=False, seed=0,
                 )  # fmt: skip
             except Exception as e:
                 raise BadInput(f"llama.cpp cannot load {model.module}: {hf.first_line(e)}") from e
