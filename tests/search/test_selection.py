@@ -78,6 +78,19 @@ def test_quality_within_the_tolerance_is_a_tie_which_goes_to_the_simpler_pipelin
     assert pick([c12, simple, c19])["id"] == "c01"
 
 
+def test_a_batch_size_is_not_complexity_so_a_tie_goes_to_the_cheaper_settings() -> None:
+    """The same model at batch 128 (runtime_settings) and at its default batch 32, tied on
+    cost inside the noise and on quality: the cheaper median wins, not the shorter list."""
+    passes = [{"name": "layer_drop"}, {"name": "onnx_export"}, {"name": "openvino_int8"}]
+    b32 = {**rec("c19", 87.03, 0.0150), "passes": passes,
+           "cost_usd_per_1m_low": 0.0130, "cost_usd_per_1m_high": 0.0170}  # fmt: skip
+    b128 = {**rec("c31", 87.03, 0.0135), "passes": [*passes, {"name": "runtime_settings"}]}
+    assert pick([b32, b128])["id"] == "c31"
+    # a pass that changes the model still counts: a fourth one loses the same tie
+    four = {**b128, "id": "c32", "passes": [*passes, {"name": "prune_structured"}]}
+    assert pick([b32, four])["id"] == "c19"
+
+
 def test_the_bound_is_checked_again_on_the_final_split() -> None:
     """c02 is the cheapest within the bound on the select split but loses 3 points on the
     final split: it is not chosen; c01, within the bound on both, is."""

@@ -12,7 +12,8 @@ The tie rule (docs/optimize.md, "Ties"):
   machine even when its own passes agree); two costs whose bands overlap are a tie, and
   the records that may be the cheapest are those no other record beats beyond the noise;
 - **quality**: two qualities within ``QUALITY_TOLERANCE`` points are a tie;
-- a tie goes to quality, then to the simpler pipeline (fewer passes), then to the lower cost.
+- a tie goes to quality, then to the simpler pipeline (fewer passes that change the model;
+  ``runtime_settings`` is not one), then to the lower cost.
 
 ``a`` dominates ``b`` when it is no worse on either axis and better on one beyond the noise, or
 tied on both and simpler. ``pick`` and ``ranked`` choose among records with the same rule.
@@ -69,8 +70,10 @@ def better_quality(a: float, b: float, higher_is_better: bool = True) -> bool:
 
 
 def complexity(record: Record) -> int:
-    """Passes in the pipeline (0: the original)."""
-    return len(record.get("passes") or ())
+    """Passes in the pipeline that change the model (0: the original). ``runtime_settings``
+    (batch size, maximum length) runs the same model another way: not a more complex
+    pipeline, so it cannot lose a tie to its own model at the default settings."""
+    return sum(1 for p in record.get("passes") or () if p.get("name") != "runtime_settings")
 
 
 def dominates(a: Record, b: Record) -> bool:
