@@ -25,7 +25,8 @@ active/amortized $ per 1k requests from the ledger.
 
 Arms: ``fp32-batch1`` (``--max-batch-tokens 1``: every request runs alone),
 ``fp32-dynamic`` (token-budget batching), ``optimized-dynamic`` (with ``--optimized DIR``, an
-optimize ``best/`` folder) and ``infinity`` (with ``--infinity``: ``infinity_emb v2
+optimize ``best/`` folder; its token budget is ``--optimized-max-batch-tokens`` when given:
+a faster model can take larger batches within the same latency) and ``infinity`` (with ``--infinity``: ``infinity_emb v2
 --engine torch --device cpu --batch-size 32`` serving the same fp32 MiniLM folder, loaded on
 its OpenAI route ``/embeddings``; ``bash bench/setup_infinity.sh`` builds it in
 bench/.venv-infinity; an arm that cannot start records the error). ``--pin`` puts the server
@@ -477,6 +478,12 @@ def main() -> None:
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--optimized", default=None, help="an optimize best/ folder")
     ap.add_argument("--max-batch-tokens", type=int, default=256)
+    ap.add_argument(
+        "--optimized-max-batch-tokens",
+        type=int,
+        default=None,
+        help="the optimized arm's token budget per batch (default: --max-batch-tokens)",
+    )
     ap.add_argument("--max-wait-ms", type=float, default=5.0)
     ap.add_argument(
         "--max-concurrency", type=int, default=64, help="frugal serve's in-flight cap (429 over)"
@@ -530,7 +537,9 @@ def main() -> None:
         arms.append(frugal_arm("fp32-dynamic", "minilm", dynamic, texts, args))
     if "optimized-dynamic" in wanted:
         if args.optimized:
-            arms.append(frugal_arm("optimized-dynamic", args.optimized, dynamic, texts, args))
+            opt_tokens = args.optimized_max_batch_tokens or args.max_batch_tokens
+            opt_dynamic = [*dynamic[:1], str(opt_tokens), *dynamic[2:]]
+            arms.append(frugal_arm("optimized-dynamic", args.optimized, opt_dynamic, texts, args))
         else:
             arms.append({"arm": "optimized-dynamic", "skipped": "no --optimized PATH given"})
     if args.infinity:
@@ -574,6 +583,7 @@ def main() -> None:
             "data": str(args.data),
             "texts": len(texts),
             "max_batch_tokens": args.max_batch_tokens,
+            "optimized_max_batch_tokens": args.optimized_max_batch_tokens or args.max_batch_tokens,
             "max_wait_ms": args.max_wait_ms,
             "max_concurrency": args.max_concurrency,
             "overload_x": args.overload_x,
