@@ -299,6 +299,26 @@ def test_an_optimized_onnx_variant_is_served_like_the_original(tmp_path: Path) -
     assert run.quality["requests"] == 1 and run.quality["inputs"] == len(TEXTS)
 
 
+def test_the_servers_token_counts_are_the_tokenizers_own_untruncated(shared_data: Path) -> None:
+    """The event loop counts through the fast tokenizer's Rust core (skipping transformers'
+    per-call work): the same counts as the tokenizer called as the model is, on every STS-B
+    dev sentence, an empty one and one far over the 256-token limit (not truncated), and
+    the worker's own tokenizer still pads and truncates afterwards."""
+    import frugalml
+    from frugalml.data import load_data
+    from frugalml.serve.app import EmbeddingBackend
+
+    model = frugalml.load("minilm")
+    backend = EmbeddingBackend(model, "minilm")
+    texts = [*load_data(shared_data / "sts-b" / "sts-dev.csv").texts_all(), "", "word " * 600, "naïve café — 東京 🙂"]
+    want = [len(ids) for ids in model.tokenizer(texts, truncation=False)["input_ids"]]
+    got = backend.count_tokens(texts)
+    assert got == want
+    assert max(got) > 600 and min(got) == 2  # untruncated; [CLS] [SEP] around nothing
+    enc = model.tokenize(texts[-3:])
+    assert enc["input_ids"].shape[1] <= model.runtime.max_length  # the worker still truncates
+
+
 def test_counting_tokens_on_the_event_loop_never_unpads_the_workers_batch() -> None:
     """The server counts a request's tokens on the event loop while its worker thread tokenizes
     a padded batch. On one shared fast tokenizer, each call resets the other's padding state,
