@@ -135,11 +135,20 @@ def test_signal_to_measure_reaches_the_whole_command(cli, signame: str) -> None:
     import psutil
 
     signum = int(getattr(signal, signame))
+
+    def default_signals() -> None:
+        # a suite started under nohup, or with & from a script, ignores SIGHUP / SIGINT, and
+        # an ignored signal stays ignored in the children (frugal keeps it so): the test is
+        # about a terminal's signals, so the command starts with the default dispositions
+        for s in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_DFL)
+
     proc = subprocess.Popen(
         [sys.executable, "-m", "frugalml", "measure", "--name", "tree", "--json", "--", *CMD],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_signals,
     )
     assert proc.stdout is not None
     grandchild = int(proc.stdout.readline())
