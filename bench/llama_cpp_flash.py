@@ -113,9 +113,15 @@ def main(argv: list[str] | None = None) -> int:
     text = " ".join(args.data.read_text(encoding="utf-8").split())
     contexts = {
         name: llama_cpp.Llama(
-            model_path=str(path), n_ctx=512, n_batch=512, n_threads=THREADS,
-            n_threads_batch=THREADS, flash_attn=flash, verbose=False, seed=0,
-        )  # fmt: skip
+            model_path=str(path),
+            n_ctx=512,
+            n_batch=512,
+            n_threads=THREADS,
+            n_threads_batch=THREADS,
+            flash_attn=flash,
+            verbose=False,
+            seed=0,
+        )
         for name, flash in ARMS.items()
     }
     first = next(iter(contexts.values()))

@@ -26,10 +26,11 @@ active/amortized $ per 1k requests from the ledger.
 Arms: ``fp32-batch1`` (``--max-batch-tokens 1``: every request runs alone),
 ``fp32-dynamic`` (token-budget batching), ``optimized-dynamic`` (with ``--optimized DIR``, an
 optimize ``best/`` folder; its token budget is ``--optimized-max-batch-tokens`` when given:
-a faster model can take larger batches within the same latency) and ``infinity`` (with ``--infinity``: ``infinity_emb v2
---engine torch --device cpu --batch-size 32`` serving the same fp32 MiniLM folder, loaded on
-its OpenAI route ``/embeddings``; ``bash bench/setup_infinity.sh`` builds it in
-bench/.venv-infinity; an arm that cannot start records the error). ``--pin`` puts the server
+a faster model can take larger batches within the same latency) and ``infinity`` (with
+``--infinity``: ``infinity_emb v2 --engine torch --device cpu --batch-size 32`` serving the
+same fp32 MiniLM folder, loaded on its OpenAI route ``/embeddings``; ``bash
+bench/setup_infinity.sh`` builds it in bench/.venv-infinity; an arm that cannot start records
+the error). ``--pin`` puts the server
 on CPU 0 and this client on CPU 1 (``taskset``).
 
 With ``--optimized``, ``frugalml.compare`` first evaluates the same pair offline (fp32

@@ -310,7 +310,12 @@ def test_the_servers_token_counts_are_the_tokenizers_own_untruncated(shared_data
 
     model = frugalml.load("minilm")
     backend = EmbeddingBackend(model, "minilm")
-    texts = [*load_data(shared_data / "sts-b" / "sts-dev.csv").texts_all(), "", "word " * 600, "naïve café — 東京 🙂"]
+    texts = [
+        *load_data(shared_data / "sts-b" / "sts-dev.csv").texts_all(),
+        "",
+        "word " * 600,
+        "naïve café — 東京 🙂",
+    ]
     want = [len(ids) for ids in model.tokenizer(texts, truncation=False)["input_ids"]]
     got = backend.count_tokens(texts)
     assert got == want

@@ -88,7 +88,9 @@ class EmbeddingBackend:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens of each text as the model would see it untruncated (special tokens in)."""
         if self._rust is not None:
-            return [len(e.ids) for e in self._rust.encode_batch(list(texts), add_special_tokens=True)]
+            return [
+                len(e.ids) for e in self._rust.encode_batch(list(texts), add_special_tokens=True)
+            ]
         enc = self._counter(list(texts), add_special_tokens=True, truncation=False)
         return [len(ids) for ids in enc["input_ids"]]
 
