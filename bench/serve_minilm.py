@@ -30,8 +30,7 @@ a faster model can take larger batches within the same latency) and ``infinity``
 ``--infinity``: ``infinity_emb v2 --engine torch --device cpu --batch-size 32`` serving the
 same fp32 MiniLM folder, loaded on its OpenAI route ``/embeddings``; ``bash
 bench/setup_infinity.sh`` builds it in bench/.venv-infinity; an arm that cannot start records
-the error). ``--pin`` puts the server
-on CPU 0 and this client on CPU 1 (``taskset``).
+the error). ``--pin`` puts the server on CPU 0 and this client on CPU 1 (``taskset``).
 
 With ``--optimized``, ``frugalml.compare`` first evaluates the same pair offline (fp32
 ``minilm`` against DIR, ``--offline-rows`` STS-B rows, ``--offline-rounds`` alternating
@@ -501,6 +500,8 @@ def main() -> None:
     ap.add_argument("--arms", default="fp32-batch1,fp32-dynamic,optimized-dynamic")
     args = ap.parse_args()
     args.rates = [float(r) for r in args.sweep.split(",")]
+    if args.optimized_max_batch_tokens is None:
+        args.optimized_max_batch_tokens = args.max_batch_tokens
     load_at_start = [round(x, 2) for x in os.getloadavg()]
 
     from frugalml.data import load_data
@@ -515,12 +516,10 @@ def main() -> None:
     machine_cores = usable_cpus()  # before --pin narrows this process to one of them
     if args.pin and shutil.which("taskset") and usable_cpus() > 1:
         os.sched_setaffinity(0, {1})
-    dynamic = [
-        "--max-batch-tokens",
-        str(args.max_batch_tokens),
-        "--max-wait-ms",
-        str(args.max_wait_ms),
-    ]
+
+    def dynamic(max_batch_tokens: int) -> list[str]:
+        return ["--max-batch-tokens", str(max_batch_tokens), "--max-wait-ms", str(args.max_wait_ms)]
+
     wanted = args.arms.split(",")
     offline = offline_prediction(args.optimized, args) if args.optimized else None
     arms: list[dict[str, Any]] = []
@@ -535,12 +534,13 @@ def main() -> None:
             )
         )
     if "fp32-dynamic" in wanted:
-        arms.append(frugal_arm("fp32-dynamic", "minilm", dynamic, texts, args))
+        arms.append(
+            frugal_arm("fp32-dynamic", "minilm", dynamic(args.max_batch_tokens), texts, args)
+        )
     if "optimized-dynamic" in wanted:
         if args.optimized:
-            opt_tokens = args.optimized_max_batch_tokens or args.max_batch_tokens
-            opt_dynamic = [*dynamic[:1], str(opt_tokens), *dynamic[2:]]
-            arms.append(frugal_arm("optimized-dynamic", args.optimized, opt_dynamic, texts, args))
+            batching = dynamic(args.optimized_max_batch_tokens)
+            arms.append(frugal_arm("optimized-dynamic", args.optimized, batching, texts, args))
         else:
             arms.append({"arm": "optimized-dynamic", "skipped": "no --optimized PATH given"})
     if args.infinity:
@@ -584,7 +584,7 @@ def main() -> None:
             "data": str(args.data),
             "texts": len(texts),
             "max_batch_tokens": args.max_batch_tokens,
-            "optimized_max_batch_tokens": args.optimized_max_batch_tokens or args.max_batch_tokens,
+            "optimized_max_batch_tokens": args.optimized_max_batch_tokens,
             "max_wait_ms": args.max_wait_ms,
             "max_concurrency": args.max_concurrency,
             "overload_x": args.overload_x,
