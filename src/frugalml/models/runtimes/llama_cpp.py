@@ -17,8 +17,9 @@ a folder is refused in one line and the pass is a failed candidate.
 Contexts are made on first use and kept in the model's state, one per (logits kept, context
 length, threads): the weights are memory-mapped once by the OS, whatever the count. They run
 with flash attention, as llama.cpp's own default (``auto``) does on CPU; llama-cpp-python's
-``Llama`` turns it off unless asked. On SmolLM2's Q4_1 GGUF here (2 threads, 64 greedy tokens
-after a 9-token prompt) it decoded 93.5 tokens/s with it and 79.7 without.
+``Llama`` turns it off unless asked. On SmolLM2's Q4_1 GGUF here (2 threads, 63 greedy steps
+after a 64-token prompt) it decoded 92.9 tokens/s with it and 83.1 without
+(``bench/llama_cpp_flash.py``, ``bench/results/llama_cpp_flash.json``).
 """
 
 from __future__ import annotations
