@@ -110,6 +110,25 @@ def test_pareto_front_is_the_search_s() -> None:
     assert front_flags([(1.0, 80.0), (2.0, 80.0000001)]) == [True, False]
 
 
+def test_the_report_reads_a_pipeline_from_its_text_as_the_search_does() -> None:
+    """A report point carries its pipeline as text (``onnx_export(opset=17) + ...``); the
+    record it hands to the search's tie rule names its passes, so the rule is the search's:
+    a batch size is not complexity, another pass is (the demo's report.html once failed on a
+    tie here, the rule reading text items as records)."""
+    from frugalml.report.figures import record_of
+    from frugalml.search.pareto import complexity, pareto_front, pick
+
+    stem = "layer_drop(keep=4) + onnx_export(opset=17) + openvino_int8(precision=f32)"
+    b32 = Point("c19", 87.03, 0.0150, passes=stem, cost_ci=(0.0130, 0.0170))
+    b128 = Point("c31", 87.03, 0.0135, passes=f"{stem} + runtime_settings(batch_size=128)")
+    four = Point("c32", 87.03, 0.0135, passes=f"{stem} + prune_structured(amount=0.25)")
+    recs = {p.name: {**record_of(p), "id": p.name} for p in (b32, b128, four)}
+    assert [complexity(r) for r in recs.values()] == [3, 3, 4]
+    assert pick([recs["c19"], recs["c31"]])["id"] == "c31"
+    assert pick([recs["c19"], recs["c32"]])["id"] == "c19"
+    assert {r["id"] for r in pareto_front(list(recs.values()))} == {"c19", "c31"}
+
+
 def test_report_is_self_contained_and_escaped() -> None:
     text = render(_data())
     assert "<script src" not in text and "<link" not in text and "@import" not in text

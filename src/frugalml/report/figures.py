@@ -96,7 +96,7 @@ def record_of(p: Point, higher_is_better: bool = True) -> dict[str, Any]:
         "quality": p.quality,
         "cost_usd_per_1m": p.cost_usd_per_1m,
         "higher_is_better": higher_is_better,
-        "passes": [x for x in p.passes.split(" + ") if x] if p.passes else [],
+        "passes": [{"name": n.strip()} for n in pass_names(p.passes).split(" + ") if n.strip()],
     }
     if p.cost_ci is not None:
         record["cost_usd_per_1m_low"], record["cost_usd_per_1m_high"] = p.cost_ci

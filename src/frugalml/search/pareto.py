@@ -69,24 +69,11 @@ def better_quality(a: float, b: float, higher_is_better: bool = True) -> bool:
     return a > b + QUALITY_TOLERANCE if higher_is_better else a < b - QUALITY_TOLERANCE
 
 
-def pass_names(passes: Any) -> list[str]:
-    """The pass names of a record's pipeline, in any of the forms records carry it: the
-    search's ``[{"name": ..., "config": ...}]``, a list of names, or the report's
-    ``"onnx_export(opset=17) + quantize_dynamic"`` text."""
-    if not passes:
-        return []
-    items = passes.split(" + ") if isinstance(passes, str) else passes
-    return [
-        str(p.get("name")) if isinstance(p, dict) else str(p).split("(", 1)[0].strip()
-        for p in items
-    ]
-
-
 def complexity(record: Record) -> int:
     """Passes in the pipeline that change the model (0: the original). ``runtime_settings``
     (batch size, maximum length) runs the same model another way: not a more complex
     pipeline, so it cannot lose a tie to its own model at the default settings."""
-    return sum(1 for n in pass_names(record.get("passes")) if n != "runtime_settings")
+    return sum(1 for p in record.get("passes") or () if p.get("name") != "runtime_settings")
 
 
 def dominates(a: Record, b: Record) -> bool:
