@@ -1,9 +1,11 @@
 """Benchmark: frugal optimize on all-MiniLM-L6-v2 vs sentence-transformers fp32 vs Optimum int8.
 
-1. ``frugal optimize minilm --task similarity --data sts-dev.csv`` on CPU with 2 threads
-   (quality bound 1 Spearman point; optimize splits dev in three: passes tune on "tune",
-   candidates are selected on "select", and the bound is checked again on "final", which no
-   pass and no selection touched), unless ``--from DIR`` reuses an earlier output folder.
+1. ``frugal optimize minilm --task similarity --data sts-dev.csv --extra-text
+   wikitext-2/valid.txt`` on CPU with 2 threads (quality bound 1 Spearman point; optimize
+   splits dev in three: passes tune on "tune", candidates are selected on "select", and the
+   bound is checked again on "final", which no pass and no selection touched; distillation
+   adds WikiText-2 sentences, from ../shared/data when present, to the tune texts), unless
+   ``--from DIR`` reuses an earlier output folder.
 2. The comparison model: Hugging Face Optimum's ONNX Runtime dynamic-int8 recipe
    (``avx512_vnni`` config), built in its own environment (bench/.venv-optimum, made by
    bench/setup_optimum.sh on first use) so Optimum never becomes a frugal dependency.
@@ -63,6 +65,7 @@ def run_optimize(
     seed: int,
     max_quality_drop: float = 1.0,
     passes: list[str] | None = None,
+    extra_text: Path | None = None,
 ) -> dict[str, Any]:
     import frugalml
 
@@ -91,6 +94,7 @@ def run_optimize(
         passes=passes,
         ledger=f"sqlite:///{out / 'ledger.db'}",
         listener=listener,
+        extra_text=extra_text,
     )
     return {
         "elapsed_s": res.elapsed_s,
@@ -98,6 +102,7 @@ def run_optimize(
         "best": res.best["label"] if res.best else None,
         "run_id": res.run_id,
         "max_quality_drop": max_quality_drop,
+        "extra_text": str(extra_text) if extra_text else None,
     }
 
 
@@ -135,6 +140,13 @@ def main() -> int:
         default=SHARED / "sts-b" / "sts-train.csv",
         help="STS-B train, scored as data optimize never saw ('' to skip)",
     )
+    ap.add_argument(
+        "--extra-text",
+        type=Path,
+        default=SHARED / "wikitext-2" / "valid.txt",
+        help="optimize --extra-text: sentences distillation adds ('' or absent: the standard "
+        "library's docstrings)",
+    )
     ap.add_argument("--out", type=Path, default=Path("frugal-out/bench-minilm"))
     ap.add_argument("--from", dest="from_dir", type=Path, help="reuse an optimize output")
     ap.add_argument("--budget-minutes", type=float, default=45.0)
@@ -158,10 +170,13 @@ def main() -> int:
 
     torch.set_num_threads(THREADS)
     out = (args.from_dir or args.out).absolute()
+    extra = args.extra_text if str(args.extra_text) and args.extra_text.is_file() else None
     info: dict[str, Any] = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])}
     if args.from_dir is None:
         log(f"frugal optimize minilm on {args.data} (budget {args.budget_minutes} min) ...")
-        info["optimize"] = run_optimize(args.data, out, args.budget_minutes, args.seed)
+        info["optimize"] = run_optimize(
+            args.data, out, args.budget_minutes, args.seed, extra_text=extra
+        )
     if not (out / "best").exists():
         log(f"no chosen model in {out}")
         print(json.dumps({**info, "error": "optimize chose no model"}))
@@ -218,8 +233,9 @@ def main() -> int:
             if not (match_out / "best").exists():
                 log(f"frugal optimize at Optimum's held-out loss ({bound:.2f} pt) ...")
                 info["optimize_at_optimum"] = run_optimize(
-                    args.data, match_out, args.budget_minutes, args.seed, bound, MATCH_PASSES
-                )
+                    args.data, match_out, args.budget_minutes, args.seed, bound, MATCH_PASSES,
+                    extra_text=extra,
+                )  # fmt: skip
             if (match_out / "best").exists():
                 m = frugalml.load(match_out / "best")
                 m = m.evolve(runtime=Runtime(**{**m.runtime.to_dict(), "threads": THREADS}))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -402,3 +403,59 @@ def test_an_interrupted_search_still_reports_what_it_found(
     with Ledger(f"sqlite:///{tmp_path / 'l.db'}") as book:
         run = book.runs(kind="optimize")[0]
     assert run.status == "failed" and "interrupted" in (run.error or "")
+
+
+def test_extra_text_feeds_the_distillation_and_is_recorded(
+    tiny: Path, texts_file: Path, tmp_path: Path
+) -> None:
+    """``extra_text``: its sentences, not the standard library's, are what layer dropping adds
+    to the tune texts (5 in the file against up to 10 per tune text from the docstrings), and
+    the optimize run records the file and how many sentences it gave."""
+    extra = tmp_path / "extra.txt"
+    sentences = stdlib_sentences(60, seed=9)[50:55]  # texts_file's are other sentences
+    extra.write_text("= A heading =\n" + "\n".join(sentences) + "\n", encoding="utf-8")
+    tiers = {"structure": [(LayerDrop(keep=2, choose="even", epochs=1, extra_texts=4000),)]}
+    logs: list[str] = []
+
+    def search(out: str, **kw: object) -> Any:
+        return frugalml.optimize(
+            tiny, "fidelity", texts_file, out=tmp_path / out, tiers=tiers, repeats=1,
+            runtime_variants=0, max_quality_drop=100.0, ledger=f"sqlite:///{tmp_path / 'l.db'}",
+            listener=lambda e, i: logs.append(str(i.get("text", ""))) if e == "log" else None,
+            **kw,
+        )  # fmt: skip
+
+    with_file = search("a", extra_text=extra)
+    tune = with_file.rows["tune"]
+    assert any(f"distilling on {tune + 5} texts" in m for m in logs), logs
+    logs.clear()
+    search("b")
+    assert any(f"distilling on {tune + 10 * tune} texts" in m for m in logs), logs
+    with Ledger(f"sqlite:///{tmp_path / 'l.db'}") as book:
+        run = book.get(with_file.run_id)
+    assert run.params["extra_text"] == {"path": str(extra), "sentences": 5}
+
+
+def test_unusable_extra_text_is_refused_before_any_work(
+    tiny: Path, texts_file: Path, tmp_path: Path
+) -> None:
+    binary = tmp_path / "weights.bin"
+    binary.write_bytes(bytes(range(256)) * 8)
+    code = tmp_path / "code.txt"
+    code.write_text("x=1;y=2\nfor(i=0;i<n;i++){}\n", encoding="utf-8")
+    for bad, words in ((tmp_path / "missing.txt", "cannot read"), (binary, "cannot read"),
+                       (code, "no prose sentences")):  # fmt: skip
+        with pytest.raises(BadInput, match=words):
+            frugalml.optimize(
+                tiny, "fidelity", texts_file, out=tmp_path / "o", extra_text=bad,
+                ledger=f"sqlite:///{tmp_path / 'l.db'}",
+            )  # fmt: skip
+        assert not (tmp_path / "o" / ".work").exists()  # no search began
+
+
+def test_extra_text_is_refused_for_a_causal_lm(tmp_path: Path) -> None:
+    """A causal LM's search distills nothing: the option would be silently unused."""
+    text = tmp_path / "t.txt"
+    text.write_text(" ".join(stdlib_sentences(20, seed=1)), encoding="utf-8")
+    with pytest.raises(BadInput, match="causal LM"):
+        frugalml.optimize("smollm2", "perplexity", text, out=tmp_path / "o", extra_text=text)

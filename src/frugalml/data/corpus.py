@@ -3,6 +3,9 @@
 The demo and tests need unlabelled English text that frugal did not write and that exists
 without a download. The docstrings of the standard library (read with ``ast``, nothing is
 imported or run) are exactly that: prose written by CPython's developers.
+
+``file_sentences`` reads the same kind of sentences from a user's plain-text file (``optimize
+--extra-text``: WikiText-2, a product's own logs), split and filtered the same way.
 """
 
 from __future__ import annotations
@@ -91,6 +94,46 @@ def stdlib_sentences(
     return sentences
 
 
+def file_sentences(
+    path: str | Path,
+    n: int | None = None,
+    *,
+    seed: int = 0,
+    min_chars: int = 30,
+    max_chars: int = 300,
+) -> list[str]:
+    """Distinct prose sentences of a UTF-8 text file (one document per line or running text),
+    split and filtered as ``stdlib_sentences`` does; WikiText's ``= Heading =`` lines are
+    skipped. With ``n``, a seeded sample of ``n`` of them. ``ValueError`` when the file has
+    none (a binary or non-prose file), ``OSError`` when it cannot be read."""
+    seen: set[str] = set()
+    sentences: list[str] = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            text = line.strip()
+            if not text or (text.startswith("=") and text.endswith("=")):
+                continue
+            for sentence in _SENTENCE_END.split(_SPACE.sub(" ", text)):
+                if _prose(sentence, min_chars, max_chars) and sentence not in seen:
+                    seen.add(sentence)
+                    sentences.append(sentence)
+    if not sentences:
+        raise ValueError(
+            f"{path}: no prose sentences of {min_chars}-{max_chars} characters (is it plain text?)"
+        )
+    if n is not None and n < len(sentences):
+        sentences = random.Random(seed).sample(sentences, n)
+    return sentences
+
+
+def _prose(sentence: str, min_chars: int, max_chars: int) -> bool:
+    """A sentence of the right length that is mostly letters and has a space (not code)."""
+    if not (min_chars <= len(sentence) <= max_chars):
+        return False
+    letters = sum(c.isalpha() for c in sentence)
+    return letters >= 0.7 * len(sentence) * 0.8 and " " in sentence
+
+
 @functools.cache
 def _all_sentences(min_chars: int, max_chars: int) -> tuple[str, ...]:
     root = Path(sysconfig.get_paths()["stdlib"])
@@ -103,11 +146,8 @@ def _all_sentences(min_chars: int, max_chars: int) -> tuple[str, ...]:
                 if para.lstrip().startswith((">>>", "...", "$", "-", "*", ":")):
                     continue
                 for sentence in _SENTENCE_END.split(_SPACE.sub(" ", para).strip()):
-                    letters = sum(c.isalpha() for c in sentence)
-                    if not (min_chars <= len(sentence) <= max_chars):
-                        continue
-                    if letters < 0.7 * len(sentence) * 0.8 or " " not in sentence:
-                        continue  # mostly code or symbols
+                    if not _prose(sentence, min_chars, max_chars):
+                        continue  # too short or long, or mostly code or symbols
                     if sentence not in seen:
                         seen.add(sentence)
                         sentences.append(sentence)

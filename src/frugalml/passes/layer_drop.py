@@ -5,7 +5,8 @@ kept) whose student, before any training, agrees best with the original on a few
 texts; ``choose="even"`` spreads them evenly instead (6 → 4 keeps blocks 0, 2, 3, 5) — then
 distills the student from the original model (the teacher = the model this pass receives,
 i.e. the baseline) on unlabelled text of the task data's tune split (``passes.distill``),
-optionally with ``extra_texts`` standard-library sentences (``data.stdlib_sentences``) and the
+optionally with ``extra_texts`` more sentences (the ``optimize --extra-text`` file's when given,
+else the standard library's docstrings: ``data.stdlib_sentences``) and the
 intermediate-layer loss (``hidden_weight``: each kept block's token states follow the teacher
 block it started as). Compute falls roughly in proportion to the blocks removed.
 """
@@ -13,6 +14,7 @@ block it started as). Compute falls roughly in proportion to the blocks removed.
 from __future__ import annotations
 
 import copy
+import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -52,6 +54,16 @@ class LayerDrop:
 EXTRA_PER_TASK_TEXT = 10  # cap on extra_texts per task text (STS-B's 500-row tune split: none)
 SEARCH_TEXTS = 256  # tune texts used to compare block subsets before distillation
 MAX_SUBSETS = 24
+
+
+def extra_sentences(ctx: PassContext, n: int) -> list[str]:
+    """``n`` sentences (seeded) of the run's extra corpus, or of the standard library's
+    docstrings when it has none (technical prose: text closer to the task's, such as
+    WikiText-2 for STS-B's news and captions, teaches a student more of the task)."""
+    if not ctx.corpus:
+        return stdlib_sentences(n, seed=ctx.seed)
+    corpus = list(ctx.corpus)
+    return corpus if n >= len(corpus) else random.Random(ctx.seed).sample(corpus, n)
 
 
 def kept_layers(total: int, keep: int) -> list[int]:
@@ -128,7 +140,7 @@ def layer_drop(model: Model, cfg: LayerDrop, ctx: PassContext) -> Model:
     texts = list(ctx.texts)[: cfg.max_texts]
     extra = min(cfg.extra_texts, EXTRA_PER_TASK_TEXT * len(texts))
     if extra > 0:
-        texts += stdlib_sentences(extra, seed=ctx.seed)
+        texts += extra_sentences(ctx, extra)
     target = teacher_outputs(model, texts)
     if cfg.choose == "search":
         keep = choose_layers(model, student, list(layers), cfg.keep, texts, target, ctx.log)

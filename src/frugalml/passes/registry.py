@@ -44,11 +44,14 @@ class PassContext:
     """What passes may use besides the model.
 
     ``texts``: unlabelled text from the task's tune split (calibration, distillation).
+    ``corpus``: more unlabelled sentences a pass may add to them (``optimize --extra-text``;
+    empty: passes that want more text take the standard library's docstrings).
     ``work_dir``: where passes write intermediate files (ONNX graphs). ``seed``: for anything
     random. ``device``: where training passes run. ``log``: progress messages.
     """
 
     texts: Sequence[str] = ()
+    corpus: Sequence[str] = ()
     work_dir: Path | None = None
     seed: int = 0
     device: str = "cpu"

@@ -86,6 +86,12 @@ def optimize(
     if is_lm_job(model, task):
         from frugalml.search.optimize_lm import optimize_lm
 
+        if kwargs.get("extra_text") is not None:
+            raise BadInput(
+                "--extra-text feeds an encoder's distillation; a causal LM's search has none",
+                hint="leave --extra-text out for a causal language model",
+            )
+
         return optimize_lm(model, task, data, task_options=task_options, **kwargs)
     from frugalml.search.runner import optimize as optimize_encoder
 

@@ -213,20 +213,19 @@ def optimize(
     engine: str = "local",
     address: str | None = None,
     max_parallel: int = 1,
+    extra_text: str | Path | None = None,
 ) -> OptimizeResult:
     """Search for the cheapest variant of ``model`` within ``max_quality_drop`` points.
 
-    Raises ``BadInput`` for unusable input before any work. Returns the result even when no
-    candidate meets the bound (``best`` is None; the CLI exits 2, or 3 when the time budget
-    ended the search). ``tiers`` replaces the default space (``space.base_pipelines``);
+    ``BadInput`` for unusable input before any work. The result comes back even when no
+    candidate meets the bound (``best`` None). ``tiers`` replaces ``space.base_pipelines``;
     ``passes`` keeps only pipelines made of these pass names (list ``runtime_settings`` to let
     it try batch sizes); ``memory_limit_mb`` caps each candidate's evaluation process;
     ``runtime_variants``: try other batch sizes for this many of the best candidates;
     ``listener(event, info)`` receives progress; ``reporter(result)`` writes reports (also
     when interrupted) and returns their paths, which the ledger keeps. ``engine``: where
     evaluations run (``local``, or ``ray`` on the cluster at ``address`` with up to
-    ``max_parallel`` at once; ``search.engines``).
-    """
+    ``max_parallel`` at once). ``extra_text``: a file of sentences distillation adds."""
     from frugalml.measure.track import track
     from frugalml.search.engines import get_engine
 
@@ -234,8 +233,8 @@ def optimize(
     started = time.monotonic()
     guard = OutputGuard(ledger=ledger, inputs=[model, data], overwrite=overwrite)
     guard.claim_dir(out, writes=[".work", "best", "candidates.json", "report.md", "report.html"])
-    price, the_task, dataset = _inputs(
-        task, data, metric, seed, instance, region, budget_minutes, data_options
+    price, the_task, dataset, corpus = _inputs(
+        task, data, metric, seed, instance, region, budget_minutes, data_options, extra_text
     )
     splits = _splits(the_task, dataset, seed)
     base = _load_base(model, device, threads)
@@ -244,6 +243,7 @@ def optimize(
     _write_jsonl(dataset, work / "data.jsonl")
     book = _ledger(ledger)
     params = _params(model, the_task, dataset, max_quality_drop, device, seed, budget_minutes)
+    params |= {"extra_text": {"path": str(extra_text), "sentences": len(corpus)}} if corpus else {}
     with contextlib.ExitStack() as stack:
         run = stack.enter_context(track(
             f"optimize {params['model']}", kind="optimize", ledger=book, instance=instance,
@@ -254,7 +254,7 @@ def optimize(
         search = _Search(
             task=the_task, base=base, splits=splits, book=book, run_id=run.id, price=price,
             work=work,
-            builder=_Builder(base, _pass_context(splits["tune"], work, seed, device, emit)),
+            builder=_Builder(base, _pass_context(splits["tune"], corpus, work, seed, device, emit)),
             engine=_started(stack, the_engine),  # the local one imports while we work
             spec=_worker_spec(the_task, seed, work, device, threads, instance, region, repeats),
             original_spec=str(model) if not isinstance(model, Model) else None, emit=emit,
@@ -332,8 +332,10 @@ def _inputs(
     region: str | None,
     budget_minutes: float,
     data_options: dict[str, Any] | None,
-) -> tuple[Price, Task, Dataset]:
-    """Every input checked before any work: prices, budget, task, data."""
+    extra_text: str | Path | None,
+) -> tuple[Price, Task, Dataset, list[str]]:
+    """Every input checked before any work: prices, budget, task, data, the extra text's
+    sentences."""
     from frugalml.measure.prices import resolve
 
     price = resolve(instance, region)
@@ -342,7 +344,7 @@ def _inputs(
     the_task = get_task(task, metric=metric, seed=seed)
     dataset = resolve_data(data, **(data_options or {}))
     the_task.check(dataset)
-    return price, the_task, dataset
+    return price, the_task, dataset, _extra_sentences(extra_text)
 
 
 def _ledger(ledger: Any) -> Ledger:
@@ -390,9 +392,27 @@ def _meter(price: Price) -> Any:
     return meter
 
 
-def _pass_context(tune: Dataset, work: Path, seed: int, device: str, emit: Listener) -> PassContext:
+def _extra_sentences(path: str | Path | None) -> list[str]:
+    """The ``extra_text`` file's sentences (``data.file_sentences``); ``BadInput`` if it
+    cannot be read or holds no prose."""
+    if path is None:
+        return []
+    from frugalml.data import file_sentences
+
+    try:
+        return file_sentences(Path(path).expanduser())
+    except (OSError, UnicodeDecodeError) as e:
+        raise BadInput(f"cannot read the extra text {path}: {e}") from e
+    except ValueError as e:
+        raise BadInput(str(e), hint="--extra-text takes a plain-text file of sentences") from e
+
+
+def _pass_context(
+    tune: Dataset, corpus: Sequence[str], work: Path, seed: int, device: str, emit: Listener
+) -> PassContext:
     return PassContext(
         texts=tune.texts_all(),
+        corpus=corpus,
         work_dir=work / "passes",
         seed=seed,
         device=device,
