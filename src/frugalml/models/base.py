@@ -182,9 +182,9 @@ class Model:
         """Each text's token ids (and masks) after truncation, unpadded.
 
         A fast tokenizer's Rust core (``backend_tokenizer``) gives the same ids as the
-        tokenizer's ``__call__`` without its per-call Python work: 3,000 STS-B sentences in
-        ~65 ms instead of ~210 here (transformers 5.24), about a tenth of an int8 MiniLM's
-        whole ``encode``. It runs on a private copy set up once for this model's
+        tokenizer's ``__call__`` without its per-call Python work (transformers 5's, a
+        sizeable share of an int8 MiniLM's ``encode`` on short sentences; the optimize
+        benchmark's rows gain from it). It runs on a private copy set up once for this model's
         ``max_length`` (``__call__`` resets the shared core's truncation and padding on every
         call, so sharing it with another thread is unsafe). Any other tokenizer: ``__call__``.
         """
