@@ -274,24 +274,37 @@ _ENCODING_ATTR = {
 }
 
 
-def _rust_copy(tokenizer: Any, max_length: int) -> tuple[Any, list[tuple[str, str]]] | None:
-    """A copy of a fast tokenizer's Rust core truncating at ``max_length`` on the tokenizer's
-    side, unpadded, with the keys ``__call__`` returns; None if it has no such core."""
+def rust_tokenizer(tokenizer: Any, max_length: int | None = None) -> Any | None:
+    """A private copy of a fast tokenizer's Rust core (``backend_tokenizer``), unpadded,
+    truncating at ``max_length`` on the tokenizer's side (None: untruncated); None if the
+    tokenizer has no such core. Private because ``__call__`` resets the shared core's
+    truncation and padding on every call: another thread's call would change this one's."""
     core = getattr(tokenizer, "backend_tokenizer", None)
-    names = list(getattr(tokenizer, "model_input_names", ()) or ())
-    if core is None or not names or any(n not in _ENCODING_ATTR for n in names):
+    if core is None:
         return None
     try:
         from tokenizers import Tokenizer
 
         copy = Tokenizer.from_str(core.to_str())
         copy.no_padding()
-        copy.enable_truncation(
-            max_length, direction=getattr(tokenizer, "truncation_side", "right") or "right"
-        )
+        if max_length is None:
+            copy.no_truncation()
+        else:
+            side = getattr(tokenizer, "truncation_side", "right") or "right"
+            copy.enable_truncation(max_length, direction=side)
     except Exception:  # an unusual core: __call__ is always right
         return None
-    return copy, [(n, _ENCODING_ATTR[n]) for n in names]
+    return copy
+
+
+def _rust_copy(tokenizer: Any, max_length: int) -> tuple[Any, list[tuple[str, str]]] | None:
+    """``rust_tokenizer`` at ``max_length`` with the keys ``__call__`` returns, as
+    (output key, ``Encoding`` attribute) pairs; None if a key is one the core does not give."""
+    names = list(getattr(tokenizer, "model_input_names", ()) or ())
+    if not names or any(n not in _ENCODING_ATTR for n in names):
+        return None
+    core = rust_tokenizer(tokenizer, max_length)
+    return None if core is None else (core, [(n, _ENCODING_ATTR[n]) for n in names])
 
 
 def _pad_batch(

@@ -38,6 +38,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from frugalml.models.base import rust_tokenizer
 from frugalml.serve.batcher import Batcher
 from frugalml.serve.metrics import ServeStats
 
@@ -73,17 +74,13 @@ class EmbeddingBackend:
         # tokenizer keeps its padding/truncation settings in shared state that each call
         # resets, so two threads on one tokenizer let a batch come back unpadded (ragged:
         # "setting an array element with a sequence", a 500 under load). Counting gets its own.
-        self._counter = copy.deepcopy(model.tokenizer)
         # A fast tokenizer's Rust ``Tokenizer`` counts without transformers' per-call Python
         # work: one STS-B sentence 14 us instead of 28 here, and in py-spy profiles of the
         # server at 100 req/s (fp32 MiniLM, one core) 13 instead of 25 of ~150 event-loop
-        # samples. It is the private copy's: set up once, untruncated and unpadded, never
-        # shared with the worker.
-        rust = getattr(self._counter, "backend_tokenizer", None)
-        if rust is not None:
-            rust.no_truncation()
-            rust.no_padding()
-        self._rust = rust
+        # samples. Its private copy is untruncated and unpadded, never shared with the worker;
+        # any other tokenizer counts on a copy of the whole tokenizer.
+        self._rust = rust_tokenizer(model.tokenizer)
+        self._counter = copy.deepcopy(model.tokenizer) if self._rust is None else None
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens of each text as the model would see it untruncated (special tokens in)."""
@@ -91,6 +88,7 @@ class EmbeddingBackend:
             return [
                 len(e.ids) for e in self._rust.encode_batch(list(texts), add_special_tokens=True)
             ]
+        assert self._counter is not None
         enc = self._counter(list(texts), add_special_tokens=True, truncation=False)
         return [len(ids) for ids in enc["input_ids"]]
 
