@@ -236,6 +236,21 @@ def test_bad_input_gives_one_clear_line(
         "quantum_pass",
     )
     assert "unknown pass" in p.stderr
+    p = _bad(
+        cli,
+        "optimize",
+        str(tiny),
+        "--task",
+        "fidelity",
+        "--data",
+        str(texts),
+        "--out",
+        str(tmp_path / "o5"),
+        "--final-confidence",
+        "1",
+    )
+    assert "--final-confidence must be at least 0.5 and below 1" in p.stderr
+    assert not (tmp_path / "o5" / ".work").exists()
     p = _bad(cli, "eval", str(tiny), "--task", "translation", "--data", str(texts))
     assert "unknown task" in p.stderr
 

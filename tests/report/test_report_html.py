@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from frugalml.report.bootstrap import DeltaCI
+from frugalml.measure.bootstrap import DeltaCI
 from frugalml.report.html import Point, ReportData, front_flags, render, write
 from frugalml.report.statement import Side, build_statement
 

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from frugalml.errors import BadInput
-from frugalml.report.bootstrap import DeltaCI
+from frugalml.measure.bootstrap import DeltaCI
 from frugalml.report.gate import gate
 from frugalml.report.statement import Side, TrainingCost, build_statement
 

@@ -317,8 +317,12 @@ def test_optimize_records_failures_and_goes_on(texts_file: Path, tmp_path: Path)
     # both quality figures: the select split (chosen on) and the final one (checked on)
     assert res.best["final_check"] == "passed"
     assert res.best["final_quality_drop"] <= 5.0
+    # ... with 90% confidence by default: the bootstrap's bound is within the bound, recorded
+    assert res.best["final_confidence"] == 0.9 and res.best["final_drop_bound"] <= 5.0
+    assert manifest["quality"]["final_drop_bound"] == pytest.approx(res.best["final_drop_bound"])
+    assert parent.params["final_confidence"] == 0.9
     assert set(res.rows) == {"tune", "select", "final"} and sum(res.rows.values()) == 64
-    assert "final split" in (out / "report.md").read_text()
+    assert "90% one-sided bound" in (out / "report.md").read_text()
 
 
 def test_optimize_is_reproducible_with_a_seed(tiny: Path, texts_file: Path, tmp_path: Path) -> None:
@@ -451,6 +455,22 @@ def test_unusable_extra_text_is_refused_before_any_work(
                 ledger=f"sqlite:///{tmp_path / 'l.db'}",
             )  # fmt: skip
         assert not (tmp_path / "o" / ".work").exists()  # no search began
+
+
+def test_an_unusable_final_confidence_is_refused_before_any_work(
+    tiny: Path, texts_file: Path, tmp_path: Path
+) -> None:
+    for bad in (1.0, 0.2):
+        with pytest.raises(BadInput, match=r"--final-confidence must be at least 0\.5"):
+            frugalml.optimize(
+                tiny, "fidelity", texts_file, out=tmp_path / "o", final_confidence=bad,
+                ledger=f"sqlite:///{tmp_path / 'l.db'}",
+            )  # fmt: skip
+        assert not (tmp_path / "o" / ".work").exists()  # no search began
+    text = tmp_path / "t.txt"
+    text.write_text(" ".join(stdlib_sentences(20, seed=1)), encoding="utf-8")
+    with pytest.raises(BadInput, match="no final split"):  # a causal LM's search: one text
+        frugalml.optimize("smollm2", "perplexity", text, out=tmp_path / "p", final_confidence=0.9)
 
 
 def test_extra_text_is_refused_for_a_causal_lm(tmp_path: Path) -> None:

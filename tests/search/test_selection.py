@@ -9,8 +9,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from frugalml.errors import BadInput
 from frugalml.search.constraints import Cheapest, QualityBound, choose
 from frugalml.search.pareto import (
     COST_NOISE_FLOOR,
@@ -91,6 +93,30 @@ def test_a_batch_size_is_not_complexity_so_a_tie_goes_to_the_cheaper_settings() 
     assert pick([b32, four])["id"] == "c19"
 
 
+class Fixed:
+    """A final-split result whose quality is the same on every resample of its rows."""
+
+    rows_scored = 100
+
+    def __init__(self, quality: float) -> None:
+        self.quality = quality
+
+    def quality_on(self, indices: np.ndarray) -> float:
+        return self.quality
+
+
+class Rows:
+    """Per-row accuracy (0 or 100 per row): ``quality_on`` is the mean on the given rows."""
+
+    def __init__(self, correct: np.ndarray) -> None:
+        self.correct = correct.astype(float) * 100.0
+        self.rows_scored = len(correct)
+        self.quality = float(self.correct.mean())
+
+    def quality_on(self, indices: np.ndarray) -> float:
+        return float(self.correct[indices].mean())
+
+
 def test_the_bound_is_checked_again_on_the_final_split() -> None:
     """c02 is the cheapest within the bound on the select split but loses 3 points on the
     final split: it is not chosen; c01, within the bound on both, is."""
@@ -100,11 +126,11 @@ def test_the_bound_is_checked_again_on_the_final_split() -> None:
     final = {"c00": 91.0, "c01": 90.6, "c02": 88.0}
     asked: list[str] = []
 
-    def final_quality(r: dict[str, Any]) -> float:
+    def final_result(r: dict[str, Any]) -> Fixed:
         asked.append(r["id"])
-        return final[r["id"]]
+        return Fixed(final[r["id"]])
 
-    best, notes = choose([c01, c02], base, 1.0, final_quality)
+    best, notes = choose([c01, c02], base, 1.0, final_result)
     assert best is c01 and c01["chosen"] and c01["final_check"] == "passed"
     assert c02["final_check"] == "failed" and c02["final_quality_drop"] == pytest.approx(3.0)
     assert "c02" in notes[0] and "final split" in notes[0]
@@ -113,9 +139,58 @@ def test_the_bound_is_checked_again_on_the_final_split() -> None:
     final["c01"] = 80.0
     for r in (base, c01, c02):
         r.pop("final_quality", None)
-    assert choose([c01, c02], base, 1.0, final_quality)[0] is None
-    # a failed final evaluation (NaN) never passes
-    assert choose([c01], rec("c00", 90.0, 10.0, passes=0), 5.0, lambda r: math.nan)[0] is None
+    assert choose([c01, c02], base, 1.0, final_result)[0] is None
+    # a failed final evaluation (None) never passes, nor does a failed baseline's
+    assert choose([c01], rec("c00", 90.0, 10.0, passes=0), 5.0, lambda r: None)[0] is None
+    ok = rec("c01", 89.5, 5.0)
+    assert choose([ok], rec("c00", 90.0, 10.0, passes=0), 5.0,
+                  lambda r: None if r["id"] == "c00" else Fixed(90.0))[0] is None  # fmt: skip
+    assert math.isnan(ok["final_drop_bound"])
+
+
+def test_a_model_at_the_edge_does_not_pass_on_a_point_estimate() -> None:
+    """Two candidates each lose exactly 5 of 1,000 final rows (0.5 points, inside a 1-point
+    bound). The noisy one disagrees with the original on 55 rows (wrong on 30 it got right,
+    right on 25 it got wrong): its drop's spread is about sqrt(55)/10 = 0.74 points, so with
+    90% confidence it could be losing ~1.45 points and fails. The steady one differs on only
+    those 5 rows (spread ~0.22, 90% bound ~0.8) and passes. With confidence 0.5 (the point
+    estimate) the noisy one passes too."""
+    n = 1000
+    base_ok = np.ones(n, dtype=bool)
+    base_ok[:100] = False  # the original: 90% accuracy
+    noisy = base_ok.copy()
+    noisy[100:130] = False  # 30 rows lost
+    noisy[:25] = True  # 25 gained
+    steady = base_ok.copy()
+    steady[100:105] = False
+    results = {"c00": Rows(base_ok), "noisy": Rows(noisy), "steady": Rows(steady)}
+
+    def pair(cheaper_one: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        base = rec("c00", 90.0, 10.0, passes=0)
+        return base, [rec(cheaper_one, 89.8, 2.0), rec("other", 89.9, 5.0)]
+
+    base, cands = pair("noisy")
+    best, notes = choose(cands, base, 1.0, lambda r: results.get(r["id"], Rows(base_ok)))
+    noisy_rec = cands[0]
+    assert noisy_rec["final_quality_drop"] == pytest.approx(0.5)
+    assert noisy_rec["final_check"] == "failed" and noisy_rec["final_drop_bound"] > 1.2
+    assert noisy_rec["final_confidence"] == 0.9
+    assert best is not None and best["id"] == "other"  # the next in order, equal to the base
+    assert "90% one-sided bound" in notes[0]
+
+    base, cands = pair("steady")
+    best, _ = choose(cands, base, 1.0, lambda r: results.get(r["id"], Rows(base_ok)))
+    assert best is cands[0] and 0.5 <= best["final_drop_bound"] < 1.0
+
+    base, cands = pair("noisy")
+    best, _ = choose(cands, base, 1.0, lambda r: results.get(r["id"], Rows(base_ok)), 0.5)
+    assert best is cands[0] and best["final_drop_bound"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("confidence", [0.4, 1.0, math.nan])
+def test_a_confidence_outside_its_range_is_refused(confidence: float) -> None:
+    with pytest.raises(BadInput, match="--final-confidence"):
+        choose([], rec("c00", 90.0, 10.0, passes=0), 1.0, lambda r: None, confidence)
 
 
 def test_search_does_not_import_report() -> None:

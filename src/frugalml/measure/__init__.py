@@ -2,7 +2,8 @@
 
 ``track`` meters Python code, ``run_command`` meters another program's process tree,
 ``time_calls`` times repeated calls (warm-up apart, percentiles), ``prices.resolve`` says what
-an instance-hour and a kWh cost.
+an instance-hour and a kWh cost, ``bootstrap`` gives the paired interval of a quality
+difference between two models scored on the same rows (and of a median timing ratio).
 """
 
 from frugalml.measure.prices import Price, resolve

@@ -1,6 +1,8 @@
 """Prove it: the cost-delta statement, the promotion gate, the HTML report, MLflow export.
 
-- ``bootstrap``: paired bootstrap confidence interval of a quality difference (pure, numpy).
+Quality intervals come from ``measure.bootstrap`` (paired bootstrap; the search checks its
+choice with it too).
+
 - ``statement``: ``Side`` (one model's figures) and ``build_statement`` → ``Statement``.
 - ``gate``: ``gate(statement, max_cost_ratio=..., max_quality_drop=...)`` → ``Verdict``.
 - ``sources``: a side from a ledger run or an optimize folder; per-row outputs; paired CI.

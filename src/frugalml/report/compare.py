@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from frugalml.errors import BadInput
+from frugalml.measure.bootstrap import DEFAULT_RESAMPLES
 from frugalml.measure.prices import price_note
 from frugalml.report import fresh
 from frugalml.report import loadtest as load
 from frugalml.report import sources as src
-from frugalml.report.bootstrap import DEFAULT_RESAMPLES
 from frugalml.report.statement import Side, Statement, build_statement
 
 if TYPE_CHECKING:

@@ -96,7 +96,9 @@ def _verdict(result: OptimizeResult) -> list[str]:
         f"- {result.metric} on the select split {best['quality']:.2f} vs "
         f"{base['quality']:.2f} ({-best['quality_drop']:+.2f} points); on the final split "
         f"{_num(best.get('final_quality'))} vs {_num(base.get('final_quality'))} "
-        f"({_num(-best.get('final_quality_drop', math.nan), '{:+.2f}')} points)",
+        f"({_num(-best.get('final_quality_drop', math.nan), '{:+.2f}')} points; "
+        f"{_num(best.get('final_confidence', math.nan) * 100, '{:.0f}')}% one-sided bound "
+        f"{_num(-best.get('final_drop_bound', math.nan), '{:+.2f}')}, paired bootstrap)",
         f"- size {units.nbytes(best['size_bytes'])} vs {units.nbytes(base['size_bytes'])}",
     ]
     if cost:

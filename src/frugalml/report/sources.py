@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from frugalml.errors import BadInput, NotFound
+from frugalml.measure.bootstrap import DEFAULT_RESAMPLES, DeltaCI, paired_bootstrap
 from frugalml.records import RunRecord
-from frugalml.report.bootstrap import DEFAULT_RESAMPLES, DeltaCI, paired_bootstrap
 from frugalml.report.statement import Side, TrainingCost
 from frugalml.settings import data_dir
 

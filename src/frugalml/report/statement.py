@@ -17,7 +17,7 @@ from typing import Any
 
 from frugalml import units
 from frugalml.errors import BadInput
-from frugalml.report.bootstrap import (
+from frugalml.measure.bootstrap import (
     MIN_ROUNDS_FOR_CI,
     DeltaCI,
     RatioCI,

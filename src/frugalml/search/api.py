@@ -91,6 +91,12 @@ def optimize(
                 "--extra-text feeds an encoder's distillation; a causal LM's search has none",
                 hint="leave --extra-text out for a causal language model",
             )
+        if kwargs.get("final_confidence") is not None:
+            raise BadInput(
+                "--final-confidence sets an encoder search's final check; a causal LM's "
+                "search scores one text and has no final split",
+                hint="leave --final-confidence out for a causal language model",
+            )
 
         return optimize_lm(model, task, data, task_options=task_options, **kwargs)
     from frugalml.search.runner import optimize as optimize_encoder

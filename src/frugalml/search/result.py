@@ -91,8 +91,10 @@ class CandidateRecord(TypedDict, total=False):
     chosen: bool
     # the final check (the held-out split), for the candidates checked
     final_quality: float
-    final_quality_drop: float
-    final_check: str  # passed | failed
+    final_quality_drop: float  # the point estimate
+    final_drop_bound: float  # upper end of its one-sided final_confidence interval (bootstrap)
+    final_confidence: float
+    final_check: str  # passed (final_drop_bound within the bound) | failed
     final_error: str
     # where it ran (--engine ray): every figure carries its node; ratios against the original
     # timed on the same node (node_baseline), or baseline_note says it was not

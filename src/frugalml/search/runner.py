@@ -12,7 +12,9 @@ interrupted search keeps what it found.
 The data is split three ways, seeded (``Task.search_split``): passes learn from ``tune``,
 candidates are scored and selected on ``select``, and the chosen one is checked once more on
 ``final``, which no pass and no selection touched: a candidate within the bound on ``select``
-but not on ``final`` is not chosen (the next in order is checked).
+but not on ``final`` is not chosen (the next in order is checked). "On ``final``" means with
+90% one-sided confidence by default (a paired bootstrap of the rows against the original:
+``constraints.choose``), so a model at the edge does not pass on a lucky few hundred rows.
 
 Outputs in ``out``: ``best/`` (the chosen model, ``frugalml.load``-able) and
 ``candidates.json`` (``OptimizeResult.candidates_file()``). ``optimize`` returns its
@@ -41,7 +43,12 @@ from frugalml.outputs import OutputGuard
 from frugalml.passes import PassContext, apply, persist
 from frugalml.passes.persist import load
 from frugalml.passes.registry import config_to_dict, info_of
-from frugalml.search.constraints import QualityBound, choose
+from frugalml.search.constraints import (
+    FINAL_CONFIDENCE,
+    QualityBound,
+    check_confidence,
+    choose,
+)
 from frugalml.search.evaluate import EVAL_KEYS, resolve_data
 from frugalml.search.pareto import pareto_front
 from frugalml.search.result import CandidateRecord, OptimizeResult, ProductionCost, StopReason
@@ -214,6 +221,7 @@ def optimize(
     address: str | None = None,
     max_parallel: int = 1,
     extra_text: str | Path | None = None,
+    final_confidence: float = FINAL_CONFIDENCE,
 ) -> OptimizeResult:
     """Search for the cheapest variant of ``model`` within ``max_quality_drop`` points.
 
@@ -223,9 +231,9 @@ def optimize(
     it try batch sizes); ``memory_limit_mb`` caps each candidate's evaluation process;
     ``runtime_variants``: try other batch sizes for this many of the best candidates;
     ``listener(event, info)`` receives progress; ``reporter(result)`` writes reports (also
-    when interrupted) and returns their paths, which the ledger keeps. ``engine``: where
-    evaluations run (``local``, or ``ray`` on the cluster at ``address`` with up to
-    ``max_parallel`` at once). ``extra_text``: a file of sentences distillation adds."""
+    when interrupted) and returns their paths, which the ledger keeps. ``engine``: ``local``,
+    or ``ray`` at ``address`` (``max_parallel`` at once). ``extra_text``: sentences to distil
+    on. ``final_confidence``: of the bound on the final split (``constraints.choose``)."""
     from frugalml.measure.track import track
     from frugalml.search.engines import get_engine
 
@@ -234,16 +242,15 @@ def optimize(
     guard = OutputGuard(ledger=ledger, inputs=[model, data], overwrite=overwrite)
     guard.claim_dir(out, writes=[".work", "best", "candidates.json", "report.md", "report.html"])
     price, the_task, dataset, corpus = _inputs(
-        task, data, metric, seed, instance, region, budget_minutes, data_options, extra_text
-    )
+        task, data, metric, seed, instance, region, budget_minutes, data_options, extra_text,
+        final_confidence,
+    )  # fmt: skip
     splits = _splits(the_task, dataset, seed)
     base = _load_base(model, device, threads)
-    work = Path(out).expanduser().absolute() / ".work"
-    work.mkdir(parents=True, exist_ok=True)
-    _write_jsonl(dataset, work / "data.jsonl")
+    work = _workdir(out, dataset)
     book = _ledger(ledger)
     params = _params(model, the_task, dataset, max_quality_drop, device, seed, budget_minutes)
-    params |= {"extra_text": {"path": str(extra_text), "sentences": len(corpus)}} if corpus else {}
+    params |= {"final_confidence": final_confidence, **_corpus_param(extra_text, corpus)}
     with contextlib.ExitStack() as stack:
         run = stack.enter_context(track(
             f"optimize {params['model']}", kind="optimize", ledger=book, instance=instance,
@@ -266,7 +273,7 @@ def optimize(
         records: list[CandidateRecord] = []
         deadline = started + budget_minutes * 60.0
         stop, untried = _loop(search, strategy, records, deadline, max_quality_drop, work.parent)
-        best, notes = _choose(search, records, max_quality_drop, final_check=stop != "interrupted")
+        best, notes = _choose(search, records, max_quality_drop, final_confidence, stop)
         search.engine.close()  # reaped: its processes' CPU now counts in the meter
         result = OptimizeResult(
             baseline=_baseline(records), best=best, pareto=pareto_front(records),
@@ -333,18 +340,32 @@ def _inputs(
     budget_minutes: float,
     data_options: dict[str, Any] | None,
     extra_text: str | Path | None,
+    final_confidence: float,
 ) -> tuple[Price, Task, Dataset, list[str]]:
     """Every input checked before any work: prices, budget, task, data, the extra text's
-    sentences."""
+    sentences, the final check's confidence."""
     from frugalml.measure.prices import resolve
 
     price = resolve(instance, region)
+    check_confidence(final_confidence)
     if budget_minutes <= 0:
         raise BadInput("--budget-minutes must be positive")
     the_task = get_task(task, metric=metric, seed=seed)
     dataset = resolve_data(data, **(data_options or {}))
     the_task.check(dataset)
     return price, the_task, dataset, _extra_sentences(extra_text)
+
+
+def _workdir(out: str | Path, dataset: Dataset) -> Path:
+    """``OUT/.work``, made, with the data as JSONL for the evaluation processes."""
+    work = Path(out).expanduser().absolute() / ".work"
+    work.mkdir(parents=True, exist_ok=True)
+    _write_jsonl(dataset, work / "data.jsonl")
+    return work
+
+
+def _corpus_param(extra_text: str | Path | None, corpus: list[str]) -> dict[str, Any]:
+    return {"extra_text": {"path": str(extra_text), "sentences": len(corpus)}} if corpus else {}
 
 
 def _ledger(ledger: Any) -> Ledger:
@@ -607,34 +628,38 @@ def _mark(records: list[CandidateRecord], max_drop: float) -> None:
 
 
 def _choose(
-    search: _Search, records: list[CandidateRecord], max_drop: float, *, final_check: bool
+    search: _Search,
+    records: list[CandidateRecord],
+    max_drop: float,
+    confidence: float,
+    stop: StopReason,
 ) -> tuple[CandidateRecord | None, list[str]]:
     """``constraints.choose`` with final-split evaluations (none when interrupted)."""
     baseline = _baseline(records)
     _mark(records, max_drop)
-    if not final_check:
+    if stop == "interrupted":
         return None, ["interrupted: no final check ran, so no model was chosen"]
-    best, notes = choose(
+    return choose(
         [r for r in records if r["tier"] != "baseline"],
         baseline,
         max_drop,
-        final_quality=lambda r: _final_quality(search, r),
+        final_result=lambda r: _final_result(search, r),
+        confidence=confidence,
     )
-    return best, notes
 
 
-def _final_quality(search: _Search, record: CandidateRecord) -> float:
-    """Quality on the final split (one timed pass); NaN when that evaluation fails."""
+def _final_result(search: _Search, record: CandidateRecord) -> Any:
+    """The evaluation on the final split (one timed pass, per-row items for the bootstrap);
+    None when it fails (its error is kept on the record)."""
     used: list[Outcome] = []
     try:
-        result = search.evaluate(
+        return search.evaluate(
             search.model_refs[record["id"]], f"{record['id']}-final", "final", used,
             repeats=FINAL_REPEATS,
         )  # fmt: skip
     except FrugalError as e:
         record["final_error"] = str(e)
-        return math.nan
-    return float(result.quality)
+        return None
 
 
 def _production_cost(
@@ -687,7 +712,10 @@ def _save(result: OptimizeResult, search: _Search, guard: OutputGuard) -> None:
             optimize_run_id=result.run_id,
             candidate_id=best["id"],
             candidate_run_id=best.get("run_id"),
-            quality={k: best.get(k) for k in (*EVAL_KEYS, "final_quality")},
+            quality={
+                k: best.get(k)
+                for k in (*EVAL_KEYS, "final_quality", "final_drop_bound", "final_confidence")
+            },
             production_cost=result.production_cost.to_dict() if result.production_cost else None,
         )
         man_path.write_text(json.dumps(man, indent=2, default=str) + "\n")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from frugalml.report.bootstrap import (
+from frugalml.measure.bootstrap import (
     paired_bootstrap,
     paired_bootstrap_mean,
     paired_ratio_ci,

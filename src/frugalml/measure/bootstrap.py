@@ -17,7 +17,7 @@ against BCa: 60 rows, rho 0.95 vs 0.90: 0.980 vs 0.953 (400 data sets); 60 rows,
 models: 0.978 vs 0.958 (400); 30 rows, 0.97 vs 0.93: 0.990 vs 0.985 (400); 200 rows, 0.90 vs
 0.85: 0.957 vs 0.950 (300). The percentile interval covered at least as often in every case
 and was 1-5% narrower, so it is kept (it also needs no jackknife: BCa re-scores both sides
-once per row on top of the resamples). ``tests/report/test_report_bootstrap.py`` keeps a
+once per row on top of the resamples). ``tests/measure/test_bootstrap.py`` keeps a
 smaller version of that comparison.
 
 Timing ratios (throughput, latency, cost) are not bootstrapped: with a handful of rounds a
