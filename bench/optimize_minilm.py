@@ -128,15 +128,47 @@ def build_optimum(out: Path) -> Path:
     return target
 
 
+def cosines(emb: Any, n: int) -> Any:
+    import numpy as np
+
+    a, b = emb[:n], emb[n:]
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
 def spearman(emb: Any, n: int, gold: Any, idx: Any = None) -> float:
     import numpy as np
     from scipy.stats import spearmanr
 
-    a, b = emb[:n], emb[n:]
-    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    cos = cosines(emb, n)
     if idx is not None:
         cos, gold = cos[idx], np.asarray(gold)[idx]
     return float(100.0 * spearmanr(cos, gold).statistic)
+
+
+def train_intervals(cos: dict[str, Any], gold: Any, ours: list[str]) -> dict[str, Any]:
+    """Paired bootstrap 95% intervals (frugal's ``measure.bootstrap``: 1,000 resamples of the
+    train pairs, both sides re-scored on the same rows) of each of ``ours`` minus the fp32
+    baseline and minus Optimum, in Spearman points: "equal quality" read off an interval."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    from frugalml.measure.bootstrap import paired_bootstrap
+
+    g = np.asarray(gold, dtype=float)
+
+    def score(name: str) -> Any:
+        return lambda idx: float(100.0 * spearmanr(cos[name][idx], g[idx]).statistic)
+
+    out: dict[str, Any] = {}
+    for mine in ours:
+        for other in (BASE, OPTIMUM):
+            if mine in cos and other in cos:
+                ci = paired_bootstrap(score(other), score(mine), len(g))
+                out[f"{mine} - {other}"] = {
+                    "delta": ci.delta, "low": ci.low, "high": ci.high,
+                    "confidence": ci.confidence, "resamples": ci.resamples, "pairs": ci.n_items,
+                }  # fmt: skip
+    return out
 
 
 def main() -> int:
@@ -257,6 +289,7 @@ def main() -> int:
 
     train = load_data(args.train) if str(args.train) and args.train.exists() else None
     rows: dict[str, dict[str, Any]] = {}
+    train_cos: dict[str, Any] = {}
     for name, enc in encoders.items():
         log(f"quality: {name} ...")
         emb = embeddings[name] if name in embeddings else enc(sentences)
@@ -267,10 +300,17 @@ def main() -> int:
             "spearman_dev": spearman(emb, n, dev.scores),
         }
         if train is not None:
-            row["spearman_train"] = spearman(
-                enc([*train.texts, *(train.texts2 or ())]), len(train), train.scores
-            )
+            train_emb = enc([*train.texts, *(train.texts2 or ())])
+            row["spearman_train"] = spearman(train_emb, len(train), train.scores)
+            train_cos[name] = cosines(train_emb, len(train))
         rows[name] = row
+    if train is not None:
+        log("paired bootstrap intervals on train ...")
+        info["train_intervals"] = train_intervals(
+            train_cos,
+            train.scores,
+            [k for k in rows if k.startswith("frugal ") and k != FRUGAL_FP32],
+        )
 
     log(f"timing: {args.repeats} interleaved rounds over {len(sentences)} sentences ...")
     for enc in encoders.values():
