@@ -97,22 +97,48 @@ def run_optimize(
         listener=listener,
         extra_text=extra_text,
     )
+    return summary(
+        res.candidates, res.elapsed_s, res.run_id, max_quality_drop,
+        extra_text=str(extra_text) if extra_text else None,
+    )  # fmt: skip
+
+
+def summary(
+    candidates: list[dict[str, Any]],
+    elapsed_s: float,
+    run_id: str,
+    max_quality_drop: float,
+    **more: Any,
+) -> dict[str, Any]:
+    """A search's figures: what it tried and chose, and its final check."""
+    best = next((r for r in candidates if r.get("chosen")), None)
     return {
-        "elapsed_s": res.elapsed_s,
-        "candidates": len(res.candidates),
-        "best": res.best["label"] if res.best else None,
-        "run_id": res.run_id,
+        "elapsed_s": elapsed_s,
+        "candidates": len(candidates),
+        "best": best["label"] if best else None,
+        "run_id": run_id,
         "max_quality_drop": max_quality_drop,
-        "extra_text": str(extra_text) if extra_text else None,
+        **more,
         # the final check: the chosen model's drop on "final" must stay within the bound at
         # this one-sided confidence (paired bootstrap); its point drop and the bound's end
-        "final_confidence": res.best.get("final_confidence") if res.best else None,
-        "final_quality_drop": res.best.get("final_quality_drop") if res.best else None,
-        "final_drop_bound": res.best.get("final_drop_bound") if res.best else None,
-        "failed_final_check": [
-            r["label"] for r in res.candidates if r.get("final_check") == "failed"
-        ],
+        "final_confidence": best.get("final_confidence") if best else None,
+        "final_quality_drop": best.get("final_quality_drop") if best else None,
+        "final_drop_bound": best.get("final_drop_bound") if best else None,
+        "failed_final_check": [r["label"] for r in candidates if r.get("final_check") == "failed"],
     }
+
+
+def reused(folder: Path) -> dict[str, Any] | None:
+    """``summary`` of an earlier search from its ``candidates.json`` (``--from``)."""
+    try:
+        data = json.loads((folder / "candidates.json").read_text())
+    except (OSError, ValueError):
+        return None
+    cost = data.get("production_cost") or {}
+    return summary(
+        data["candidates"], cost.get("wall_s"), (cost.get("runs") or [None])[0],
+        data["max_quality_drop"], reused_from=str(folder),
+    )  # fmt: skip
 
 
 def build_optimum(out: Path) -> Path:
@@ -218,6 +244,8 @@ def main() -> int:
         info["optimize"] = run_optimize(
             args.data, out, args.budget_minutes, args.seed, extra_text=extra
         )
+    else:
+        info["optimize"] = reused(out)
     if not (out / "best").exists():
         log(f"no chosen model in {out}")
         print(json.dumps({**info, "error": "optimize chose no model"}))
@@ -277,6 +305,8 @@ def main() -> int:
                     args.data, match_out, args.budget_minutes, args.seed, bound, MATCH_PASSES,
                     extra_text=extra,
                 )  # fmt: skip
+            else:
+                info["optimize_at_optimum"] = reused(match_out)
             if (match_out / "best").exists():
                 m = frugalml.load(match_out / "best")
                 m = m.evolve(runtime=Runtime(**{**m.runtime.to_dict(), "threads": THREADS}))
