@@ -91,6 +91,12 @@ def main() -> int:
         candidates=len(records),
         candidates_ok=sum(r["status"] == "ok" for r in records),
         best=best_rec["label"] if best_rec else None,
+        # the final check: the chosen model's drop on "final" within the bound at this
+        # one-sided confidence (paired bootstrap of the final rows); point drop, bound's end
+        final_confidence=best_rec.get("final_confidence") if best_rec else None,
+        final_quality_drop=best_rec.get("final_quality_drop") if best_rec else None,
+        final_drop_bound=best_rec.get("final_drop_bound") if best_rec else None,
+        failed_final_check=[r["label"] for r in records if r.get("final_check") == "failed"],
         tried=[
             {k: r.get(k) for k in ("id", "label", "quality", "throughput_per_s", "status")}
             for r in records
