@@ -344,7 +344,10 @@ def main() -> int:
 
     log(f"timing: {args.repeats} interleaved rounds over {len(sentences)} sentences ...")
     for enc in encoders.values():
-        enc(sentences[:256])  # warm-up, not timed
+        # warm-up, not timed: one whole pass, so every batch shape has run once (OpenVINO
+        # compiles per input shape; a 256-sentence warm-up left the chosen model's first
+        # rounds 6-13% slower than the rest in the run of 2026-12-02 10:10)
+        enc(sentences)
     names = list(encoders)
     seconds: dict[str, list[float]] = {k: [] for k in names}
     for r in range(args.repeats):
