@@ -8,7 +8,9 @@ Each arm starts a server as a subprocess on a free loopback port, then this proc
 with ``frugalml.serve.loadtest`` (the same open-loop client as ``frugal loadtest``: Poisson
 arrivals, latency from the scheduled send time, one real STS-B sentence per request) at each
 rate of the sweep, lowest first, stopping after two rates in a row miss the SLO (one miss on
-a shared machine can be noise). The coarse grid only brackets each arm's knee, so for each
+a shared machine can be noise; an arm still within the SLO at the grid's top goes on at
+x1.25 steps until it misses twice, up to ``--max-rps``). The coarse grid only brackets each
+arm's knee, so for each
 SLO (``--slo-p99-ms``, ``--slo2-p99-ms``) the rate is then bisected between the highest rate
 that met it and the next one that missed it, at most ``--refine`` times and until the gap is
 within ``--refine-rel`` (3%) of the rate, so each arm's knee is known to the same relative
@@ -138,10 +140,20 @@ def sweep(
     bisection (``--refine`` steps) between the highest rate meeting it and the next rate
     that missed it, then one overload rate. Returns every rate tried, sorted by rate."""
     out: list[dict] = []
+
+    def saturated() -> bool:
+        return len(out) >= 2 and not out[-1]["meets_slo"] and not out[-2]["meets_slo"]
+
     for rate in rates:  # lowest first; two misses in a row: the server is saturated
         out.append(one_rate(url, texts, rate, args))
-        if len(out) >= 2 and not out[-1]["meets_slo"] and not out[-2]["meets_slo"]:
+        if saturated():
             break
+    # the grid's top rate still within the SLO: go on past it (x1.25) until two misses, so a
+    # fast arm's figure is its knee, not the top of the grid
+    rate = rates[-1] if rates else 0.0
+    while out and not saturated() and rate * 1.25 <= args.max_rps:
+        rate = round(rate * 1.25, 1)
+        out.append(one_rate(url, texts, rate, args))
     last_coarse = out[-1]["rate_rps"] if out else None
     for slo in sorted({args.slo_p99_ms, args.slo2_p99_ms}):
         for _ in range(args.refine):
@@ -469,6 +481,12 @@ def main() -> None:
     )
     ap.add_argument(
         "--refine-min-rps", type=float, default=4.0, help="stop bisecting below this gap"
+    )
+    ap.add_argument(
+        "--max-rps",
+        type=float,
+        default=4000.0,
+        help="past the grid's top rate (while it meets the SLO) the sweep goes on x1.25 up to this",
     )
     ap.add_argument("--slo-p99-ms", type=float, default=200.0)
     ap.add_argument("--slo2-p99-ms", type=float, default=100.0, help="second SLO (Infinity)")
