@@ -173,36 +173,19 @@ def test_bad_input_gives_one_clear_line(
     tmp_path: Path,  # type: ignore[no-untyped-def]
     shared_data: Path,
 ) -> None:
+    def optimize(model: str, task: str, data: str, out: str, *more: str):  # type: ignore[no-untyped-def]
+        return _bad(cli, "optimize", model, "--task", task, "--data", data, "--out", out, *more)
+
     p = _bad(cli, "eval", str(tmp_path / "nope"), "--task", "fidelity", "--data", str(texts))
     assert "model not found" in p.stderr
     odd = tmp_path / "odd"
     odd.mkdir()
     (odd / "config.json").write_text(json.dumps({"model_type": "quantum-transformer"}))
     (odd / "model.safetensors").write_bytes(b"")
-    p = _bad(
-        cli,
-        "optimize",
-        str(odd),
-        "--task",
-        "fidelity",
-        "--data",
-        str(texts),
-        "--out",
-        str(tmp_path / "o1"),
-    )
+    p = optimize(str(odd), "fidelity", str(texts), str(tmp_path / "o1"))
     assert "unsupported architecture 'quantum-transformer'" in p.stderr
     sst = shared_data / "sst2" / "stsa.binary.dev"
-    p = _bad(
-        cli,
-        "optimize",
-        str(tiny),
-        "--task",
-        "similarity",
-        "--data",
-        str(sst),
-        "--out",
-        str(tmp_path / "o2"),
-    )
+    p = optimize(str(tiny), "similarity", str(sst), str(tmp_path / "o2"))
     assert "no second sentence" in p.stderr
     utf16 = tmp_path / "utf16.csv"
     utf16.write_bytes("text\nhello there\n".encode("utf-16"))
@@ -210,45 +193,13 @@ def test_bad_input_gives_one_clear_line(
     assert "UTF-16" in p.stderr
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    p = _bad(
-        cli,
-        "optimize",
-        str(tiny),
-        "--task",
-        "fidelity",
-        "--data",
-        str(empty),
-        "--out",
-        str(tmp_path / "o3"),
-    )
+    p = optimize(str(tiny), "fidelity", str(empty), str(tmp_path / "o3"))
     assert "no data rows" in p.stderr
-    p = _bad(
-        cli,
-        "optimize",
-        str(tiny),
-        "--task",
-        "fidelity",
-        "--data",
-        str(texts),
-        "--out",
-        str(tmp_path / "o4"),
-        "--passes",
-        "quantum_pass",
+    p = optimize(
+        str(tiny), "fidelity", str(texts), str(tmp_path / "o4"), "--passes", "quantum_pass"
     )
     assert "unknown pass" in p.stderr
-    p = _bad(
-        cli,
-        "optimize",
-        str(tiny),
-        "--task",
-        "fidelity",
-        "--data",
-        str(texts),
-        "--out",
-        str(tmp_path / "o5"),
-        "--final-confidence",
-        "1",
-    )
+    p = optimize(str(tiny), "fidelity", str(texts), str(tmp_path / "o5"), "--final-confidence", "1")
     assert "--final-confidence must be at least 0.5 and below 1" in p.stderr
     assert not (tmp_path / "o5" / ".work").exists()
     p = _bad(cli, "eval", str(tiny), "--task", "translation", "--data", str(texts))
