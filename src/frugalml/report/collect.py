@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 METHOD = (
     "Every candidate, the baseline included, is measured the same way (frugal eval): quality "
     "on the select third of the data, the chosen one checked again on a final third no pass "
-    "and no selection touched; warm-up batches untimed; throughput the median over "
+    "and no selection touched (within the bound with 90% one-sided confidence by default, a "
+    "paired bootstrap against the original: --final-confidence); warm-up batches untimed; "
+    "throughput the median over "
     "timed passes; latency per batch (p50/p99); peak memory of the evaluating process; size "
     "of the weight files.",
     "$ per 1M requests (one request = one text) = 1e6 / throughput / 3600 × the instance's "
