@@ -4,6 +4,7 @@ bootstrap, so an edge model does not pass on a point estimate)."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -69,11 +70,14 @@ def check_confidence(confidence: float) -> None:
 
 
 def drop_bound(
-    base: Scored, cand: Scored, higher_is_better: bool, confidence: float
+    base: Scored | None, cand: Scored | None, higher_is_better: bool, confidence: float
 ) -> tuple[float, float]:
     """``(drop, bound)`` on the final split: the point drop (candidate against baseline, in
     points, positive = worse) and the upper end of its one-sided ``confidence`` interval from
-    a paired bootstrap of the rows (``confidence`` 0.5: the point drop itself)."""
+    a paired bootstrap of the rows (``confidence`` 0.5: the point drop itself). NaN for both
+    when either evaluation failed (None)."""
+    if base is None or cand is None:
+        return math.nan, math.nan
     drop = quality_drop(float(cand.quality), float(base.quality), higher_is_better)
     if confidence <= 0.5:
         return drop, drop
@@ -108,19 +112,19 @@ def choose(
         r for r in records if r is not baseline and bound.allows(r) and cheaper(r, baseline)
     ]
     notes: list[str] = []
-    base_final: list[Scored | None] = []
+
+    @functools.cache
+    def base_final() -> Scored | None:  # asked once, and only if a contender is checked
+        result = final_result(baseline)
+        baseline["final_quality"] = _quality(result)
+        return result
+
     for r in ranked(contenders):
-        if not base_final:
-            base_final.append(final_result(baseline))
-            baseline["final_quality"] = _quality(base_final[0])
+        base = base_final()  # the baseline first, so its figures are there for every record
         cand = final_result(r)
         r["final_quality"] = _quality(cand)
         r["final_confidence"] = confidence
-        drop, high = (
-            drop_bound(base_final[0], cand, hib, confidence)
-            if cand is not None and base_final[0] is not None
-            else (math.nan, math.nan)
-        )
+        drop, high = drop_bound(base, cand, hib, confidence)
         r["final_quality_drop"], r["final_drop_bound"] = drop, high
         passed = high <= max_drop + 1e-9  # NaN (failed check) never passes
         r["final_check"] = "passed" if passed else "failed"
