@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED, THREADS  # sets the offline variables first
+from common import SHARED, THREADS, final_check  # sets the offline variables first
 
 BASE = "sentence-transformers fp32"
 
@@ -91,12 +91,7 @@ def main() -> int:
         candidates=len(records),
         candidates_ok=sum(r["status"] == "ok" for r in records),
         best=best_rec["label"] if best_rec else None,
-        # the final check: the chosen model's drop on "final" within the bound at this
-        # one-sided confidence (paired bootstrap of the final rows); point drop, bound's end
-        final_confidence=best_rec.get("final_confidence") if best_rec else None,
-        final_quality_drop=best_rec.get("final_quality_drop") if best_rec else None,
-        final_drop_bound=best_rec.get("final_drop_bound") if best_rec else None,
-        failed_final_check=[r["label"] for r in records if r.get("final_check") == "failed"],
+        **final_check(records),
         tried=[
             {k: r.get(k) for k in ("id", "label", "quality", "throughput_per_s", "status")}
             for r in records

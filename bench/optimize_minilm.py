@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import HERE, SHARED, THREADS, cpu  # sets the offline variables first
+from common import HERE, SHARED, THREADS, cpu, final_check  # sets the offline variables first
 
 BASE = "sentence-transformers fp32"
 OPTIMUM = "optimum ort int8 (avx512_vnni)"
@@ -119,12 +119,7 @@ def summary(
         "run_id": run_id,
         "max_quality_drop": max_quality_drop,
         **more,
-        # the final check: the chosen model's drop on "final" must stay within the bound at
-        # this one-sided confidence (paired bootstrap); its point drop and the bound's end
-        "final_confidence": best.get("final_confidence") if best else None,
-        "final_quality_drop": best.get("final_quality_drop") if best else None,
-        "final_drop_bound": best.get("final_drop_bound") if best else None,
-        "failed_final_check": [r["label"] for r in candidates if r.get("final_check") == "failed"],
+        **final_check(candidates),
     }
 
 
