@@ -6,6 +6,9 @@
 2. In one process, 2 threads, batch 1, greedy: the rows
    - ``fp32 transformers``: the GGUF dequantized to float32, ``model.generate`` (the baseline);
    - ``torchao int8``: weight-only int8 (``WeightOnlyQuant(bits=8)``, eager mode);
+   - ``torchao int4 packed, compiled``: 4-bit weights two a byte in torchao's CPU layout on
+     bf16 activations (``WeightOnlyQuant(bits=4, group_size=32, packed=True)``), the decode
+     step compiled over a static cache (``TorchCompile()``): frugal's own 4-bit row;
    - ``frugal chosen``: what step 1 saved;
    - ``ort genai int4 (builder default)``: the ONNX Runtime GenAI builder's int4, one call;
    - ``llama.cpp Q4_1 gguf``: the bundled GGUF on llama-cpp-python (when it is importable);
@@ -43,6 +46,7 @@ WINDOW, WINDOWS = 512, 8
 FLIP_PROMPT, FLIP_TOKENS = 64, 32
 BASE = "fp32 transformers"
 INT8 = "torchao int8"
+INT4 = "torchao int4 packed, compiled"
 CHOSEN = "frugal chosen"
 ORT = "ort genai int4 (builder default)"
 LLAMA = "llama.cpp Q4_1 gguf"
@@ -187,7 +191,14 @@ def main() -> int:
     from frugalml.measure.prices import resolve
     from frugalml.models import Runtime
     from frugalml.models.runtimes.llama_cpp import available as llama_available
-    from frugalml.passes import LlamaCppGGUF, OrtGenAIBuild, PassContext, WeightOnlyQuant, apply
+    from frugalml.passes import (
+        LlamaCppGGUF,
+        OrtGenAIBuild,
+        PassContext,
+        TorchCompile,
+        WeightOnlyQuant,
+        apply,
+    )
     from frugalml.search.evaluate_lm import kv_bytes_per_position
 
     torch.set_num_threads(THREADS)
@@ -207,7 +218,10 @@ def main() -> int:
     ctx = PassContext(work_dir=out / "bench-work")
     models: dict[str, Any] = {BASE: base}
     failed: dict[str, str] = {}
-    builds: list[tuple[str, Any]] = [(INT8, WeightOnlyQuant(bits=8))]
+    builds: list[tuple[str, Any]] = [
+        (INT8, WeightOnlyQuant(bits=8)),
+        (INT4, [WeightOnlyQuant(bits=4, group_size=32, packed=True), TorchCompile()]),
+    ]
     if (out / "best").exists():
         models[CHOSEN] = two_threads(frugalml.load(out / "best"))
     else:
@@ -345,6 +359,7 @@ def table(rows: dict[str, dict[str, Any]]) -> str:
 DOC_ROWS = {
     "transformers fp32 `generate`": BASE,
     "torchao int8 weight-only (eager)": INT8,
+    "torchao int4 packed (Q4_1's grid, bf16), decode compiled": INT4,
     "**frugal, chosen within 2%**": CHOSEN,
     "ONNX Runtime GenAI int4, builder default": ORT,
     "llama.cpp, the bundled Q4_1 GGUF": LLAMA,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -127,3 +128,85 @@ def test_compiled_static_cache_decoding_gives_the_eager_models_tokens(
         base.engine_runtime.greedy(base, one, 6)[0].tolist()
     )
     assert "step" in again.state(dict)  # the loaded model decodes through the compiled step
+
+
+def _on_q4_1_grid(folder: Path, out: Path) -> Path:
+    """``folder``'s model with every Linear weight put on GGUF's Q4_1 grid (groups of 32: 16
+    levels from the group's min to its max, as the bundled smollm2's weights are)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(str(folder))
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, mod in model.named_modules():
+            if isinstance(mod, torch.nn.Linear) and not name.endswith("lm_head"):
+                rows, cols = mod.weight.shape
+                lo = torch.randn(rows, cols // 32, 1, generator=gen) * 0.05 - 0.05
+                step = torch.rand(rows, cols // 32, 1, generator=gen) * 0.01 + 0.002
+                k = torch.randint(0, 16, (rows, cols // 32, 32), generator=gen)
+                k[..., 0], k[..., 1] = 0, 15  # each group spans its whole grid
+                mod.weight.copy_((lo + step * k).reshape(rows, cols))
+    model.save_pretrained(str(out), safe_serialization=True)
+    AutoTokenizer.from_pretrained(str(folder)).save_pretrained(str(out))
+    return out
+
+
+def test_packed_int4_keeps_weights_on_a_q4_1_grid_and_halves_the_bytes(
+    tiny: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    from frugalml.models.runtimes.causal_lm import state_bytes
+    from frugalml.passes import WeightOnlyQuant, apply
+    from frugalml.passes.persist import load, save
+
+    base = load(_on_q4_1_grid(tiny, tmp_path / "grid"))
+    packed = apply(base, [WeightOnlyQuant(bits=4, group_size=32, packed=True)])
+    wide = apply(base, [WeightOnlyQuant(bits=4, group_size=32)])  # one value a byte
+    coarse = apply(base, [WeightOnlyQuant(bits=4, group_size=64, packed=True)])
+    assert packed.dtype == "int4" and packed.module.dtype == torch.bfloat16
+    w = base.module.model.layers[0].mlp.up_proj.weight
+
+    def weights(model: Any) -> torch.Tensor:  # the kernel's own weights: identity x W^T
+        lin = model.module.model.layers[0].mlp.up_proj
+        return lin(torch.eye(lin.in_features, dtype=torch.bfloat16)).float().T
+
+    got, miss = weights(packed), weights(coarse)
+    # the same 16 levels per group come back, up to bf16's rounding (8-bit mantissa)...
+    assert torch.allclose(got, w, rtol=2**-7, atol=2**-9)
+    # ...which groups of 64 (two groups' ranges in one grid) cannot keep
+    assert (miss - w).abs().mean() > 8 * (got - w).abs().mean()
+    assert state_bytes(packed.module) < 0.75 * state_bytes(wide.module)
+    ids = np.arange(3, 40, dtype=np.int64)[None, :]
+    a = base.engine_runtime.logits(base, ids).numpy()
+    b = packed.engine_runtime.logits(packed, ids).numpy()
+    # only the bf16 activations differ: the logits move by a small part of their spread
+    assert np.abs(a - b).mean() < 0.05 * a.std()
+    again = load(save(packed, tmp_path / "saved"))  # saved unquantized, replayed on load
+    c = again.engine_runtime.logits(again, ids).numpy()
+    assert np.array_equal(b, c) and again.dtype == "int4"
+
+
+def test_packed_int4_is_refused_off_4_bits() -> None:
+    from frugalml.errors import BadInput
+    from frugalml.passes import WeightOnlyQuant
+
+    with pytest.raises(BadInput, match="4-bit"):
+        WeightOnlyQuant(bits=8, packed=True)
+
+
+def test_packed_int4_decodes_through_the_compiled_step(tiny: Path, tmp_path: Path) -> None:
+    """The combination optimize tries: packed int4, then the decode step compiled over a
+    static cache; its greedy tokens are the eager packed model's."""
+    from frugalml.passes import TorchCompile, WeightOnlyQuant, apply
+    from frugalml.passes.persist import load
+
+    base = load(_on_q4_1_grid(tiny, tmp_path / "grid"))
+    packed = apply(base, [WeightOnlyQuant(bits=4, group_size=32, packed=True)])
+    both = apply(base, [WeightOnlyQuant(bits=4, group_size=32, packed=True), TorchCompile()])
+    ids = np.random.default_rng(0).integers(5, 1000, size=(1, 9))
+    want, _pre, _steps = packed.engine_runtime.greedy(packed, ids, 6)
+    got, _pre, steps = both.engine_runtime.greedy(both, ids, 6)
+    assert "step" in both.state(dict) and len(steps) == 5
+    assert got.tolist() == want.tolist()
