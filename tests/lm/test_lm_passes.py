@@ -162,9 +162,9 @@ def test_packed_int4_keeps_weights_on_a_q4_1_grid_and_halves_the_bytes(
     from frugalml.passes.persist import load, save
 
     base = load(_on_q4_1_grid(tiny, tmp_path / "grid"))
-    packed = apply(base, [WeightOnlyQuant(bits=4, group_size=32, packed=True)])
+    packed = apply(base, [WeightOnlyQuant(bits=4, group_size=32, cpu_kernels=True)])
     wide = apply(base, [WeightOnlyQuant(bits=4, group_size=32)])  # one value a byte
-    coarse = apply(base, [WeightOnlyQuant(bits=4, group_size=64, packed=True)])
+    coarse = apply(base, [WeightOnlyQuant(bits=4, group_size=64, cpu_kernels=True)])
     assert packed.dtype == "int4" and packed.module.dtype == torch.bfloat16
     w = base.module.model.layers[0].mlp.up_proj.weight
 
@@ -188,25 +188,33 @@ def test_packed_int4_keeps_weights_on_a_q4_1_grid_and_halves_the_bytes(
     assert np.array_equal(b, c) and again.dtype == "int4"
 
 
-def test_packed_int4_is_refused_off_4_bits() -> None:
+def test_the_cpu_int8_kernel_takes_no_group_size() -> None:
     from frugalml.errors import BadInput
     from frugalml.passes import WeightOnlyQuant
 
-    with pytest.raises(BadInput, match="4-bit"):
-        WeightOnlyQuant(bits=8, packed=True)
+    with pytest.raises(BadInput, match="per row"):
+        WeightOnlyQuant(bits=8, group_size=32, cpu_kernels=True)
 
 
-def test_packed_int4_decodes_through_the_compiled_step(tiny: Path, tmp_path: Path) -> None:
-    """The combination optimize tries: packed int4, then the decode step compiled over a
-    static cache; its greedy tokens are the eager packed model's."""
+@pytest.mark.parametrize("bits", [4, 8])
+def test_cpu_kernels_decode_through_the_compiled_step(
+    tiny: Path, tmp_path: Path, bits: int
+) -> None:
+    """The combinations optimize tries: int4 / int8 on the CPU kernels (bf16), then the decode
+    step compiled over a static cache; the greedy tokens are the eager quantized model's, and
+    a new batch size (a second compiled graph) does not disturb the first."""
     from frugalml.passes import TorchCompile, WeightOnlyQuant, apply
     from frugalml.passes.persist import load
 
     base = load(_on_q4_1_grid(tiny, tmp_path / "grid"))
-    packed = apply(base, [WeightOnlyQuant(bits=4, group_size=32, packed=True)])
-    both = apply(base, [WeightOnlyQuant(bits=4, group_size=32, packed=True), TorchCompile()])
-    ids = np.random.default_rng(0).integers(5, 1000, size=(1, 9))
-    want, _pre, _steps = packed.engine_runtime.greedy(packed, ids, 6)
-    got, _pre, steps = both.engine_runtime.greedy(both, ids, 6)
-    assert "step" in both.state(dict) and len(steps) == 5
-    assert got.tolist() == want.tolist()
+    cfg = WeightOnlyQuant(bits=bits, group_size=32 if bits == 4 else None, cpu_kernels=True)
+    eager = apply(base, [cfg])
+    both = apply(base, [cfg, TorchCompile()])
+    assert eager.dtype == both.dtype == f"int{bits}"
+    rng = np.random.default_rng(0)
+    one, two = rng.integers(5, 1000, size=(1, 9)), rng.integers(5, 1000, size=(2, 7))
+    for ids in (one, two, one):
+        want, _pre, _steps = eager.engine_runtime.greedy(eager, ids, 6)
+        got, _pre, steps = both.engine_runtime.greedy(both, ids, 6)
+        assert len(steps) == 5 and got.tolist() == want.tolist()
+    assert "step" in both.state(dict)

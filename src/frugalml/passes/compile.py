@@ -40,9 +40,9 @@ def torch_compile(model: Model, cfg: TorchCompile, ctx: PassContext) -> Model:
 
     if model.device == "cpu" and not (shutil.which("g++") or shutil.which("clang++")):
         raise CandidateFailed("torch.compile on CPU needs a C++ compiler (g++ or clang++)")
+    if model.engine == "causal_lm":  # the runtime compiles its static-cache decode step
+        return model.evolve()  # (weight-only int8/int4 included: Inductor calls their kernels)
     if model.dtype == "int8":
         raise CandidateFailed("torch.compile is not combined with dynamic int8 modules")
-    if model.engine == "causal_lm":  # the runtime compiles its static-cache decode step
-        return model.evolve()
     compiled = torch.compile(model.module, mode=cfg.mode, dynamic=cfg.dynamic)
     return model.evolve(module=compiled)

@@ -10,17 +10,22 @@ int8's). Activations stay in floating point. ``keep_lm_head`` (default) leaves t
 projection (tied to the embeddings in most small LMs) in its original precision; the
 embeddings are never quantized.
 
-``WeightOnlyQuant(bits=4, packed=True)`` is the 4-bit path that reads half a byte a weight:
-torchao's CPU tinygemm layout (``PrototypeInt4WeightOnlyConfig``, two values a byte, matmuls
-by ``aten._weight_int4pack_mm_for_cpu``). That kernel is fast on bfloat16 activations only
-(here, one 576x576 matmul of a token: 24 us on bf16, 400 us on fp32, against 51 us for the
-fp32 Linear), so the pass casts the network to bfloat16 first. Its grid is asymmetric, a
-float scale and zero per group of ``group_size`` inputs: min and max of a group map to 0 and
-15, which is exactly GGUF's Q4_1 grid at groups of 32, so weights already on that grid (the
-bundled ``smollm2``, dequantized from Q4_1) come back unchanged and only the bf16 activations
-move the outputs. Eager, each call goes through torchao's tensor subclass (slower than fp32);
-combined with ``torch_compile`` the decode step calls the kernel directly. CPU only: on
-another device the candidate fails saying so.
+``cpu_kernels=True`` runs the weights through PyTorch's CPU weight-only kernels, which are
+fast on bfloat16 activations only, so the pass casts the network to bfloat16 first:
+
+- 4 bits: torchao's CPU tinygemm layout (``PrototypeInt4WeightOnlyConfig``), two values a
+  byte, matmuls by ``aten._weight_int4pack_mm_for_cpu`` (here, one token through a 576x576
+  layer: 24 us on bf16, 400 us on fp32, against 51 us for the fp32 Linear). Its grid is
+  asymmetric, a float scale and zero per group of ``group_size`` inputs: min and max of a
+  group map to 0 and 15, which is exactly GGUF's Q4_1 grid at groups of 32, so weights
+  already on that grid (the bundled ``smollm2``, dequantized from Q4_1) come back unchanged
+  and only the bf16 activations move the outputs.
+- 8 bits: ``Int8WeightOnlyConfig`` per row on the bf16 network; compiled, Inductor calls
+  ``aten._weight_int8pack_mm``.
+
+Eager, each call goes through torchao's tensor subclass (slower than fp32); with
+``torch_compile`` after it, the compiled decode step calls the kernels directly, which is
+how ``optimize`` tries them. CPU only: on another device the candidate fails saying so.
 
 Only how the model runs changes: ``save`` keeps the unquantized weights and ``load``
 re-applies the pass (``replay_on``), as for PyTorch dynamic int8.
@@ -46,13 +51,15 @@ class WeightOnlyQuant:
     bits: int = 8
     group_size: int | None = None
     keep_lm_head: bool = True
-    packed: bool = False  # 4 bits: two a byte in tinygemm's CPU layout, bf16 activations
+    cpu_kernels: bool = False  # bf16 activations for PyTorch's CPU int4/int8 kernels
 
     def __post_init__(self) -> None:
         if self.bits not in (4, 8):
             raise BadInput(f"weight-only quantization takes 8 or 4 bits, not {self.bits}")
-        if self.packed and self.bits != 4:
-            raise BadInput("packed weight-only quantization is 4-bit: bits=4 with packed")
+        if self.cpu_kernels and self.bits == 8 and self.group_size is not None:
+            raise BadInput(
+                "the CPU int8 kernel scales per row: cpu_kernels with bits=8 takes no group size"
+            )
         if self.group_size is not None and self.group_size < 1:
             raise BadInput(f"group size must be positive, not {self.group_size}")
 
@@ -63,7 +70,7 @@ class WeightOnlyQuant:
         from torchao.quantization import Int8WeightOnlyConfig, IntxWeightOnlyConfig
         from torchao.quantization.granularity import PerGroup
 
-        if self.packed:
+        if self.cpu_kernels and self.bits == 4:
             from torchao.prototype.quantization.int4 import PrototypeInt4WeightOnlyConfig
 
             return PrototypeInt4WeightOnlyConfig(group_size=self.group_size or 32)
@@ -120,12 +127,12 @@ def weight_only_quant(model: Model, cfg: WeightOnlyQuant, ctx: PassContext) -> M
         return (cfg.bits == 8 and cfg.group_size is None) or module.in_features % size == 0
 
     network = copy.deepcopy(model.module)
-    if cfg.packed:
+    if cfg.cpu_kernels:
         if model.device != "cpu":
             raise CandidateFailed(
-                f"packed int4 is torchao's CPU tinygemm layout; this model is on {model.device}"
+                f"cpu_kernels: PyTorch CPU weight-only kernels, and the model is on {model.device}"
             )
-        network = network.to(torch.bfloat16)  # the kernel's fast activations
+        network = network.to(torch.bfloat16)  # the kernels' fast activations
     try:
         with quiet_logs("torchao"):
             quantize_(network, cfg.torchao_config(), filter_fn=wanted)

@@ -3,7 +3,7 @@
 Candidates (``LM_SPACE``, filtered by ``--passes`` and by what the device supports): bf16,
 the decode step compiled over a static KV cache (``torch_compile``), torchao weight-only
 int8 (per row; and with the output projection quantized too) and int4 with groups of 32, 64
-and 128 inputs, int4 packed two a byte in torchao's CPU layout with the decode compiled,
+and 128 inputs, int4 (packed two a byte) and int8 on PyTorch's CPU kernels, decode compiled,
 ONNX Runtime GenAI's int4, llama.cpp (``llama_cpp_gguf``, when llama-cpp-python is
 installed) on the model's own GGUF file (a Llama-architecture folder model: its weights
 exported to an F16 GGUF) and quantized by llama.cpp to Q4_0, Q8_0, Q4_K_M and Q5_K_M (a GGUF
@@ -51,8 +51,10 @@ from frugalml.search.pareto import pareto_front
 
 LM_SPACE: list[tuple[Any, ...]] = [
     (WeightOnlyQuant(bits=8),),
-    # 4 bits two a byte (torchao's CPU tinygemm; Q4_1's grid at groups of 32), decode compiled
-    (WeightOnlyQuant(bits=4, group_size=32, packed=True), TorchCompile()),
+    # PyTorch's CPU weight-only kernels on bf16 activations, the decode step compiled: 4 bits
+    # two a byte (torchao's tinygemm layout; Q4_1's grid at groups of 32), and int8 per row
+    (WeightOnlyQuant(bits=4, group_size=32, cpu_kernels=True), TorchCompile()),
+    (WeightOnlyQuant(bits=8, cpu_kernels=True), TorchCompile()),
     (LlamaCppGGUF(),),  # the GGUF's own weights on llama.cpp (a folder model: exported, F16)
     # the same weights quantized by llama.cpp's quantizer (GGUF or Llama-architecture models)
     (LlamaCppGGUF(weights="q4_0"),),  # repacked at load for x86's fastest 4-bit kernels
