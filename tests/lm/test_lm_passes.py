@@ -218,3 +218,24 @@ def test_cpu_kernels_decode_through_the_compiled_step(
         got, _pre, steps = both.engine_runtime.greedy(both, ids, 6)
         assert len(steps) == 5 and got.tolist() == want.tolist()
     assert "step" in both.state(dict)
+
+
+def test_two_compiled_models_in_one_process_each_decode_their_own_tokens(
+    tiny: Path, tmp_path: Path
+) -> None:
+    """Every model's compiled step is the same code object, so one cache holds both models'
+    graphs; after a step's first call only the guards that tell graphs apart are checked, and
+    those must still tell the two models apart (interleaved, each gives its eager tokens)."""
+    from frugalml.passes import TorchCompile, apply
+    from frugalml.passes.persist import load
+
+    a = load(tiny)
+    b = load(_on_q4_1_grid(tiny, tmp_path / "grid"))  # the same shapes, other weights
+    ca, cb = apply(a, [TorchCompile()]), apply(b, [TorchCompile()])
+    ids = np.random.default_rng(1).integers(5, 1000, size=(1, 9))
+    want_a = a.engine_runtime.greedy(a, ids, 8)[0].tolist()
+    want_b = b.engine_runtime.greedy(b, ids, 8)[0].tolist()
+    assert want_a != want_b
+    for _ in range(2):
+        assert ca.engine_runtime.greedy(ca, ids, 8)[0].tolist() == want_a
+        assert cb.engine_runtime.greedy(cb, ids, 8)[0].tolist() == want_b
