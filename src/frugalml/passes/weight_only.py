@@ -116,6 +116,10 @@ def import_torchao() -> Any:
 def weight_only_quant(model: Model, cfg: WeightOnlyQuant, ctx: PassContext) -> Model:
     import torch
 
+    if cfg.cpu_kernels and model.device != "cpu":  # before any copy of the network
+        raise CandidateFailed(
+            f"cpu_kernels: PyTorch CPU weight-only kernels, and the model is on {model.device}"
+        )
     quantize_ = import_torchao().quantize_
 
     def wanted(module: Any, fqn: str) -> bool:
@@ -128,10 +132,6 @@ def weight_only_quant(model: Model, cfg: WeightOnlyQuant, ctx: PassContext) -> M
 
     network = copy.deepcopy(model.module)
     if cfg.cpu_kernels:
-        if model.device != "cpu":
-            raise CandidateFailed(
-                f"cpu_kernels: PyTorch CPU weight-only kernels, and the model is on {model.device}"
-            )
         network = network.to(torch.bfloat16)  # the kernels' fast activations
     try:
         with quiet_logs("torchao"):
